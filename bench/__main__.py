@@ -7,6 +7,7 @@ import sys
 
 BENCHES = {
     "crypto": "bench.crypto_bench",
+    "transport": "bench.transport_bench",
 }
 
 

@@ -44,9 +44,14 @@ def _normalise(value: Any, depth: int = 0) -> Any:
     return value
 
 
+# One Packer serves every call (cheaper than packb building one each time);
+# it keeps no state between calls, and its C code holds the GIL for a whole call.
+_packer = msgpack.Packer(use_bin_type=True)
+
+
 def pack(value: Any) -> bytes:
     """Encode ``value`` as msgpack (bin for bytes, str for text), keys in given order."""
-    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+    return _packer.pack(value)  # type: ignore[no-any-return]
 
 
 def canonical(value: Any) -> bytes:
@@ -92,7 +97,7 @@ def unpack_map(data: bytes, max_size: int) -> Wire:
 
 
 def as_map(value: Any, what: str) -> Wire:
-    """Check that ``value`` is a map with str keys."""
+    """Check that ``value`` is a map (keys are str or bytes; readers look up str keys only)."""
     if not isinstance(value, dict):
         raise RemoteProtocolError(f"{what} must be a map")
     return value
@@ -150,3 +155,30 @@ def field_map(m: Wire, key: str) -> Wire:
 def optional(m: Wire, key: str) -> bool:
     """True when an optional key is present and not nil."""
     return m.get(key) is not None
+
+
+def unpack_sequence(data: bytes, max_size: int) -> list[Any]:
+    """Decode one or more msgpack values written back to back (a packed batch)."""
+    if len(data) > max_size:
+        raise RemoteProtocolError(f"batch of {len(data)} bytes exceeds its {max_size}-byte cap")
+    unpacker = msgpack.Unpacker(
+        raw=False,
+        strict_map_key=True,
+        max_buffer_size=max_size,
+        max_bin_len=max_size,
+        max_str_len=max_size,
+        max_array_len=max_size,
+        max_map_len=max_size,
+        max_ext_len=0,
+    )
+    values: list[Any] = []
+    try:
+        unpacker.feed(data)
+        while unpacker.tell() < len(data):
+            values.append(unpacker.unpack())
+    except msgpack.OutOfData as exc:
+        raise RemoteProtocolError("batch ends inside a value") from exc
+    except (ValueError, TypeError, msgpack.FormatError, msgpack.StackError,
+            msgpack.BufferFull, RecursionError) as exc:
+        raise RemoteProtocolError("batch is not valid msgpack") from exc
+    return values

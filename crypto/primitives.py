@@ -208,6 +208,8 @@ def xchacha20poly1305_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, ad: b
     """Open an XChaCha20-Poly1305 ciphertext or raise :class:`DecryptionError`."""
     _need("XChaCha20-Poly1305 key", key, AEAD_KEY_LEN)
     _need("XChaCha20-Poly1305 nonce", nonce, XCHACHA_NONCE_LEN)
+    if len(ciphertext) < AEAD_TAG_LEN:
+        raise DecryptionError("the message is shorter than its authentication tag")
     try:
         return bytes(
             _sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, ad, nonce, key)

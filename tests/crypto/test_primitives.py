@@ -165,6 +165,9 @@ def test_xchacha20poly1305_round_trip_and_tamper() -> None:
         P.xchacha20poly1305_decrypt(key, nonce, sealed[:-1] + b"\0", b"ad")
     with pytest.raises(LocalProtocolError):
         P.xchacha20poly1305_encrypt(key, nonce[:12], b"", b"")
+    for short in (b"", sealed[:15]):
+        with pytest.raises(DecryptionError):
+            P.xchacha20poly1305_decrypt(key, nonce, short, b"ad")
 
 
 def test_xchacha20poly1305_known_answer() -> None:
