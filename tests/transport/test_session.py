@@ -1,0 +1,300 @@
+"""Byte-level pair tests of the link session (DESIGN §4): honest runs and hostile input."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from crypto.errors import LocalProtocolError
+from crypto.identity import AccountKeys, DeviceCertificate
+from tests.transport.identities import TS, Device, make_device, pair
+from transport.frames import MAX_FRAGMENT, MAX_MESSAGE, encode_frame
+from transport.messages import encode_message
+from transport.session import (
+    Admission,
+    HandshakeDone,
+    LinkClosed,
+    LinkEvent,
+    LinkSession,
+    MessageReceived,
+    PeerHello,
+    Verdict,
+)
+
+
+def shuttle(
+    src: LinkSession, dst: LinkSession, rnd: random.Random | None = None
+) -> list[LinkEvent]:
+    """Move everything ``src`` wants sent into ``dst``, in random chunks."""
+    data = src.data_to_send()
+    events: list[LinkEvent] = []
+    i = 0
+    while i < len(data):
+        n = rnd.randint(1, 3000) if rnd else len(data)
+        events += dst.receive_data(data[i : i + n])
+        i += n
+    return events
+
+
+def handshake(ini: LinkSession, resp: LinkSession) -> tuple[list[LinkEvent], list[LinkEvent]]:
+    ev_resp = shuttle(ini, resp)  # message 1
+    ev_ini = shuttle(resp, ini)  # message 2
+    ev_resp += shuttle(ini, resp)  # message 3 + hello
+    ev_ini += shuttle(resp, ini)  # responder's hello
+    return ev_ini, ev_resp
+
+
+def messages(events: list[LinkEvent]) -> list[MessageReceived]:
+    return [e for e in events if isinstance(e, MessageReceived)]
+
+
+def closed(events: list[LinkEvent]) -> LinkClosed:
+    found = [e for e in events if isinstance(e, LinkClosed)]
+    assert found, f"expected the link to close, got {events}"
+    return found[0]
+
+
+@pytest.fixture
+def ann() -> Device:
+    return make_device(name="ann-laptop")
+
+
+@pytest.fixture
+def bob() -> Device:
+    return make_device(name="bob-desktop")
+
+
+def test_contacts_handshake_and_exchange_hellos(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob)
+    ev_ini, ev_resp = handshake(ini, resp)
+    assert ini.is_open and resp.is_open
+    assert [type(e) for e in ev_resp] == [HandshakeDone, PeerHello]
+    hello_at_bob = ev_resp[1]
+    assert isinstance(hello_at_bob, PeerHello) and hello_at_bob.cert == ann.cert
+    assert hello_at_bob.verdict == Verdict(Admission.CONTACT)
+    assert [type(e) for e in ev_ini] == [HandshakeDone, PeerHello]
+    assert ini.remote_cert == bob.cert and resp.remote_cert == ann.cert
+
+
+def test_ten_thousand_messages_in_random_chunkings(ann: Device, bob: Device) -> None:
+    rnd = random.Random(7)
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    sent_a: list[bytes] = []
+    sent_b: list[bytes] = []
+    got_a: list[bytes] = []
+    got_b: list[bytes] = []
+    for i in range(10_000):
+        big = i % 500 == 0
+        size = rnd.randint(MAX_FRAGMENT, 3 * MAX_FRAGMENT) if big else rnd.choice([0, 1, 100, 1000])
+        body = rnd.randbytes(size)
+        if rnd.random() < 0.5:
+            ini.send("env", e=body)
+            sent_a.append(body)
+        else:
+            resp.send("env", e=body)
+            sent_b.append(body)
+        if rnd.random() < 0.1:
+            got_b += [m.message["e"] for m in messages(shuttle(ini, resp, rnd))]
+            got_a += [m.message["e"] for m in messages(shuttle(resp, ini, rnd))]
+    got_b += [m.message["e"] for m in messages(shuttle(ini, resp, rnd))]
+    got_a += [m.message["e"] for m in messages(shuttle(resp, ini, rnd))]
+    assert got_b == sent_a and got_a == sent_b
+    assert len(sent_a) + len(sent_b) == 10_000
+    assert any(len(b) > MAX_FRAGMENT for b in sent_a + sent_b)
+
+
+def test_initiator_aborts_before_hello_when_responder_key_differs(ann: Device, bob: Device) -> None:
+    impostor = make_device(name="evil")
+    ini, resp = pair(ann, impostor, expected=bob.keys.ddk)
+    shuttle(ini, resp)
+    ev = shuttle(resp, ini)
+    assert "not the one dialled" in closed(ev).reason
+    assert ini.data_to_send() == b""  # message 3 (and with it the hello) never leaves
+    assert not resp.is_open
+
+
+def test_stranger_gets_no_hello_and_may_only_request(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob, a_sees_b=Admission.STRANGER, b_sees_a=Admission.STRANGER)
+    ev_ini, _ = handshake(ini, resp)
+    assert [type(e) for e in ev_ini] == [HandshakeDone]  # no PeerHello: nothing learned
+    assert ini.remote_cert is None and ini.remote_static == bob.keys.ddk
+    ini.send("req", manifest=b"m", note="hi, it's Ann")
+    got = messages(shuttle(ini, resp))
+    assert [m.message.t for m in got] == ["req"]
+    ini.send("env", e=b"sneaky")
+    assert "stranger may not send 'env'" in closed(shuttle(ini, resp)).reason
+
+
+@pytest.mark.parametrize("t", ["env", "manifest", "bundle", "ack", "fget", "accept"])
+def test_stranger_sending_anything_but_req_is_closed(ann: Device, bob: Device, t: str) -> None:
+    ini, resp = pair(ann, bob, b_sees_a=Admission.STRANGER)
+    handshake(ini, resp)
+    fields = {
+        "env": {"e": b"x"}, "manifest": {"m": b"x"}, "bundle": {"b": b"x"},
+        "ack": {"id": bytes(16)}, "fget": {"fid": bytes(16), "from": 0},
+        "accept": {"manifest": b"x"},
+    }[t]
+    ini.send(t, **fields)
+    assert "stranger" in closed(shuttle(ini, resp)).reason
+
+
+def test_accept_passes_only_after_our_request(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob, a_sees_b=Admission.STRANGER, b_sees_a=Admission.STRANGER)
+    handshake(ini, resp)
+    ini.send("req", manifest=b"m", note="", tok=b"t" * 16)
+    shuttle(ini, resp)
+    resp.send("accept", manifest=b"bob's manifest")
+    assert [m.message.t for m in messages(shuttle(resp, ini))] == ["accept"]
+    resp.send("accept", manifest=b"again")  # a second, unsolicited accept
+    assert "stranger" in closed(shuttle(resp, ini)).reason
+
+
+def test_accepted_request_upgrades_and_responder_sends_hello(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob, a_sees_b=Admission.STRANGER, b_sees_a=Admission.STRANGER)
+    handshake(ini, resp)
+    resp.set_verdict(Verdict(Admission.CONTACT))
+    ev = shuttle(resp, ini)
+    assert any(isinstance(e, PeerHello) and e.cert == bob.cert for e in ev)
+
+
+def test_blocked_account_is_closed_right_after_message_3(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob, b_sees_a=Admission.BLOCKED)
+    shuttle(ini, resp)
+    shuttle(resp, ini)
+    ev = shuttle(ini, resp)
+    assert "blocked" in closed(ev).reason
+    assert resp.data_to_send() == b""
+
+
+def test_newer_manifest_lets_only_manifest_messages_through(ann: Device, bob: Device) -> None:
+    ann.mver = 2  # bob holds version 1
+    ini, resp = pair(ann, bob)
+    _, ev_resp = handshake(ini, resp)
+    hello = next(e for e in ev_resp if isinstance(e, PeerHello))
+    assert hello.verdict.manifest_stale
+    ini.send("manifest", m=b"v2")
+    assert [m.message.t for m in messages(shuttle(ini, resp))] == ["manifest"]
+    ini.send("env", e=b"x")
+    assert "newer manifest" in closed(shuttle(ini, resp)).reason
+
+
+def test_cert_naming_another_key_is_refused(ann: Device, bob: Device) -> None:
+    other = make_device(ann.account, "other")
+    ann.cert = other.cert  # ann presents a certificate for another device key
+    ini, resp = pair(ann, bob)
+    _, ev = handshake(ini, resp)
+    assert "another device key" in closed(ev).reason
+    assert not any(isinstance(e, PeerHello) for e in ev)
+
+
+def test_cert_signed_by_wrong_account_is_refused(ann: Device, bob: Device) -> None:
+    mallory = AccountKeys.generate()
+    forged = DeviceCertificate.issue(mallory, dsk=ann.keys.dsk, ddk=ann.keys.ddk, name="x", ts=TS)
+    ann.cert = DeviceCertificate(
+        acct=ann.account.aik, dsk=forged.dsk, ddk=forged.ddk, name="x", ts=TS, sig=forged.sig
+    )
+    ini, resp = pair(ann, bob)
+    _, ev = handshake(ini, resp)
+    assert "signature" in closed(ev).reason
+    assert resp.data_to_send() == b""
+
+
+def test_garbage_bytes_close_the_link(bob: Device) -> None:
+    resp = LinkSession(initiator=False, static_private=bob.keys.ddk_private, hello=bob.hello,
+                       policy=lambda c, m: Verdict(Admission.CONTACT))
+    ev = resp.receive_data(encode_frame(b"\x00" * 10) + b"garbage")
+    assert "bad input" in closed(ev).reason
+
+
+def test_truncated_frame_then_eof_closes(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob)
+    data = ini.data_to_send()
+    assert resp.receive_data(data[:-5]) == []
+    assert "closed the connection" in closed(resp.receive_data(b"")).reason
+
+
+def test_oversize_handshake_frame_is_refused(bob: Device) -> None:
+    resp = LinkSession(initiator=False, static_private=bob.keys.ddk_private, hello=bob.hello,
+                       policy=lambda c, m: Verdict(Admission.CONTACT))
+    ev = resp.receive_data(encode_frame(b"\x01" * 65535))
+    assert "bad input" in closed(ev).reason
+
+
+def test_oversize_fragmented_message_is_refused(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    noise = ini._phase.noise  # type: ignore[union-attr]
+    total = 0
+    ev: list[LinkEvent] = []
+    while not ev:  # a peer that never sets the last-fragment flag
+        ev = resp.receive_data(encode_frame(noise.encrypt(b"\x01" + b"a" * MAX_FRAGMENT)))
+        total += MAX_FRAGMENT
+    assert "exceeds" in closed(ev).reason
+    assert total <= MAX_MESSAGE + MAX_FRAGMENT
+
+
+def test_replayed_handshake_message_does_not_open_a_link(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob)
+    m1 = ini.data_to_send()
+    resp.receive_data(m1)
+    ini.receive_data(resp.data_to_send())
+    m3 = ini.data_to_send()
+    resp.receive_data(m3)
+    assert resp.is_open
+    # An eavesdropper replays messages 1 and 3 to a fresh responder.
+    fresh = LinkSession(initiator=False, static_private=bob.keys.ddk_private, hello=bob.hello,
+                        policy=lambda c, m: Verdict(Admission.CONTACT))
+    fresh.receive_data(m1)
+    ev = fresh.receive_data(m3)
+    assert "bad input" in closed(ev).reason and not fresh.is_open
+    # Replaying message 1 into the open link is refused too.
+    assert "bad input" in closed(resp.receive_data(m1)).reason
+
+
+def test_hello_only_once_and_never_to_responder_after_handshake(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    ini.send_encoded(ann.hello.encode())
+    assert "hello after the handshake" in closed(shuttle(ini, resp)).reason
+
+
+def test_bye_closes_cleanly_and_sending_after_close_fails(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    ini.close()
+    c = closed(shuttle(ini, resp))
+    assert c.clean and resp.is_closed
+    with pytest.raises(LocalProtocolError):
+        ini.send("ping")
+
+
+def test_ping_is_answered_with_pong(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    ini.send("ping")
+    assert [m.message.t for m in messages(shuttle(ini, resp))] == ["ping"]
+    assert [m.message.t for m in messages(shuttle(resp, ini))] == ["pong"]
+
+
+def test_unknown_message_type_closes(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    ini._send_raw(b"\x81\xa1t\xa4nope")
+    assert "unknown link message type" in closed(shuttle(ini, resp)).reason
+
+
+def test_initiator_must_know_whom_it_dials(ann: Device) -> None:
+    with pytest.raises(LocalProtocolError):
+        LinkSession(initiator=True, static_private=ann.keys.ddk_private, hello=ann.hello,
+                    policy=lambda c, m: Verdict(Admission.CONTACT))
+
+
+def test_encode_message_checks_fields() -> None:
+    with pytest.raises(LocalProtocolError):
+        encode_message("ack", id=b"short")
+    with pytest.raises(LocalProtocolError):
+        encode_message("ack", id=bytes(16), bogus=1)
+    with pytest.raises(LocalProtocolError):
+        encode_message("warp")

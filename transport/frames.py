@@ -1,0 +1,165 @@
+"""Framing on a link: length-prefixed frames and fragmented messages (DESIGN §4).
+
+Two sans-I/O layers sit under and over the Noise record layer:
+
+* ``FrameDecoder`` splits a TCP byte stream into frames, each a 2-byte
+  big-endian length then that many bytes (the Noise spec's framing, §3).
+  It buffers at most one partial frame, so a peer cannot make it hold more
+  than ``MAX_FRAME + 2`` bytes.
+* ``fragment`` / ``Reassembler`` carry a message of up to ``MAX_MESSAGE``
+  bytes as several Noise transport plaintexts, each one flag byte (bit 0:
+  more fragments follow) and a fragment. The reassembler refuses a message
+  that would grow past the cap *before* it buffers the fragment.
+* ``Packer`` puts several small messages in one plaintext with flag bit 1
+  (an extension of DESIGN §4, see PROTOCOL.md), which is what lets a link
+  carry small messages at a useful fraction of raw TCP's rate.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+from crypto.errors import LocalProtocolError, RemoteProtocolError
+
+MAX_FRAME = 65535
+"""Largest frame body: the Noise maximum message length."""
+NOISE_TAG = 16
+MAX_PLAINTEXT = MAX_FRAME - NOISE_TAG
+"""Largest transport plaintext that fits one frame after the AEAD tag."""
+MAX_FRAGMENT = MAX_PLAINTEXT - 1
+"""Largest fragment: the plaintext less its flag byte."""
+MAX_MESSAGE = 16 * 1024 * 1024
+"""Largest reassembled message (16 MiB)."""
+FLAG_MORE = 0x01
+FLAG_PACKED = 0x02
+"""Flag bit 1: the plaintext holds several whole messages back to back (msgpack is
+self-delimiting), so a burst of small messages costs one AEAD call, not one each."""
+PACK_LIMIT = 8192
+"""Messages up to this size may share a plaintext with others; larger ones go alone."""
+
+_LEN = struct.Struct(">H")
+
+
+def encode_frame(body: bytes) -> bytes:
+    """Prefix ``body`` with its 2-byte big-endian length."""
+    if len(body) > MAX_FRAME:
+        raise LocalProtocolError(f"a frame holds at most {MAX_FRAME} bytes")
+    return _LEN.pack(len(body)) + body
+
+
+class FrameDecoder:
+    """Turns stream bytes into whole frames; feed bytes, get frame bodies back."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for the rest of a frame."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return every frame now complete, in order."""
+        buf = self._buf
+        buf += data
+        frames: list[bytes] = []
+        pos = 0
+        end = len(buf)
+        while end - pos >= 2:
+            (length,) = _LEN.unpack_from(buf, pos)
+            if end - pos - 2 < length:
+                break
+            frames.append(bytes(buf[pos + 2 : pos + 2 + length]))
+            pos += 2 + length
+        if pos:
+            del buf[:pos]
+        return frames
+
+
+def fragment(message: bytes) -> Iterator[bytes]:
+    """Split ``message`` into transport plaintexts: flag byte + fragment each."""
+    if len(message) > MAX_MESSAGE:
+        raise LocalProtocolError(f"a message holds at most {MAX_MESSAGE} bytes")
+    if len(message) <= MAX_FRAGMENT:
+        yield b"\x00" + message
+        return
+    view = memoryview(message)
+    for start in range(0, len(message), MAX_FRAGMENT):
+        piece = view[start : start + MAX_FRAGMENT]
+        more = start + MAX_FRAGMENT < len(message)
+        yield (b"\x01" if more else b"\x00") + piece.tobytes()
+
+
+class Reassembler:
+    """Collects fragments into messages, refusing any message over ``limit`` bytes."""
+
+    __slots__ = ("_limit", "_parts", "_size")
+
+    def __init__(self, limit: int = MAX_MESSAGE) -> None:
+        self._limit = limit
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    @property
+    def busy(self) -> bool:
+        """True while a fragmented message is half received."""
+        return bool(self._parts)
+
+    def feed(self, plaintext: bytes) -> bytes | None:
+        """Add one transport plaintext; return the message once its last fragment arrives."""
+        if not plaintext:
+            raise RemoteProtocolError("empty transport message")
+        flags = plaintext[0]
+        if flags & ~FLAG_MORE:
+            raise RemoteProtocolError("unknown or misplaced fragment flags")
+        size = self._size + len(plaintext) - 1
+        if size > self._limit:
+            raise RemoteProtocolError(f"message exceeds {self._limit} bytes")
+        if not flags & FLAG_MORE and not self._parts:
+            return plaintext[1:]
+        self._parts.append(plaintext[1:])
+        self._size = size
+        if flags & FLAG_MORE:
+            return None
+        message = b"".join(self._parts)
+        self._parts.clear()
+        self._size = 0
+        return message
+
+
+class Packer:
+    """Collects small outgoing messages into as few transport plaintexts as possible.
+
+    ``add`` returns the plaintexts that became full (in order); ``flush``
+    returns the rest. A message larger than ``PACK_LIMIT`` first flushes what
+    is pending, so order is always kept.
+    """
+
+    __slots__ = ("_pending", "_size")
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []
+        self._size = 0
+
+    def add(self, message: bytes) -> list[bytes]:
+        if len(message) > PACK_LIMIT:
+            return [*self.flush(), *fragment(message)]
+        out: list[bytes] = []
+        if self._size + len(message) > MAX_FRAGMENT:
+            out = self.flush()
+        self._pending.append(message)
+        self._size += len(message)
+        return out
+
+    def flush(self) -> list[bytes]:
+        pending = self._pending
+        if not pending:
+            return []
+        one = len(pending) == 1
+        plaintext = b"\x00" + pending[0] if one else b"\x02" + b"".join(pending)
+        self._pending = []
+        self._size = 0
+        return [plaintext]
