@@ -144,6 +144,15 @@ class Packer:
         self._pending: list[bytes] = []
         self._size = 0
 
+    def try_add(self, message: bytes) -> bool:
+        """Add ``message`` if it fits the current plaintext without sealing anything."""
+        size = self._size + len(message)
+        if len(message) > PACK_LIMIT or size > MAX_FRAGMENT:
+            return False
+        self._pending.append(message)
+        self._size = size
+        return True
+
     def add(self, message: bytes) -> list[bytes]:
         if len(message) > PACK_LIMIT:
             return [*self.flush(), *fragment(message)]

@@ -21,13 +21,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from transport.messages import LinkMessage
 from transport.session import (
     HandshakeDone,
     LinkClosed,
     LinkEvent,
     LinkSession,
-    MessageReceived,
-)
+    )
 from transport.stream import ByteStream
 
 log = logging.getLogger("cove.transport")
@@ -94,7 +94,7 @@ class Link:
                 events = self.session.receive_data(data)
                 self._flush()
                 for event in events:
-                    if type(event) is MessageReceived:
+                    if type(event) is LinkMessage:
                         self.on_event(self, event)  # the hot path: no bookkeeping to do
                     else:
                         self._dispatch(event)
@@ -146,8 +146,10 @@ class Link:
 
     def send(self, t: str, **fields: object) -> None:
         """Queue one message; it is written with everything else queued this turn."""
-        self.session.send(t, **fields)
-        self._schedule_flush()
+        self.session.send_fields(t, fields)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     def send_encoded(self, message: bytes) -> None:
         """Queue a message already encoded with ``encode_message``."""

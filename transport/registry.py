@@ -36,8 +36,7 @@ from transport.session import (
     LinkClosed,
     LinkEvent,
     LinkSession,
-    MessageReceived,
-    PeerHello,
+        PeerHello,
     Policy,
     Verdict,
 )
@@ -280,8 +279,8 @@ class LinkRegistry:
             return  # a duplicate that lost: its events mean nothing
         elif isinstance(event, PeerHello):
             self._on_event(HelloSeen(ddk, link, event.cert, event.mver, event.verdict))
-        elif isinstance(event, MessageReceived):
-            self._on_message(ddk, link, event.message)
+        elif isinstance(event, LinkMessage):
+            self._on_message(ddk, link, event)
         elif isinstance(event, LinkClosed):
             del self._links[ddk]
             self._on_event(LinkDown(ddk, event.reason))

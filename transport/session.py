@@ -53,7 +53,14 @@ from transport.frames import (
     Reassembler,
     encode_frame,
 )
-from transport.messages import CONTROL, LinkMessage, decode_map, decode_message, encode_message
+from transport.messages import (
+    CONTROL,
+    LinkMessage,
+    decode_map,
+    decode_message,
+    encode_fields,
+    encode_message,
+)
 
 PROTOCOL_NAME = "Noise_XX_25519_ChaChaPoly_BLAKE2b"
 _LINK_LEVEL = frozenset({"hello", "ping", "pong", "bye"})
@@ -114,13 +121,6 @@ class PeerHello:
 
 
 @dataclass(frozen=True, slots=True)
-class MessageReceived:
-    """A message that passed the admission filter."""
-
-    message: LinkMessage
-
-
-@dataclass(frozen=True, slots=True)
 class LinkClosed:
     """The session ended; ``reason`` is for the local log only, ``clean`` if by ``bye``."""
 
@@ -128,7 +128,8 @@ class LinkClosed:
     clean: bool = False
 
 
-LinkEvent = HandshakeDone | PeerHello | MessageReceived | LinkClosed
+LinkEvent = HandshakeDone | PeerHello | LinkMessage | LinkClosed
+"""A message that passed the admission filter is its own event: a :class:`LinkMessage`."""
 
 
 # -- phases -------------------------------------------------------------------
@@ -316,7 +317,7 @@ class LinkSession:
     def _on_message(self, message: LinkMessage) -> None:
         t = message.t
         if self._open_door and t not in _LINK_LEVEL:
-            self._events.append(MessageReceived(message))
+            self._events.append(message)
             return
         if t == "hello":
             if not self.initiator:
@@ -329,7 +330,7 @@ class LinkSession:
         if t in CONTROL:
             if t == "ping":
                 self.send("pong")
-            self._events.append(MessageReceived(message))
+            self._events.append(message)
             return
         verdict = self.verdict
         if verdict.manifest_stale and t not in ("manifest", "manifest?"):
@@ -339,7 +340,7 @@ class LinkSession:
                 self._requests_sent -= 1
             elif t != "req":
                 raise RemoteProtocolError(f"a stranger may not send {t!r}")
-        self._events.append(MessageReceived(message))
+        self._events.append(message)
 
     # -- output -----------------------------------------------------------------
 
@@ -361,12 +362,17 @@ class LinkSession:
 
     def send(self, t: str, **fields: object) -> None:
         """Queue one message; a ``req`` also opens the door for one ``accept`` back."""
+        self.send_fields(t, fields)
+
+    def send_fields(self, t: str, fields: dict[str, object]) -> None:
+        """:meth:`send` with the fields in a dict (the adapter's path: no second kwargs copy)."""
         phase = self._phase
         if not isinstance(phase, _Open):
             raise LinkClosedError("the link is not open")
-        full = phase.packer.add(encode_message(t, **fields))
-        if full:
-            self._seal(phase, full)
+        message = encode_fields(t, fields)
+        packer = phase.packer
+        if not packer.try_add(message):
+            self._seal(phase, packer.add(message))
         if t == "req":
             self._requests_sent += 1
 

@@ -98,3 +98,25 @@ def test_bad_flags_and_empty_plaintext() -> None:
         Reassembler().feed(b"")
     with pytest.raises(RemoteProtocolError):
         Reassembler().feed(b"\x02abc")
+
+
+def test_packer_keeps_order_and_bounds() -> None:
+    from transport.frames import PACK_LIMIT, Packer
+
+    p = Packer()
+    small = [bytes([i]) * 100 for i in range(10)]
+    out: list[bytes] = []
+    for m in small[:5]:
+        assert p.try_add(m)
+    out += p.add(b"L" * (PACK_LIMIT + 1))  # a large one flushes what is pending first
+    for m in small[5:]:
+        out += p.add(m)
+    out += p.flush()
+    assert out[0] == b"\x02" + b"".join(small[:5])
+    assert out[1] == b"\x00" + b"L" * (PACK_LIMIT + 1)
+    assert out[2] == b"\x02" + b"".join(small[5:])
+    assert p.flush() == []
+    assert p.add(b"one") == [] and p.flush() == [b"\x00one"]
+    for _ in range(MAX_FRAGMENT // 8000):
+        assert p.try_add(b"x" * 8000)
+    assert not p.try_add(b"x" * 8000)  # would overflow one plaintext

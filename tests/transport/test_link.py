@@ -12,14 +12,14 @@ from tests.transport.identities import Device, make_device, pair, table_policy
 from transport.frames import MAX_FRAGMENT
 from transport.link import DEFAULT_TIMINGS, Link, Timings
 from transport.listener import MAX_PENDING_HANDSHAKES, LinkListener
+from transport.messages import LinkMessage
 from transport.session import (
     Admission,
     HandshakeDone,
     LinkClosed,
     LinkEvent,
     LinkSession,
-    MessageReceived,
-    Verdict,
+        Verdict,
 )
 from transport.stream import TcpStream, memory_pipe
 
@@ -36,8 +36,8 @@ class Recorder:
         self.changed.set()
 
     def bodies(self) -> list[bytes]:
-        return [e.message["e"] for _, e in self.events
-                if isinstance(e, MessageReceived) and e.message.t == "env"]
+        return [e["e"] for _, e in self.events
+                if isinstance(e, LinkMessage) and e.t == "env"]
 
     def closes(self) -> list[LinkClosed]:
         return [e for _, e in self.events if isinstance(e, LinkClosed)]
@@ -179,7 +179,7 @@ async def test_keepalive_declares_a_silent_link_dead() -> None:
     lb = Link(resp, b_end, on_event=rec_b, timings=fast)
     la.start()
     lb.start()
-    await rec_a.until(lambda: any(isinstance(e, MessageReceived) and e.message.t == "pong"
+    await rec_a.until(lambda: any(isinstance(e, LinkMessage) and e.t == "pong"
                                   for _, e in rec_a.events), timeout=3)
     b_end.write = lambda data: None  # type: ignore[method-assign]  # b freezes: sends nothing
     await rec_a.until(lambda: rec_a.closes(), timeout=3)
@@ -200,7 +200,7 @@ async def test_stranger_link_over_tcp_gets_no_hello() -> None:
         await asyncio.wait_for(link.opened.wait(), 5)
         link.send("req", manifest=b"m", note="hello?")
         await server_rec.until(
-            lambda: any(isinstance(e, MessageReceived) for _, e in server_rec.events)
+            lambda: any(isinstance(e, LinkMessage) for _, e in server_rec.events)
         )
         await asyncio.sleep(0.2)
         kinds = [type(e).__name__ for _, e in client_rec.events]

@@ -10,15 +10,14 @@ from crypto.errors import LocalProtocolError
 from crypto.identity import AccountKeys, DeviceCertificate
 from tests.transport.identities import TS, Device, make_device, pair
 from transport.frames import MAX_FRAGMENT, MAX_MESSAGE, encode_frame
-from transport.messages import encode_message
+from transport.messages import LinkMessage, encode_message
 from transport.session import (
     Admission,
     HandshakeDone,
     LinkClosed,
     LinkEvent,
     LinkSession,
-    MessageReceived,
-    PeerHello,
+        PeerHello,
     Verdict,
 )
 
@@ -45,8 +44,8 @@ def handshake(ini: LinkSession, resp: LinkSession) -> tuple[list[LinkEvent], lis
     return ev_ini, ev_resp
 
 
-def messages(events: list[LinkEvent]) -> list[MessageReceived]:
-    return [e for e in events if isinstance(e, MessageReceived)]
+def messages(events: list[LinkEvent]) -> list[LinkMessage]:
+    return [e for e in events if isinstance(e, LinkMessage)]
 
 
 def closed(events: list[LinkEvent]) -> LinkClosed:
@@ -96,10 +95,10 @@ def test_ten_thousand_messages_in_random_chunkings(ann: Device, bob: Device) -> 
             resp.send("env", e=body)
             sent_b.append(body)
         if rnd.random() < 0.1:
-            got_b += [m.message["e"] for m in messages(shuttle(ini, resp, rnd))]
-            got_a += [m.message["e"] for m in messages(shuttle(resp, ini, rnd))]
-    got_b += [m.message["e"] for m in messages(shuttle(ini, resp, rnd))]
-    got_a += [m.message["e"] for m in messages(shuttle(resp, ini, rnd))]
+            got_b += [m["e"] for m in messages(shuttle(ini, resp, rnd))]
+            got_a += [m["e"] for m in messages(shuttle(resp, ini, rnd))]
+    got_b += [m["e"] for m in messages(shuttle(ini, resp, rnd))]
+    got_a += [m["e"] for m in messages(shuttle(resp, ini, rnd))]
     assert got_b == sent_a and got_a == sent_b
     assert len(sent_a) + len(sent_b) == 10_000
     assert any(len(b) > MAX_FRAGMENT for b in sent_a + sent_b)
@@ -122,7 +121,7 @@ def test_stranger_gets_no_hello_and_may_only_request(ann: Device, bob: Device) -
     assert ini.remote_cert is None and ini.remote_static == bob.keys.ddk
     ini.send("req", manifest=b"m", note="hi, it's Ann")
     got = messages(shuttle(ini, resp))
-    assert [m.message.t for m in got] == ["req"]
+    assert [m.t for m in got] == ["req"]
     ini.send("env", e=b"sneaky")
     assert "stranger may not send 'env'" in closed(shuttle(ini, resp)).reason
 
@@ -146,7 +145,7 @@ def test_accept_passes_only_after_our_request(ann: Device, bob: Device) -> None:
     ini.send("req", manifest=b"m", note="", tok=b"t" * 16)
     shuttle(ini, resp)
     resp.send("accept", manifest=b"bob's manifest")
-    assert [m.message.t for m in messages(shuttle(resp, ini))] == ["accept"]
+    assert [m.t for m in messages(shuttle(resp, ini))] == ["accept"]
     resp.send("accept", manifest=b"again")  # a second, unsolicited accept
     assert "stranger" in closed(shuttle(resp, ini)).reason
 
@@ -175,7 +174,7 @@ def test_newer_manifest_lets_only_manifest_messages_through(ann: Device, bob: De
     hello = next(e for e in ev_resp if isinstance(e, PeerHello))
     assert hello.verdict.manifest_stale
     ini.send("manifest", m=b"v2")
-    assert [m.message.t for m in messages(shuttle(ini, resp))] == ["manifest"]
+    assert [m.t for m in messages(shuttle(ini, resp))] == ["manifest"]
     ini.send("env", e=b"x")
     assert "newer manifest" in closed(shuttle(ini, resp)).reason
 
@@ -274,8 +273,8 @@ def test_ping_is_answered_with_pong(ann: Device, bob: Device) -> None:
     ini, resp = pair(ann, bob)
     handshake(ini, resp)
     ini.send("ping")
-    assert [m.message.t for m in messages(shuttle(ini, resp))] == ["ping"]
-    assert [m.message.t for m in messages(shuttle(resp, ini))] == ["pong"]
+    assert [m.t for m in messages(shuttle(ini, resp))] == ["ping"]
+    assert [m.t for m in messages(shuttle(resp, ini))] == ["pong"]
 
 
 def test_unknown_message_type_closes(ann: Device, bob: Device) -> None:
@@ -298,3 +297,37 @@ def test_encode_message_checks_fields() -> None:
         encode_message("ack", id=bytes(16), bogus=1)
     with pytest.raises(LocalProtocolError):
         encode_message("warp")
+
+
+def test_a_burst_of_small_messages_shares_frames(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    for i in range(500):
+        ini.send("ack", id=i.to_bytes(16, "big"))
+    wire = ini.data_to_send()
+    assert len(wire) < 500 * 30  # one frame and one tag for many messages
+    got = messages(resp.receive_data(wire))
+    assert [int.from_bytes(m["id"], "big") for m in got] == list(range(500))
+
+
+@pytest.mark.parametrize(
+    "plaintext",
+    [b"\x02\xc1", b"\x02\x81\xa1t", b"\x02\x01", b"\x02" + b"\x81\xa1t\xa4warp" * 2, b"\x04abc"],
+    ids=["bad-msgpack", "truncated", "not-a-map", "unknown-type", "unknown-flag"],
+)
+def test_hostile_packed_plaintexts_close_the_link(
+    ann: Device, bob: Device, plaintext: bytes
+) -> None:
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    noise = ini._phase.noise  # type: ignore[union-attr]
+    assert "bad input" in closed(resp.receive_data(encode_frame(noise.encrypt(plaintext)))).reason
+
+
+def test_packed_plaintext_inside_a_fragmented_message_is_refused(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    noise = ini._phase.noise  # type: ignore[union-attr]
+    resp.receive_data(encode_frame(noise.encrypt(b"\x01" + b"a" * 100)))
+    packed = b"\x02" + encode_message("ping") + encode_message("ping")
+    assert "flags" in closed(resp.receive_data(encode_frame(noise.encrypt(packed)))).reason
