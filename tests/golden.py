@@ -23,6 +23,9 @@ from crypto.ratchet import RatchetHeader, init_initiator
 from crypto.safety import safety_qr_payload
 from crypto.session import Session
 from crypto.x3dh import X3dhHeader
+from transport.frames import Packer
+from transport.messages import encode_message
+from transport.session import Hello
 
 TS = 1_790_000_000_000  # 2026-09-21T14:13:20Z, a fixed time for examples
 
@@ -112,6 +115,30 @@ def _noise_link_message_1() -> bytes:
     return hs.write_message()
 
 
+def _link_hello() -> bytes:
+    return Hello(ann_laptop()[1], 1).encode()
+
+
+def _link_env() -> bytes:
+    return encode_message("env", e=_envelope_normal())
+
+
+def _link_ack() -> bytes:
+    return encode_message("ack", id=bytes(range(16)))
+
+
+def _link_req() -> bytes:
+    return encode_message("req", manifest=_account_manifest(), note="Hi, it's Ann from the cafe",
+                          tok=bytes(range(16)))
+
+
+def _link_packed() -> bytes:
+    packer = Packer()
+    for i in range(3):
+        packer.add(encode_message("ack", id=bytes([i]) * 16))
+    return b"".join(packer.flush())
+
+
 def _canonical_example() -> bytes:
     return canonical({"t": "ping", "n": 7, "b": b"\x01\x02"})
 
@@ -136,4 +163,9 @@ GOLDEN: dict[str, Callable[[], bytes]] = {
     "file_chunk": _file_chunk,
     "safety_qr": _safety_qr,
     "noise_link_message_1": _noise_link_message_1,
+    "link_hello": _link_hello,
+    "link_env": _link_env,
+    "link_ack": _link_ack,
+    "link_req": _link_req,
+    "link_packed": _link_packed,
 }
