@@ -289,7 +289,12 @@ def judge_manifest(held: AccountManifest | None, offered: AccountManifest) -> Ma
 
 
 def adopt_manifest(held: AccountManifest | None, offered: AccountManifest) -> AccountManifest:
-    """The manifest to hold after ``offered`` arrives; raises StaleManifest or ManifestFork."""
+    """The manifest to hold after ``offered`` arrives.
+
+    Verifies ``offered`` (its signature and every certificate's) before it can
+    replace anything: raises BadSignature, then StaleManifest or ManifestFork.
+    """
+    offered.verify()
     verdict = judge_manifest(held, offered)
     if verdict is ManifestVerdict.NEWER:
         return offered

@@ -47,8 +47,14 @@ _CK_MESSAGE = b"\x01"
 _CK_NEXT = b"\x02"
 
 
-class TooManySkippedMessages(RemoteProtocolError):
-    """A message claims more than MAX_SKIP messages were lost in one chain; it is refused."""
+class TooManySkippedMessages(RemoteProtocolError, DecryptionError):
+    """A message claims more than MAX_SKIP messages were lost in one chain; it is refused.
+
+    Also a DecryptionError: the claim comes from a header checked before any
+    authentication (a late duplicate of an honest message can make it), so
+    callers treat it as a message that cannot be opened, not as proof of a
+    hostile peer.
+    """
 
 
 # -- KDFs (Double Ratchet §3.1, §5.2) ----------------------------------------

@@ -62,7 +62,7 @@ SkippedKey = tuple[bytes, int]
 """``(ratchet public key, message number)``: which message a skipped key opens."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class SkippedKeys:
     """Message keys of messages not yet received, in the order they were stored.
 
@@ -75,6 +75,9 @@ class SkippedKeys:
     entries: Mapping[SkippedKey, tuple[bytes, int]] = field(default_factory=dict)
     oldest: int = field(default=_NO_TIME, compare=False)
 
+    def __repr__(self) -> str:
+        # Never print key material: reprs end up in logs and test output.
+        return f"SkippedKeys({len(self.entries)} keys)"
     def __len__(self) -> int:
         return len(self.entries)
 
@@ -115,7 +118,7 @@ class SkippedKeys:
 NO_SKIPPED_KEYS = SkippedKeys()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class RatchetState:
     """One party's Double Ratchet state (Double Ratchet §3.2), immutable.
 
@@ -137,6 +140,9 @@ class RatchetState:
     pn: int
     skipped: SkippedKeys = NO_SKIPPED_KEYS
 
+    def __repr__(self) -> str:
+        # Never print key material: reprs end up in logs and test output.
+        return f"RatchetState(ns={self.ns}, nr={self.nr}, pn={self.pn})"
     def to_map(self) -> dict[str, Any]:
         """The persisted map, keys in canonical (sorted) order."""
         return {

@@ -62,7 +62,7 @@ MAX_SESSION_STATE_BYTES = MAX_RATCHET_STATE_BYTES + 4096
 _KEY = P.X25519_KEY_LEN
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Session:
     """A Double Ratchet session between device ``local_ddk`` and device ``remote_ddk``.
 
@@ -78,6 +78,10 @@ class Session:
     ek: bytes
     pending_x3dh: X3dhHeader | None
     ratchet: RatchetState
+
+    def __repr__(self) -> str:
+        # Never print key material: reprs end up in logs and test output.
+        return f"Session(initiator={self.is_initiator}, {self.ratchet!r})"
 
     @property
     def is_initiator(self) -> bool:

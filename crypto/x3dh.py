@@ -80,7 +80,7 @@ class X3dhHeader:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class PqxdhInitiation:
     """The initiator's result: ``sk``, ``ad``, the ``header`` to send and B's ``spk``.
 
@@ -92,8 +92,11 @@ class PqxdhInitiation:
     header: X3dhHeader
     spk: bytes
 
+    def __repr__(self) -> str:
+        return "PqxdhInitiation(<secret>)"
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, repr=False)
 class PqxdhResponse:
     """The responder's result: ``sk``, ``ad`` and the SPK pair that is B's first ratchet key."""
 
@@ -101,6 +104,20 @@ class PqxdhResponse:
     ad: bytes
     spk_private: bytes
     spk_public: bytes
+
+    def __repr__(self) -> str:
+        return "PqxdhResponse(<secret>)"
+
+
+def replay_key(header: X3dhHeader) -> bytes:
+    """``H(ik || ek || spk_id)``: the name of a first message's key agreement (DESIGN §7).
+
+    The receiver keeps it until that SPK is deleted: a ``kind`` 1 envelope
+    whose key is known belongs to the session it made (route it there, or
+    drop it if that session is gone) and must never start a second one, so
+    a recorded first message cannot be replayed into a fresh session.
+    """
+    return P.sha256(header.ik + header.ek + header.spk_id.to_bytes(4, "big"))
 
 
 def pqxdh_kdf(dh1: bytes, dh2: bytes, dh3: bytes, ss: bytes) -> bytes:

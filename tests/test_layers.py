@@ -38,6 +38,41 @@ def test_imports_point_one_way(package: str) -> None:
         assert not bad, f"{where} imports {sorted(bad)}: imports flow tui->cove->transport->crypto"
 
 
+# Third-party and stdlib modules each layer may not import (STYLE rules 1-3).
+FORBIDDEN_BELOW_TUI = {"textual", "rich"}
+FORBIDDEN_IN_CRYPTO = {
+    "asyncio", "socket", "selectors", "time", "datetime", "os", "pathlib", "io", "threading",
+    "subprocess", "random", "zeroconf", "sqlcipher3", "logging",
+}
+
+
+@pytest.mark.parametrize("package", ["crypto", "transport", "cove"])
+def test_no_textual_below_the_tui(package: str) -> None:
+    for path in _sources(package):
+        bad = _imports(path) & FORBIDDEN_BELOW_TUI
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_crypto_is_sans_io() -> None:
+    """No clock, files, sockets or event loop in crypto/ (STYLE rule 2); randomness comes
+    from crypto.primitives.random_bytes, the one place allowed to read os.urandom."""
+    for path in _sources("crypto"):
+        allowed = {"os"} if path.name == "primitives.py" else set()
+        tree = ast.parse(path.read_text(), filename=str(path))
+        bad = _imports(path) & (FORBIDDEN_IN_CRYPTO - allowed)
+        calls = {
+            node.func.id for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in {"open", "__import__", "input", "print"}
+        }
+        dynamic = [
+            node for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr == "import_module"
+        ]
+        where = path.relative_to(ROOT)
+        assert not bad and not calls and not dynamic, f"{where}: {sorted(bad | calls)} {dynamic}"
+
+
 def test_only_primitives_imports_nacl_or_cryptography() -> None:
     offenders = []
     for package in LAYERS:
@@ -66,8 +101,20 @@ def test_importing_crypto_loads_no_networking_textual_or_storage() -> None:
     assert not mods & {"asyncio", "socket", "textual", "zeroconf", "sqlcipher3", "selectors"}
 
 
-def test_importing_cove_loads_no_textual() -> None:
-    assert "textual" not in {m.split(".")[0] for m in _loaded_after("import cove")}
+def _all_modules(package: str) -> str:
+    return (f"import pkgutil, importlib, {package}; "
+            f"[importlib.import_module(m.name) for m in "
+            f"pkgutil.walk_packages({package}.__path__, '{package}.')]")
+
+
+@pytest.mark.parametrize("package", ["cove", "transport"])
+def test_importing_every_module_below_the_tui_loads_no_textual(package: str) -> None:
+    assert "textual" not in {m.split(".")[0] for m in _loaded_after(_all_modules(package))}
+
+
+def test_importing_every_crypto_module_loads_no_event_loop_or_sockets() -> None:
+    mods = {m.split(".")[0] for m in _loaded_after(_all_modules("crypto"))}
+    assert not mods & {"asyncio", "socket", "selectors", "textual", "zeroconf", "sqlcipher3"}
 
 
 def test_cove_version_path_is_light() -> None:

@@ -311,3 +311,17 @@ def test_certificate_size_cap_is_enough_and_enforced() -> None:
     assert len(padded) > MAX_CERT_BYTES
     with pytest.raises(RemoteProtocolError, match="cap"):
         DeviceCertificate.from_wire(padded)
+
+
+def test_prekey_bundles_refuse_fields_no_peer_would_accept() -> None:
+    from crypto.prekeys import MAX_PREKEY_ID, PrekeyBundle, make_bundle
+
+    keys = DeviceKeys.generate()
+    for bad in ({"spk_id": -1}, {"spk_id": MAX_PREKEY_ID + 1}, {"ts": -5}, {"pqpk_id": 2**40}):
+        kw = {"spk_id": 1, "pqpk_id": 1, "ts": 0, **bad}
+        with pytest.raises(LocalProtocolError):
+            make_bundle(dsk_seed=keys.dsk_seed, ddk=keys.ddk, **kw)
+    good, _ = make_bundle(dsk_seed=keys.dsk_seed, ddk=keys.ddk, spk_id=1, pqpk_id=1, ts=0)
+    with pytest.raises(LocalProtocolError):
+        PrekeyBundle(b"x", good.spk, 1, good.pqpk, 1, 0, good.sig)
+    assert PrekeyBundle.from_wire(good.to_wire()) == good

@@ -337,3 +337,15 @@ def test_next_manifest_version_goes_above_every_sibling() -> None:
     assert next_manifest_version(iter([2, 2])) == 3
     with pytest.raises(LocalProtocolError):
         next_manifest_version([MAX_MANIFEST_VERSION])
+
+
+def test_adopt_refuses_an_unverified_higher_manifest() -> None:
+    from dataclasses import replace
+
+    from crypto.errors import BadSignature
+
+    v1 = manifest(ver=1)
+    forged = replace(manifest(ver=99), sig=bytes(64))
+    with pytest.raises(BadSignature):
+        adopt_manifest(v1, forged)
+    assert adopt_manifest(v1, manifest(ver=2)).ver == 2

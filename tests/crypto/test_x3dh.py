@@ -424,3 +424,18 @@ GOLDEN_FIRST_PINNED_KEM = (  # the wire bytes before and after the stub KEM ciph
         "a77071706b5f696404a673706b5f696403"
     ),
 )
+
+
+def test_replay_key_names_the_key_agreement() -> None:
+    import hashlib
+
+    from crypto.x3dh import X3dhHeader, replay_key
+
+    h = X3dhHeader(b"\x01" * 32, b"\x02" * 32, 7, 9, b"\x03" * 1088)
+    expected = hashlib.sha256(b"\x01" * 32 + b"\x02" * 32 + (7).to_bytes(4, "big")).digest()
+    assert replay_key(h) == expected
+    other_ek = X3dhHeader(b"\x01" * 32, b"\x04" * 32, 7, 9, b"\x03" * 1088)
+    other_spk = X3dhHeader(b"\x01" * 32, b"\x02" * 32, 8, 9, b"\x03" * 1088)
+    same_but_kem = X3dhHeader(b"\x01" * 32, b"\x02" * 32, 7, 9, b"\x05" * 1088)
+    assert len({replay_key(h), replay_key(other_ek), replay_key(other_spk)}) == 3
+    assert replay_key(same_but_kem) == replay_key(h)
