@@ -131,7 +131,7 @@ async def _cove_sender(port: int, ddk: bytes, payload: bytes, count: int) -> flo
             answered.set()
 
     session = LinkSession(initiator=True, static_private=keys.ddk_private, hello=hello,
-                          policy=_contact, expected_remote=ddk, verdict=Verdict(Admission.CONTACT))
+                          policy=_contact, expected_remote=ddk)
     link = Link(session, await TcpStream.connect("127.0.0.1", port), on_event=on_event)
     link.start()
     await link.opened.wait()

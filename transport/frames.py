@@ -96,10 +96,11 @@ def fragment(message: bytes) -> Iterator[bytes]:
 class Reassembler:
     """Collects fragments into messages, refusing any message over ``limit`` bytes."""
 
-    __slots__ = ("_limit", "_parts", "_size")
+    __slots__ = ("_parts", "_size", "limit")
 
     def __init__(self, limit: int = MAX_MESSAGE) -> None:
-        self._limit = limit
+        self.limit = limit
+        """Largest message accepted; the session raises it once a peer is admitted."""
         self._parts: list[bytes] = []
         self._size = 0
 
@@ -116,8 +117,8 @@ class Reassembler:
         if flags & ~FLAG_MORE:
             raise RemoteProtocolError("unknown or misplaced fragment flags")
         size = self._size + len(plaintext) - 1
-        if size > self._limit:
-            raise RemoteProtocolError(f"message exceeds {self._limit} bytes")
+        if size > self.limit:
+            raise RemoteProtocolError(f"message exceeds {self.limit} bytes")
         if not flags & FLAG_MORE and not self._parts:
             return plaintext[1:]
         self._parts.append(plaintext[1:])

@@ -8,7 +8,10 @@ reads, writes, and keeps time:
   received nothing for ``DEAD_AFTER`` (45 s) is dead;
 * writes are batched: ``send`` queues and one flush per event-loop turn
   writes everything queued, and ``drain`` waits only when the socket's
-  buffer is full (draining per message would cost 14x, DESIGN §16).
+  buffer is full (draining per message would cost 14x, DESIGN §16);
+* a peer that stops reading is not allowed to grow our send buffer: above
+  ``HIGH_WATER`` the link stops reading until the buffer drains, and if it
+  does not drain within ``dead_after`` the link is aborted.
 
 Closing for bad input logs the reason with the peer's address and tells
 the peer nothing.
@@ -27,7 +30,8 @@ from transport.session import (
     LinkClosed,
     LinkEvent,
     LinkSession,
-    )
+    Verdict,
+)
 from transport.stream import ByteStream
 
 log = logging.getLogger("cove.transport")
@@ -43,6 +47,8 @@ class Timings:
 
 
 DEFAULT_TIMINGS = Timings()
+HIGH_WATER = 4 * 1024 * 1024
+"""Send-buffer bytes above which the link stops reading until the peer catches up."""
 
 LinkEventHandler = Callable[["Link", LinkEvent], None]
 
@@ -95,9 +101,14 @@ class Link:
                 self._flush()
                 for event in events:
                     if type(event) is LinkMessage:
-                        self.on_event(self, event)  # the hot path: no bookkeeping to do
+                        try:
+                            self.on_event(self, event)  # the hot path: no bookkeeping
+                        except Exception:  # a handler's bug must not end the link
+                            log.exception("link event handler failed")
                     else:
                         self._dispatch(event)
+                if self._stream.buffered() > HIGH_WATER:
+                    await self._wait_for_reader()
         except asyncio.CancelledError:
             self.session.abort("the link was cancelled")
             raise
@@ -123,6 +134,12 @@ class Link:
             self.on_event(self, event)
         except Exception:  # a handler's bug must not take the link's reader down with it
             log.exception("link event handler failed")
+
+    async def _wait_for_reader(self) -> None:
+        try:
+            await asyncio.wait_for(self._stream.drain(), self._timings.dead_after)
+        except TimeoutError:
+            self.abort("the peer stopped reading what we send")
 
     def _handshake_deadline(self) -> None:
         if not self.session.is_open and not self.session.is_closed:
@@ -151,10 +168,14 @@ class Link:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
-    def send_encoded(self, message: bytes) -> None:
-        """Queue a message already encoded with ``encode_message``."""
-        self.session.send_encoded(message)
-        self._schedule_flush()
+    def set_verdict(self, verdict: Verdict) -> None:
+        """Re-judge the peer now: a hello it earned goes out at once, a block closes at once."""
+        self.session.set_verdict(verdict)
+        self._flush()
+        if self.session.is_closed:
+            for event in self.session.receive_data(b""):
+                self._dispatch(event)
+            self._stream.abort()
 
     async def drain(self) -> None:
         """Write what is queued and wait while the socket's send buffer is full."""
@@ -173,18 +194,21 @@ class Link:
             self._stream.write(data)
 
     def close(self, reason: str = "closed here") -> None:
-        """Say goodbye and end the link."""
+        """Say goodbye and end the link (at once if the goodbye cannot be sent)."""
         if not self.session.is_closed:
             self.session.close(reason)
         self._flush()
-        self._stream.close()
+        if self._stream.buffered() > HIGH_WATER:
+            self._stream.abort()
+        else:
+            self._stream.close()
 
     def abort(self, reason: str) -> None:
-        """End the link without a goodbye (timeouts, limits)."""
+        """End the link at once without a goodbye (timeouts, limits, bad peers)."""
         self.session.abort(reason)
         for event in self.session.receive_data(b""):  # collects the LinkClosed event
             self._dispatch(event)
-        self._stream.close()
+        self._stream.abort()
 
 
 def _where(address: tuple[str, int] | None) -> str:

@@ -22,6 +22,7 @@ log = logging.getLogger("cove.transport")
 
 MAX_PENDING_HANDSHAKES = 64
 MAX_PENDING_PER_ADDRESS = 16
+CLOSE_TIMEOUT = 5.0
 
 
 class LinkListener:
@@ -67,10 +68,17 @@ class LinkListener:
         """Stop accepting and close every link this listener accepted."""
         if self._server is not None:
             self._server.close()
-        for link in list(self._links):
+        links = list(self._links)
+        for link in links:
             link.close("shutting down")
-        if self._links:
-            await asyncio.gather(*(link.closed.wait() for link in list(self._links)))
+        if links:
+            waits = [asyncio.ensure_future(link.closed.wait()) for link in links]
+            _, late = await asyncio.wait(waits, timeout=CLOSE_TIMEOUT)
+            for wait in late:
+                wait.cancel()
+            for link in links:
+                if not link.closed.is_set():
+                    link.abort("it did not close in time")
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -99,7 +107,15 @@ class LinkListener:
                 link.on_event = self._on_event  # no more counting to do
             self._on_event(link, event)
 
-        link = Link(self._make_session(), stream, on_event=on_event, timings=self._timings)
+        try:
+            session = self._make_session()
+        except Exception:
+            self._pending[host] -= 1
+            if self._pending[host] <= 0:
+                del self._pending[host]
+            writer.close()
+            raise
+        link = Link(session, stream, on_event=on_event, timings=self._timings)
         self._links.add(link)
         try:
             await link.start()

@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterable
 from crypto.identity import DeviceKeys, device_id
 from transport.discovery import Discovery
 from transport.discovery_records import DiscoveryEvent, PeerSeen
+from transport.errors import TransportError
 from transport.interfaces import ChosenInterfaces, announced_addresses, may_dial, read_routes
 from transport.link import DEFAULT_TIMINGS, Link, Timings
 from transport.registry import Address, LinkRegistry, RegistryEvent
-from transport.session import Hello, Policy, Verdict
+from transport.session import Hello, Policy
 
 log = logging.getLogger("cove.transport")
 
@@ -80,10 +81,10 @@ class TransportNode:
         """DESIGN §4: on-link to a chosen interface, routed through one, or given by the user."""
         return may_dial(host, self._interfaces.networks, self._given, self._routed)
 
-    def know(self, ddk: bytes, addresses: Iterable[Address], verdict: Verdict) -> None:
+    def know(self, ddk: bytes, addresses: Iterable[Address] = ()) -> None:
         """Keep a link with device ``ddk``; dial it at these addresses and wherever it is seen."""
         self._by_did[device_id(ddk)] = ddk
-        self.registry.know(ddk, addresses, verdict)
+        self.registry.know(ddk, addresses)
         if self.discovery is not None:
             for seen in self.discovery.peers.values():
                 if seen.did == device_id(ddk):
@@ -94,10 +95,17 @@ class TransportNode:
         self._by_did.pop(device_id(ddk), None)
         self.registry.forget(ddk)
 
-    async def connect(self, address: Address, ddk: bytes, verdict: Verdict | None = None) -> Link:
+    async def connect(self, address: Address, ddk: bytes) -> Link:
         """Dial an address the user gave (``cove connect``, an invite), expecting ``ddk``."""
         self._given.add(address[0])
-        return await self.registry.connect(address, ddk, verdict)
+        return await self.registry.connect(address, ddk)
+
+    async def connect_nearby(self, seen: PeerSeen) -> Link:
+        """Dial a nearby peer from its announcement; its key must match its TXT ``dev``."""
+        for address in seen.addresses:
+            if self.may_dial(address[0]):
+                return await self.registry.connect_nearby(address, seen.did)
+        raise TransportError("that device announced no address this device may dial")
 
     def _on_discovery(self, event: DiscoveryEvent) -> None:
         if isinstance(event, PeerSeen):

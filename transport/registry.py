@@ -10,9 +10,19 @@ discovery reports the device again (:meth:`seen`). It dials only addresses
 ``may_dial`` allows (on-link to the chosen interfaces), plus addresses a
 user gave (:meth:`connect`).
 
-What the messenger sees are :class:`RegistryEvent` values: a link up, a
-hello, a message, a link down. It answers requests from strangers only
-within :class:`RequestLimiter`'s budget.
+What the messenger sees are :class:`RegistryEvent` values: a device's link
+up (once, however many links were racing), a hello, a message (from any
+authenticated link of the device, so nothing sent during a tie-break is
+lost), the device's link down. Requests from strangers pass only within
+:class:`RequestLimiter`'s budget, and links that stay strangers are capped
+in number and lifetime so that strangers cannot pin memory.
+
+Dialling is defensive: a device's addresses from the user or from earlier
+links are kept apart from discovered ones, which anyone on the LAN can
+announce, so announcements never push real addresses out; all candidates
+are dialled at once and the first to prove the device's key wins; and the
+backoff resets only after a link stayed healthy, so a peer that accepts
+and then hangs up (it blocked us, say) is not redialled in a tight loop.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from crypto.identity import DeviceCertificate, DeviceKeys
@@ -47,13 +57,21 @@ log = logging.getLogger("cove.transport")
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 30.0
 CONNECT_TIMEOUT = 5.0
+HEALTHY_AFTER = 20.0
+"""A link that lasted this long (seconds) resets the redial backoff."""
+MAX_DISCOVERED_ADDRESSES = 8
+MAX_STRANGER_LINKS = 32
+MAX_STRANGER_LINKS_PER_ADDRESS = 4
+STRANGER_LINK_LIFETIME = 60.0
+"""Seconds a link may stay at stranger level: enough to send a request and get an answer."""
+CLOSE_TIMEOUT = 5.0
 
 Address = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
 class LinkUp:
-    """A link to device ``ddk`` is open (the only one to that device)."""
+    """Device ``ddk`` has an open link (``link``; a later tie-break may replace it)."""
 
     ddk: bytes
     link: Link
@@ -81,7 +99,7 @@ class LinkMessageReceived:
 
 @dataclass(frozen=True, slots=True)
 class LinkDown:
-    """The link to device ``ddk`` ended; ``reason`` is for the local log."""
+    """Device ``ddk`` has no open link any more; ``reason`` is for the local log."""
 
     ddk: bytes
     reason: str
@@ -93,10 +111,13 @@ RegistryEvent = LinkUp | HelloSeen | LinkMessageReceived | LinkDown
 @dataclass
 class _Known:
     ddk: bytes
-    addresses: list[Address]
-    verdict: Verdict
+    given: list[Address]
+    discovered: list[Address] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+
+    def candidates(self) -> list[Address]:
+        return _merge(self.given, self.discovered, limit=len(self.given) + len(self.discovered))
 
 
 class LinkRegistry:
@@ -124,9 +145,12 @@ class LinkRegistry:
         self._may_dial = may_dial
         self._limiter = limiter or RequestLimiter()
         self._rnd = rnd or random.Random()
-        self._links: dict[bytes, Link] = {}
+        self._links: dict[bytes, Link] = {}  # the current link of each device
+        self._all: dict[bytes, set[Link]] = {}  # every open link of each device
+        self._strangers: dict[Link, str] = {}  # responder links still at stranger level
         self._known: dict[bytes, _Known] = {}
-        self._dials: set[Link] = set()
+        self._dials: dict[Link, bytes] = {}  # dials in progress -> the device expected
+        self._expecting_accept: set[bytes] = set()
         self._closing = False
         self._listener = LinkListener(
             make_session=self._responder, on_event=self._on_link_event,
@@ -142,17 +166,16 @@ class LinkRegistry:
             self._ensure_dialler(known)
 
     async def close(self) -> None:
-        """Stop dialling, say goodbye on every link, stop listening."""
+        """Stop dialling, say goodbye on every link, stop listening (bounded in time)."""
         self._closing = True
         tasks = [k.task for k in self._known.values() if k.task is not None]
         for task in tasks:
             task.cancel()
-        for link in list(self._links.values()) + list(self._dials):
+        links = {link for group in self._all.values() for link in group} | set(self._dials)
+        for link in links:
             link.close("shutting down")
         await asyncio.gather(*tasks, return_exceptions=True)
-        pending = [link.closed.wait() for link in list(self._links.values()) + list(self._dials)]
-        if pending:
-            await asyncio.wait_for(asyncio.gather(*pending), timeout=5)
+        await _wait_closed(links, CLOSE_TIMEOUT)
         await self._listener.close()
 
     @property
@@ -178,25 +201,37 @@ class LinkRegistry:
         link.send(t, **fields)
         return True
 
+    def expect_accept(self, ddk: bytes) -> None:
+        """A ``req`` went to ``ddk``: let its ``accept`` through on any later link too."""
+        self._expecting_accept.add(ddk)
+        for link in self._all.get(ddk, ()):
+            link.session.expect_accept()
+
+    def accepted(self, ddk: bytes) -> None:
+        """Stop waiting for an ``accept`` from ``ddk``."""
+        self._expecting_accept.discard(ddk)
+
     # -- known devices and dialling -------------------------------------------
 
-    def know(self, ddk: bytes, addresses: Iterable[Address], verdict: Verdict) -> None:
-        """Remember a device to keep a link with, at these addresses (newest first)."""
+    def know(self, ddk: bytes, addresses: Iterable[Address] = ()) -> None:
+        """Keep a link with device ``ddk``; ``addresses`` are from the user or earlier links."""
         known = self._known.get(ddk)
         if known is None:
-            known = self._known[ddk] = _Known(ddk, [], verdict)
-        known.verdict = verdict
-        known.addresses = _merge(addresses, known.addresses)
+            known = self._known[ddk] = _Known(ddk, [])
+        known.given = _merge(addresses, known.given, limit=MAX_DISCOVERED_ADDRESSES)
         if self._listener_started():
             self._ensure_dialler(known)
+        known.wake.set()
 
     def forget(self, ddk: bytes) -> None:
-        """Stop dialling ``ddk`` and close its link (an unlinked or removed device)."""
+        """Stop dialling ``ddk`` and close its links, dials in progress included."""
         known = self._known.pop(ddk, None)
         if known is not None and known.task is not None:
             known.task.cancel()
-        link = self._links.get(ddk)
-        if link is not None:
+        for link, target in list(self._dials.items()):
+            if target == ddk:
+                link.abort("the device was removed")
+        for link in list(self._all.get(ddk, ())):
             link.close("the device was removed")
 
     def seen(self, ddk: bytes, addresses: Iterable[Address]) -> None:
@@ -204,14 +239,16 @@ class LinkRegistry:
         known = self._known.get(ddk)
         if known is None:
             return
-        known.addresses = _merge(addresses, known.addresses)
+        known.discovered = _merge(addresses, [], limit=MAX_DISCOVERED_ADDRESSES)
         known.wake.set()
 
-    async def connect(
-        self, address: Address, ddk: bytes, verdict: Verdict | None = None
-    ) -> Link:
+    async def connect(self, address: Address, ddk: bytes) -> Link:
         """Dial ``address`` once, expecting device ``ddk`` (user-given: no interface check)."""
-        return await self._dial(address, ddk, verdict or Verdict(Admission.STRANGER))
+        return await self._dial(address, expected_remote=ddk)
+
+    async def connect_nearby(self, address: Address, did: bytes) -> Link:
+        """Dial a nearby peer whose TXT ``dev`` is ``did`` (§4: the key must match it)."""
+        return await self._dial(address, expected_did=did)
 
     def _listener_started(self) -> bool:
         try:
@@ -226,36 +263,57 @@ class LinkRegistry:
 
     async def _dialler(self, known: _Known) -> None:
         delay = BACKOFF_MIN
-        while not self._closing:
+        loop = asyncio.get_running_loop()
+        while not self._closing and self._known.get(known.ddk) is known:
             current = self.link(known.ddk)
             if current is not None:
+                since = loop.time()
                 await current.closed.wait()
-                delay = BACKOFF_MIN
-                continue
-            known.wake.clear()
-            for address in [a for a in known.addresses if self._may_dial(a[0])]:
-                with contextlib.suppress(OSError, asyncio.TimeoutError):
-                    link = await self._dial(address, known.ddk, known.verdict)
-                    await _first(link.opened.wait(), link.closed.wait())
-                    if link.session.is_open:
-                        break
-            if self.link(known.ddk) is not None:
-                delay = BACKOFF_MIN
-                continue
-            pause = self._rnd.uniform(delay / 2, delay)
+                healthy = loop.time() - since >= HEALTHY_AFTER
+                delay = BACKOFF_MIN if healthy else min(delay * 2, BACKOFF_MAX)
+            else:
+                known.wake.clear()
+                candidates = [a for a in known.candidates() if self._may_dial(a[0])]
+                if candidates and await self._dial_first(candidates, known.ddk):
+                    continue  # watch the new link above
+                delay = min(delay * 2, BACKOFF_MAX)
+            pause = self._rnd.uniform(delay / 4, delay / 2)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(known.wake.wait(), pause)
-            delay = min(delay * 2, BACKOFF_MAX)
 
-    async def _dial(self, address: Address, ddk: bytes, verdict: Verdict) -> Link:
+    async def _dial_first(self, candidates: list[Address], ddk: bytes) -> bool:
+        """Dial every candidate at once; True as soon as one proves to be ``ddk``."""
+
+        async def attempt(address: Address) -> bool:
+            try:
+                link = await self._dial(address, expected_remote=ddk)
+            except (TimeoutError, OSError):
+                return False
+            await _first(link.opened.wait(), link.closed.wait())
+            return link.session.is_open
+
+        tasks = [asyncio.ensure_future(attempt(a)) for a in candidates]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                if await next_done:
+                    return True
+            return False
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _dial(
+        self, address: Address, *, expected_remote: bytes | None = None,
+        expected_did: bytes | None = None,
+    ) -> Link:
         stream = await asyncio.wait_for(TcpStream.connect(*address), CONNECT_TIMEOUT)
         session = LinkSession(
             initiator=True, static_private=self._keys.ddk_private, hello=self._hello(),
-            policy=self._policy, expected_remote=ddk, verdict=verdict,
+            policy=self._policy, expected_remote=expected_remote, expected_did=expected_did,
         )
         link = Link(session, stream, on_event=self._on_link_event, timings=self._timings,
                     address=address)
-        self._dials.add(link)
+        self._dials[link] = expected_remote or b""
         link.start()
         return link
 
@@ -269,35 +327,78 @@ class LinkRegistry:
 
     def _on_link_event(self, link: Link, event: LinkEvent) -> None:
         if isinstance(event, LinkClosed):
-            self._dials.discard(link)
+            self._dials.pop(link, None)
+            self._strangers.pop(link, None)
         ddk = link.session.remote_static
         if ddk is None:
             return  # a connection that never finished its handshake: nothing to tell
         if isinstance(event, HandshakeDone):
             self._on_up(ddk, link)
-        elif self._links.get(ddk) is not link:
-            return  # a duplicate that lost: its events mean nothing
+        elif isinstance(event, LinkClosed):
+            self._on_down(ddk, link, event.reason)
+        elif link not in self._all.get(ddk, ()):
+            return  # refused at the door (a limit): nothing it says counts
         elif isinstance(event, PeerHello):
+            if event.verdict.admission > Admission.STRANGER:
+                self._strangers.pop(link, None)
             self._on_event(HelloSeen(ddk, link, event.cert, event.mver, event.verdict))
         elif isinstance(event, LinkMessage):
             self._on_message(ddk, link, event)
-        elif isinstance(event, LinkClosed):
-            del self._links[ddk]
-            self._on_event(LinkDown(ddk, event.reason))
-            known = self._known.get(ddk)
-            if known is not None:
-                known.wake.set()
 
     def _on_up(self, ddk: bytes, link: Link) -> None:
-        existing = self._links.get(ddk)
-        if existing is not None and existing is not link and existing.session.is_open:
-            if self._dialler_ddk(existing) <= self._dialler_ddk(link):
-                link.close("a link to this device is already open")
-                return
-            del self._links[ddk]
+        if not self._admit_stranger(link):
+            return
+        self._all.setdefault(ddk, set()).add(link)
+        if ddk in self._expecting_accept:
+            link.session.expect_accept()
+        existing = self.link(ddk)
+        if existing is None:
+            self._links[ddk] = link
+            self._on_event(LinkUp(ddk, link))
+            return
+        # Two links to one device: both sides keep the one dialled by the lower DDK.
+        if self._dialler_ddk(existing) <= self._dialler_ddk(link):
+            link.close("a link to this device is already open")
+        else:
+            self._links[ddk] = link
             existing.close("a link to this device is already open")
-        self._links[ddk] = link
-        self._on_event(LinkUp(ddk, link))
+
+    def _on_down(self, ddk: bytes, link: Link, reason: str) -> None:
+        group = self._all.get(ddk)
+        if group is None or link not in group:
+            return
+        group.discard(link)
+        if self._links.get(ddk) is not link:
+            return
+        del self._links[ddk]
+        survivor = next((other for other in group if other.session.is_open), None)
+        if survivor is not None:
+            self._links[ddk] = survivor
+            return
+        self._all.pop(ddk, None)
+        self._on_event(LinkDown(ddk, reason))
+        known = self._known.get(ddk)
+        if known is not None:
+            known.wake.set()
+
+    def _admit_stranger(self, link: Link) -> bool:
+        """Count a responder link still at stranger level; refuse it beyond the caps."""
+        if link.session.initiator or link.session.verdict.admission > Admission.STRANGER:
+            return True
+        host = link.address[0] if link.address else "?"
+        same_host = sum(1 for h in self._strangers.values() if h == host)
+        full = len(self._strangers) >= MAX_STRANGER_LINKS
+        if full or same_host >= MAX_STRANGER_LINKS_PER_ADDRESS:
+            link.abort("too many links from strangers")
+            return False
+        self._strangers[link] = host
+
+        def expire() -> None:
+            if link in self._strangers:
+                link.abort("a stranger's link outlived its time")
+
+        asyncio.get_running_loop().call_later(STRANGER_LINK_LIFETIME, expire)
+        return True
 
     def _dialler_ddk(self, link: Link) -> bytes:
         if link.session.initiator:
@@ -315,18 +416,32 @@ class LinkRegistry:
         self._on_event(LinkMessageReceived(ddk, link, message))
 
 
-def _merge(new: Iterable[Address], old: list[Address]) -> list[Address]:
+def _merge(new: Iterable[Address], old: Iterable[Address], *, limit: int) -> list[Address]:
     out: list[Address] = []
     for address in [*new, *old]:
         if address not in out:
             out.append(address)
-    return out[:8]
+    return out[:limit]
 
 
-async def _first(*aws: object) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]  # type: ignore[call-overload]
+async def _first(*aws: Awaitable[object]) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for t in tasks:
             t.cancel()
+
+
+async def _wait_closed(links: Iterable[Link], timeout: float) -> None:
+    """Wait for links to finish closing; abort any a silent peer keeps open."""
+    pending = [link for link in links if not link.closed.is_set()]
+    if not pending:
+        return
+    waits = [asyncio.ensure_future(link.closed.wait()) for link in pending]
+    _, late = await asyncio.wait(waits, timeout=timeout)
+    for wait in late:
+        wait.cancel()
+    for link in pending:
+        if not link.closed.is_set():
+            link.abort("it did not close in time")

@@ -43,10 +43,11 @@ from dataclasses import dataclass, field
 from crypto import primitives as P
 from crypto.encoding import unpack_sequence
 from crypto.errors import BadSignature, CoveError, LocalProtocolError, RemoteProtocolError
-from crypto.identity import DeviceCertificate
+from crypto.identity import DeviceCertificate, device_id
 from crypto.noise import Handshake, NoiseTransport
 from transport.frames import (
     FLAG_PACKED,
+    MAX_MESSAGE,
     MAX_PLAINTEXT,
     FrameDecoder,
     Packer,
@@ -63,6 +64,9 @@ from transport.messages import (
 )
 
 PROTOCOL_NAME = "Noise_XX_25519_ChaChaPoly_BLAKE2b"
+STRANGER_MESSAGE_LIMIT = 32 * 1024
+"""Largest message a peer not admitted beyond stranger may send (a ``req`` is about 17 KiB)."""
+_MANIFEST_TYPES = frozenset({"manifest", "manifest?"})
 _LINK_LEVEL = frozenset({"hello", "ping", "pong", "bye"})
 PROLOGUE = b"cove/1"
 MAX_HELLO_BYTES = 1024
@@ -143,7 +147,7 @@ class _Handshaking:
 @dataclass
 class _Open:
     noise: NoiseTransport
-    reassembler: Reassembler = field(default_factory=Reassembler)
+    reassembler: Reassembler
     packer: Packer = field(default_factory=Packer)
 
 
@@ -159,10 +163,12 @@ class LinkClosedError(LocalProtocolError):
 class LinkSession:
     """One side of a link (see the module docstring for the protocol).
 
-    ``expected_remote`` is required of an initiator: the DDK of the device it
-    dialled (a known device, an invite's ``ddk``, or a nearby peer's whose
-    ``did`` matched its TXT ``dev``). ``verdict`` is the initiator's judgement
-    of that device before any hello; the responder learns it from the policy.
+    An initiator must say whom it dials: ``expected_remote``, the DDK of a
+    known device or an invite's ``ddk``, or ``expected_did``, a nearby peer's
+    TXT ``dev``, which must be ``did`` of the responder's static key. Both
+    sides treat the peer as a stranger until its hello proves a certificate
+    and the policy judges it: an initiator lets nothing but an awaited
+    ``accept`` through before the responder's hello.
     """
 
     def __init__(
@@ -173,20 +179,19 @@ class LinkSession:
         hello: Hello,
         policy: Policy,
         expected_remote: bytes | None = None,
-        verdict: Verdict | None = None,
+        expected_did: bytes | None = None,
         rng: P.Rng = P.random_bytes,
     ) -> None:
-        if initiator and expected_remote is None:
+        if initiator and expected_remote is None and expected_did is None:
             raise LocalProtocolError("an initiator must know the device it dials")
         self.initiator = initiator
         self._hello = hello
         self._policy = policy
         self._expected = expected_remote
-        self.verdict = verdict if verdict is not None else Verdict(Admission.STRANGER)
+        self._expected_did = expected_did
+        self.verdict = Verdict(Admission.STRANGER)
         # True when every message type may pass: the fast path of _on_message.
-        self._open_door = (
-            self.verdict.admission > Admission.STRANGER and not self.verdict.manifest_stale
-        )
+        self._open_door = False
         self.remote_cert: DeviceCertificate | None = None
         self.remote_mver: int | None = None
         self._remote_static: bytes | None = None
@@ -277,9 +282,7 @@ class LinkSession:
         if self.initiator:
             if payload:
                 raise RemoteProtocolError("handshake message 2 must be empty")
-            if noise.remote_static is None or not P.constant_time_equal(
-                noise.remote_static, self._expected or b""
-            ):
+            if not self._is_expected(noise.remote_static):
                 self._close("the device answering is not the one dialled")
                 return
             self._out.append(encode_frame(noise.write_message(self._hello.encode())))
@@ -294,11 +297,18 @@ class LinkSession:
         self._open(noise)
         self._on_hello(decode_message(payload, MAX_HELLO_BYTES), remote)
 
+    def _is_expected(self, remote: bytes | None) -> bool:
+        if remote is None:
+            return False
+        if self._expected is not None:
+            return P.constant_time_equal(remote, self._expected)
+        return P.constant_time_equal(device_id(remote), self._expected_did or b"")
+
     def _open(self, noise: Handshake) -> None:
         remote = noise.remote_static
         assert remote is not None
         self._remote_static = remote
-        self._phase = _Open(noise.into_transport())
+        self._phase = _Open(noise.into_transport(), Reassembler(STRANGER_MESSAGE_LIMIT))
         self._events.append(HandshakeDone(remote))
 
     def _on_hello(self, message: LinkMessage, remote: bytes | None) -> None:
@@ -333,13 +343,13 @@ class LinkSession:
             self._events.append(message)
             return
         verdict = self.verdict
-        if verdict.manifest_stale and t not in ("manifest", "manifest?"):
-            raise RemoteProtocolError(f"{t!r} before the peer's newer manifest was verified")
-        if verdict.admission <= Admission.STRANGER and not verdict.manifest_stale:
+        if verdict.admission <= Admission.STRANGER:
             if t == "accept" and self._requests_sent > 0:
                 self._requests_sent -= 1
-            elif t != "req":
+            elif not (t == "req" or (verdict.manifest_stale and t in _MANIFEST_TYPES)):
                 raise RemoteProtocolError(f"a stranger may not send {t!r}")
+        elif verdict.manifest_stale and t not in _MANIFEST_TYPES:
+            raise RemoteProtocolError(f"{t!r} before the peer's newer manifest was verified")
         self._events.append(message)
 
     # -- output -----------------------------------------------------------------
@@ -355,6 +365,10 @@ class LinkSession:
         if verdict.admission == Admission.BLOCKED:
             self._close("the peer's account is blocked")
             return
+        phase = self._phase
+        if isinstance(phase, _Open):
+            admitted = verdict.admission > Admission.STRANGER
+            phase.reassembler.limit = MAX_MESSAGE if admitted else STRANGER_MESSAGE_LIMIT
         beyond = verdict.admission > Admission.STRANGER
         if not self.initiator and beyond and not self._hello_sent and self.is_open:
             self._hello_sent = True
@@ -376,9 +390,9 @@ class LinkSession:
         if t == "req":
             self._requests_sent += 1
 
-    def send_encoded(self, message: bytes) -> None:
-        """Queue a message already encoded with ``encode_message`` (a batch sender's path)."""
-        self._send_raw(message)
+    def expect_accept(self) -> None:
+        """Let one ``accept`` through from this peer, for a ``req`` sent on an earlier link."""
+        self._requests_sent += 1
 
     def _send_raw(self, message: bytes) -> None:
         phase = self._phase

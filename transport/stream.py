@@ -33,7 +33,15 @@ class ByteStream(Protocol):
         ...
 
     def close(self) -> None:
-        """Close both directions; the peer reads ``b""``."""
+        """Close both directions once queued bytes are sent; the peer reads ``b""``."""
+        ...
+
+    def abort(self) -> None:
+        """Close at once, dropping whatever is still queued."""
+        ...
+
+    def buffered(self) -> int:
+        """Bytes queued and not yet handed to the network."""
         ...
 
     @property
@@ -72,6 +80,12 @@ class TcpStream:
 
     def close(self) -> None:
         self._writer.close()
+
+    def abort(self) -> None:
+        self._writer.transport.abort()
+
+    def buffered(self) -> int:
+        return int(self._writer.transport.get_write_buffer_size())
 
     @property
     def peer_address(self) -> tuple[str, int] | None:
@@ -113,6 +127,12 @@ class MemoryStream:
         self._inbox.put_nowait(b"")
         if self.other is not None and not self.other._closed:
             self.other._inbox.put_nowait(b"")
+
+    def abort(self) -> None:
+        self.close()
+
+    def buffered(self) -> int:
+        return 0
 
     @property
     def peer_address(self) -> tuple[str, int] | None:

@@ -62,7 +62,7 @@ async def main(name: str, peers: list[str], port: int) -> None:
     node = TransportNode(keys=keys, hello=lambda: Hello(cert, 1), policy=policy,
                          on_event=on_event, interfaces=chosen_interfaces(), port=port)
     for dev in others.values():
-        node.know(dev[1].ddk, [], Verdict(Admission.CONTACT))
+        node.know(dev[1].ddk)
     await node.start()
     say(ev="ready", port=node.port)
     loop = asyncio.get_running_loop()

@@ -53,7 +53,6 @@ def pair(
         hello=a.hello,
         policy=table_policy({b.account.aik: a_sees_b}),
         expected_remote=expected or b.keys.ddk,
-        verdict=Verdict(a_sees_b),
     )
     resp = LinkSession(
         initiator=False,

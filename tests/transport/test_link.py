@@ -19,7 +19,6 @@ from transport.session import (
     LinkClosed,
     LinkEvent,
     LinkSession,
-        Verdict,
 )
 from transport.stream import TcpStream, memory_pipe
 
@@ -193,8 +192,7 @@ async def test_stranger_link_over_tcp_gets_no_hello() -> None:
     await listener.start()
     try:
         ini = LinkSession(initiator=True, static_private=ann.keys.ddk_private, hello=ann.hello,
-                          policy=table_policy({}), expected_remote=bob.keys.ddk,
-                          verdict=Verdict(Admission.STRANGER))
+                          policy=table_policy({}), expected_remote=bob.keys.ddk)
         link = Link(ini, await TcpStream.connect("127.0.0.1", listener.port), on_event=client_rec)
         link.start()
         await asyncio.wait_for(link.opened.wait(), 5)

@@ -17,7 +17,7 @@ from transport.registry import (
     LinkUp,
     RegistryEvent,
 )
-from transport.session import Admission, Verdict
+from transport.session import Admission
 
 
 class Peer:
@@ -56,9 +56,8 @@ async def test_simultaneous_dials_leave_exactly_one_link() -> None:
     a_dev, b_dev = make_device(name="a"), make_device(name="b")
     pa, pb = free_port(), free_port()
     a, b = Peer(a_dev, [b_dev], pa), Peer(b_dev, [a_dev], pb)
-    contact = Verdict(Admission.CONTACT)
-    a.reg.know(b_dev.keys.ddk, [("127.0.0.1", pb)], contact)
-    b.reg.know(a_dev.keys.ddk, [("127.0.0.1", pa)], contact)
+    a.reg.know(b_dev.keys.ddk, [("127.0.0.1", pb)])
+    b.reg.know(a_dev.keys.ddk, [("127.0.0.1", pa)])
     await asyncio.gather(a.reg.start(), b.reg.start())
     try:
         await a.until(lambda: a.reg.link(b_dev.keys.ddk) is not None)
@@ -86,7 +85,7 @@ async def test_restarted_peer_is_redialled_quickly() -> None:
     pb = free_port()
     a = Peer(a_dev, [b_dev])
     b = Peer(b_dev, [a_dev], pb)
-    a.reg.know(b_dev.keys.ddk, [("127.0.0.1", pb)], Verdict(Admission.CONTACT))
+    a.reg.know(b_dev.keys.ddk, [("127.0.0.1", pb)])
     await b.reg.start()
     await a.reg.start()
     try:
@@ -110,7 +109,7 @@ async def test_wrong_device_at_known_address_is_not_linked() -> None:
     c = Peer(c_dev, [a_dev])
     await c.reg.start()
     a = Peer(a_dev, [b_dev])
-    a.reg.know(b_dev.keys.ddk, [("127.0.0.1", c.reg.port)], Verdict(Admission.CONTACT))
+    a.reg.know(b_dev.keys.ddk, [("127.0.0.1", c.reg.port)])
     await a.reg.start()
     try:
         await asyncio.sleep(1.0)
@@ -132,7 +131,7 @@ async def test_redial_backs_off_exponentially() -> None:
     port = server.sockets[0].getsockname()[1]
     a_dev, b_dev = make_device(), make_device()
     a = Peer(a_dev, [b_dev])
-    a.reg.know(b_dev.keys.ddk, [("127.0.0.1", port)], Verdict(Admission.CONTACT))
+    a.reg.know(b_dev.keys.ddk, [("127.0.0.1", port)])
     await a.reg.start()
     try:
         await asyncio.sleep(4.0)

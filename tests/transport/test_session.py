@@ -255,7 +255,7 @@ def test_replayed_handshake_message_does_not_open_a_link(ann: Device, bob: Devic
 def test_hello_only_once_and_never_to_responder_after_handshake(ann: Device, bob: Device) -> None:
     ini, resp = pair(ann, bob)
     handshake(ini, resp)
-    ini.send_encoded(ann.hello.encode())
+    ini._send_raw(ann.hello.encode())
     assert "hello after the handshake" in closed(shuttle(ini, resp)).reason
 
 
