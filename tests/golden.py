@@ -132,6 +132,24 @@ def _link_req() -> bytes:
                           tok=bytes(range(16)))
 
 
+def _link_others() -> dict[str, Callable[[], bytes]]:
+    """One example of every other link message type."""
+    ann = ann_account()
+    return {
+        "link_manifest": lambda: encode_message("manifest", m=_account_manifest()),
+        "link_manifest_query": lambda: encode_message("manifest?", acct=ann.aik),
+        "link_bundle": lambda: encode_message("bundle", b=_prekey_bundle()),
+        "link_nack": lambda: encode_message("nack", id=bytes(range(16)), reason="undecryptable"),
+        "link_accept": lambda: encode_message("accept", manifest=_account_manifest()),
+        "link_fget": lambda: encode_message("fget", fid=bytes(range(16)), **{"from": 3}),
+        "link_fchunk": lambda: encode_message("fchunk", fid=bytes(range(16)), idx=0, last=True,
+                                              data=_file_chunk()),
+        "link_ping": lambda: encode_message("ping"),
+        "link_pong": lambda: encode_message("pong"),
+        "link_bye": lambda: encode_message("bye"),
+    }
+
+
 def _link_packed() -> bytes:
     packer = Packer()
     for i in range(3):
@@ -168,4 +186,5 @@ GOLDEN: dict[str, Callable[[], bytes]] = {
     "link_ack": _link_ack,
     "link_req": _link_req,
     "link_packed": _link_packed,
+    **_link_others(),
 }

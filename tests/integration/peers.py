@@ -19,9 +19,12 @@ class PeerProcess:
     """One peer process; its events arrive on a queue as they are printed."""
 
     def __init__(self, name: str, peers: list[str], *, port: int = 0,
-                 netns: str | None = None, interfaces: str | None = None) -> None:
+                 netns: str | None = None, interfaces: str | None = None,
+                 dial: bool = True) -> None:
         cmd = [sys.executable, "-m", "tests.integration.transport_peer", name,
                "--peers", ",".join(peers), "--port", str(port)]
+        if not dial:
+            cmd.append("--no-dial")
         env = dict(os.environ)
         if interfaces:
             env["COVE_INTERFACES"] = interfaces

@@ -60,9 +60,11 @@ def test_killed_peer_is_redialled_within_two_seconds_of_its_return(
     ann.wait_for(10, ev="down", peer="bob-killed")
     time.sleep(4)  # ann's redial backoff grows while bob is away
     since = ann.mark()
-    back = PeerProcess("bob-killed", ["ann-killed"], port=bob_port)
+    # The new bob never dials, so the link that comes up is ann's redial.
+    back = PeerProcess("bob-killed", ["ann-killed"], port=bob_port, dial=False)
     procs.append(back)
     up = ann.wait_for(10, since=since, ev="up", peer="bob-killed")
+    assert up["initiator"] is True
     assert up["t"] - back.started < 2.0, up["t"] - back.started
     back.wait_for(5, ev="up", peer="ann-killed")
     back.command("send ann-killed hello again")

@@ -6,7 +6,8 @@ Keys derive from NAME (so a restarted peer is the same device), every named
 peer is a known contact, and it listens on the chosen interfaces
 (``COVE_INTERFACES``) with discovery on. It prints one JSON object per line
 (``ready``, ``up``, ``down``, ``seen``, ``gone``, ``msg``) and reads commands
-on stdin: ``send NAME TEXT``.
+on stdin: ``send NAME TEXT``. With ``--no-dial`` it accepts links but never
+dials, so a test can tell who redialled whom.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def say(**fields: object) -> None:
     print(json.dumps({"t": time.time(), **fields}), flush=True)
 
 
-async def main(name: str, peers: list[str], port: int) -> None:
+async def main(name: str, peers: list[str], port: int, dial: bool) -> None:
     _, keys, cert = device(name)
     others = {p: device(p) for p in peers}
     names = {dev[1].ddk: p for p, dev in others.items()}
@@ -61,7 +62,7 @@ async def main(name: str, peers: list[str], port: int) -> None:
 
     node = TransportNode(keys=keys, hello=lambda: Hello(cert, 1), policy=policy,
                          on_event=on_event, interfaces=chosen_interfaces(), port=port)
-    for dev in others.values():
+    for dev in others.values() if dial else ():
         node.know(dev[1].ddk)
     await node.start()
     say(ev="ready", port=node.port)
@@ -83,5 +84,7 @@ if __name__ == "__main__":
     parser.add_argument("name")
     parser.add_argument("--peers", default="")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--no-dial", action="store_true", help="accept links, never dial")
     args = parser.parse_args()
-    asyncio.run(main(args.name, [p for p in args.peers.split(",") if p], args.port))
+    peers = [p for p in args.peers.split(",") if p]
+    asyncio.run(main(args.name, peers, args.port, not args.no_dial))
