@@ -139,37 +139,38 @@ class Packer:
     is pending, so order is always kept.
     """
 
-    __slots__ = ("_pending", "_size")
+    __slots__ = ("pending", "size")
 
     def __init__(self) -> None:
-        self._pending: list[bytes] = []
-        self._size = 0
+        self.pending: list[bytes] = []
+        """Messages waiting for the next plaintext (a session's hot path appends directly)."""
+        self.size = 0
 
     def try_add(self, message: bytes) -> bool:
         """Add ``message`` if it fits the current plaintext without sealing anything."""
-        size = self._size + len(message)
+        size = self.size + len(message)
         if len(message) > PACK_LIMIT or size > MAX_FRAGMENT:
             return False
-        self._pending.append(message)
-        self._size = size
+        self.pending.append(message)
+        self.size = size
         return True
 
     def add(self, message: bytes) -> list[bytes]:
         if len(message) > PACK_LIMIT:
             return [*self.flush(), *fragment(message)]
         out: list[bytes] = []
-        if self._size + len(message) > MAX_FRAGMENT:
+        if self.size + len(message) > MAX_FRAGMENT:
             out = self.flush()
-        self._pending.append(message)
-        self._size += len(message)
+        self.pending.append(message)
+        self.size += len(message)
         return out
 
     def flush(self) -> list[bytes]:
-        pending = self._pending
+        pending = self.pending
         if not pending:
             return []
         one = len(pending) == 1
         plaintext = b"\x00" + pending[0] if one else b"\x02" + b"".join(pending)
-        self._pending = []
-        self._size = 0
+        self.pending = []
+        self.size = 0
         return [plaintext]

@@ -99,6 +99,16 @@ def _valid(kind: type, lo: int, hi: int, value: Any) -> bool:
     return True
 
 
+_Check = tuple[str, type, int, int]
+_COMPILED: dict[str, tuple[tuple[_Check, ...], tuple[_Check, ...]]] = {
+    t: (
+        tuple((key, kind, lo, hi) for key, required, kind, lo, hi in fields if required),
+        tuple((key, kind, lo, hi) for key, required, kind, lo, hi in fields if not required),
+    )
+    for t, fields in SCHEMAS.items()
+}
+"""SCHEMAS split into required and optional fields, the shape decode_map walks."""
+
 CONTROL = frozenset({"ping", "pong", "bye"})
 """Link upkeep, accepted from any peer on an open link."""
 
@@ -137,18 +147,23 @@ def decode_map(m: Any) -> LinkMessage:
     if type(m) is not dict:
         raise RemoteProtocolError("a link message must be a map")
     t = m.get("t")
-    schema = SCHEMAS.get(t) if type(t) is str else None
-    if schema is None or t is None:
+    spec = _COMPILED.get(t) if type(t) is str else None
+    if spec is None or t is None:
         raise RemoteProtocolError("unknown link message type")
-    for key, required, kind, lo, hi in schema:
+    required, optional = spec
+    for key, kind, lo, hi in required:
         value: Any = m.get(key)
-        if value is None:
-            if required:
-                raise RemoteProtocolError(f"{t!r} message lacks {key!r}")
-        elif kind is bytes and type(value) is bytes:  # the common case, checked inline
-            if not lo <= len(value) <= hi:
-                raise RemoteProtocolError(f"{t!r} message has a bad {key!r} field")
-        elif not _valid(kind, lo, hi, value):
+        if kind is bytes and type(value) is bytes:  # the common case, checked inline
+            if lo <= len(value) <= hi:
+                continue
+        elif value is None:
+            raise RemoteProtocolError(f"{t!r} message lacks {key!r}")
+        elif _valid(kind, lo, hi, value):
+            continue
+        raise RemoteProtocolError(f"{t!r} message has a bad {key!r} field")
+    for key, kind, lo, hi in optional:
+        value = m.get(key)
+        if value is not None and not _valid(kind, lo, hi, value):
             raise RemoteProtocolError(f"{t!r} message has a bad {key!r} field")
     return LinkMessage(t, m)
 
@@ -165,21 +180,28 @@ def encode_message(t: str, **fields: Any) -> bytes:
 
 def encode_fields(t: str, fields: Wire) -> bytes:
     """:func:`encode_message` for fields already in a dict (``None`` values are left out)."""
-    schema = SCHEMAS.get(t)
-    if schema is None:
+    spec = _COMPILED.get(t)
+    if spec is None:
         raise LocalProtocolError(f"unknown link message type {t!r}")
+    required, optional = spec
     body: Wire = {"t": t}
-    for key, required, kind, lo, hi in schema:
+    for key, kind, lo, hi in required:
         value = fields.get(key)
-        if value is None:
-            if required:
-                raise LocalProtocolError(f"{t!r} message needs {key!r}")
-        elif (kind is bytes and type(value) is bytes and lo <= len(value) <= hi) or _valid(
-            kind, lo, hi, value
-        ):
+        if kind is bytes and type(value) is bytes and lo <= len(value) <= hi:
+            body[key] = value
+        elif value is None:
+            raise LocalProtocolError(f"{t!r} message needs {key!r}")
+        elif _valid(kind, lo, hi, value):
             body[key] = value
         else:
             raise LocalProtocolError(f"{t!r} message has a bad {key!r} field")
+    for key, kind, lo, hi in optional:
+        value = fields.get(key)
+        if value is None:
+            continue
+        if not _valid(kind, lo, hi, value):
+            raise LocalProtocolError(f"{t!r} message has a bad {key!r} field")
+        body[key] = value
     if len(body) - 1 != len(fields):
         extra = sorted(k for k in fields if fields[k] is not None and k not in body)
         if extra:

@@ -47,8 +47,10 @@ from crypto.identity import DeviceCertificate, device_id
 from crypto.noise import Handshake, NoiseTransport
 from transport.frames import (
     FLAG_PACKED,
+    MAX_FRAGMENT,
     MAX_MESSAGE,
     MAX_PLAINTEXT,
+    PACK_LIMIT,
     FrameDecoder,
     Packer,
     Reassembler,
@@ -266,14 +268,19 @@ class LinkSession:
         elif isinstance(phase, _Open):
             plaintext = phase.noise.decrypt(frame)
             if plaintext and plaintext[0] == FLAG_PACKED and not phase.reassembler.busy:
+                events = self._events
                 for value in unpack_sequence(plaintext[1:], MAX_PLAINTEXT):
-                    self._on_message(decode_map(value))
+                    one = decode_map(value)
+                    if self._open_door and one.t not in _LINK_LEVEL:
+                        events.append(one)  # the common case, without a call
+                        continue
+                    self._on_message(one)
                     if isinstance(self._phase, _Closed):
                         return
                 return
-            message = phase.reassembler.feed(plaintext)
-            if message is not None:
-                self._on_message(decode_message(message))
+            whole = phase.reassembler.feed(plaintext)
+            if whole is not None:
+                self._on_message(decode_message(whole))
 
     def _on_handshake(self, noise: Handshake, frame: bytes) -> None:
         if not noise.needs_read:
@@ -385,7 +392,11 @@ class LinkSession:
             raise LinkClosedError("the link is not open")
         message = encode_fields(t, fields)
         packer = phase.packer
-        if not packer.try_add(message):
+        size = packer.size + len(message)
+        if len(message) <= PACK_LIMIT and size <= MAX_FRAGMENT:  # Packer.try_add, inlined
+            packer.pending.append(message)
+            packer.size = size
+        else:
             self._seal(phase, packer.add(message))
         if t == "req":
             self._requests_sent += 1
