@@ -1,0 +1,121 @@
+"""The database schema and its migrations (DESIGN §12).
+
+``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``; the
+version lives in ``PRAGMA user_version``. A migration is never edited once
+released: changes come as a new one, each with a test that upgrades a
+database written at the version before it.
+"""
+
+from __future__ import annotations
+
+SCHEMA_V1 = """
+CREATE TABLE kv (
+    k TEXT PRIMARY KEY,
+    v BLOB NOT NULL
+);
+CREATE TABLE prekeys (
+    spk_id INTEGER PRIMARY KEY,
+    pqpk_id INTEGER NOT NULL,
+    secrets BLOB NOT NULL,
+    bundle BLOB NOT NULL,
+    created INTEGER NOT NULL,
+    retired INTEGER
+);
+CREATE TABLE accounts (
+    acct BLOB PRIMARY KEY,
+    aid BLOB NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    manifest BLOB NOT NULL,
+    mver INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('own', 'contact', 'request', 'blocked', 'declined')),
+    verified INTEGER NOT NULL DEFAULT 0,
+    added INTEGER NOT NULL
+);
+CREATE TABLE bundles (
+    ddk BLOB PRIMARY KEY,
+    bundle BLOB NOT NULL,
+    ts INTEGER NOT NULL
+);
+CREATE TABLE addresses (
+    ddk BLOB NOT NULL,
+    host TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    seen INTEGER NOT NULL,
+    PRIMARY KEY (ddk, host, port)
+);
+CREATE TABLE sessions (
+    ddk BLOB NOT NULL,
+    ek BLOB NOT NULL,
+    state BLOB NOT NULL,
+    used INTEGER NOT NULL,
+    PRIMARY KEY (ddk, ek)
+);
+CREATE TABLE replay_keys (
+    k BLOB PRIMARY KEY,
+    spk_id INTEGER NOT NULL
+);
+CREATE TABLE conversations (
+    cid BLOB PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('direct', 'group')),
+    peer BLOB,
+    name TEXT NOT NULL,
+    unread INTEGER NOT NULL DEFAULT 0,
+    last_ts INTEGER NOT NULL DEFAULT 0,
+    muted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE messages (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    mid BLOB NOT NULL UNIQUE,
+    cid BLOB NOT NULL REFERENCES conversations (cid),
+    author BLOB NOT NULL,
+    ts INTEGER NOT NULL,
+    sort_ts INTEGER NOT NULL,
+    body TEXT NOT NULL DEFAULT '',
+    reply BLOB,
+    edited INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'delivered', 'read', 'received'))
+);
+CREATE INDEX messages_order ON messages (cid, sort_ts, mid);
+CREATE VIRTUAL TABLE messages_fts USING fts5 (body, content = 'messages', content_rowid = 'n');
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, body) VALUES (new.n, new.body);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.n, old.body);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.n, old.body);
+    INSERT INTO messages_fts (rowid, body) VALUES (new.n, new.body);
+END;
+CREATE TABLE outbox (
+    eid BLOB PRIMARY KEY,
+    ddk BLOB NOT NULL,
+    mid BLOB NOT NULL,
+    plaintext BLOB NOT NULL,
+    envelope BLOB NOT NULL,
+    created INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'held'))
+);
+CREATE INDEX outbox_by_device ON outbox (ddk, created);
+CREATE TABLE seen_envelopes (
+    eid BLOB PRIMARY KEY,
+    at INTEGER NOT NULL
+);
+CREATE TABLE events (
+    cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+    type TEXT NOT NULL,
+    body BLOB NOT NULL,
+    ts INTEGER NOT NULL
+);
+CREATE TABLE invites (
+    tok BLOB PRIMARY KEY,
+    exp INTEGER NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+MIGRATIONS: list[str] = [SCHEMA_V1]
+"""``MIGRATIONS[n]`` upgrades a database at version ``n`` to ``n + 1``."""
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,143 @@
+"""The SQLCipher store: one encrypted database file per home (DESIGN §12).
+
+:class:`Store` is the small interface the messenger uses: run a statement,
+fetch rows, and group statements into one transaction. The same class with
+no path is the in-memory store for fast tests (an in-memory SQLite database
+behind the same code, so both run the same SQL).
+
+On open: the raw 32-byte key is given as ``PRAGMA key = "x'<hex>'"``, so
+SQLCipher does no key derivation of its own; the key is checked by reading
+the schema, so a wrong key fails at once and changes nothing; then WAL with
+``synchronous = FULL`` (an acknowledged message survives a power loss),
+``temp_store = MEMORY`` (SQLCipher does not encrypt temporary files), and
+the schema is migrated to :data:`SCHEMA_VERSION`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlcipher3
+
+from cove.errors import SchemaTooNew, StoreError, WrongPassphrase
+from cove.schema import MIGRATIONS, SCHEMA_VERSION
+
+Row = tuple[Any, ...]
+
+
+class Store:
+    """An open database; use :meth:`transaction` around every group of writes."""
+
+    def __init__(self, path: Path | None, key: bytes) -> None:
+        if len(key) != 32:
+            raise StoreError("the database key must be 32 bytes")
+        target = ":memory:" if path is None else str(path)
+        try:
+            self._db = sqlcipher3.connect(target, isolation_level=None, check_same_thread=False)
+        except sqlcipher3.Error as exc:
+            raise StoreError(f"Cove cannot open its database: {exc}.") from exc
+        self._db.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        try:
+            self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlcipher3.DatabaseError as exc:
+            self._db.close()
+            raise WrongPassphrase(
+                "The passphrase (or key file) does not open this database; nothing was changed."
+            ) from exc
+        for pragma in (
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = FULL",
+            "PRAGMA temp_store = MEMORY",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA secure_delete = ON",
+        ):
+            self._db.execute(pragma)
+        self._depth = 0
+        self._migrate()
+
+    @property
+    def version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.version
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise SchemaTooNew(
+                f"This database is at schema version {version}, newer than this Cove knows "
+                f"({SCHEMA_VERSION}); upgrade Cove to open it."
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self.transaction():
+                self._run_script(MIGRATIONS[number])
+                self._db.execute(f"PRAGMA user_version = {number + 1}")
+
+    def _run_script(self, script: str) -> None:
+        # executescript would commit the open transaction; run statement by statement.
+        for statement in _statements(script):
+            self._db.execute(statement)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all (nesting joins the outer one)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._db.execute("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the rowid of an insert (else 0)."""
+        try:
+            cursor = self._db.execute(sql, params)
+        except sqlcipher3.IntegrityError as exc:
+            raise StoreError(f"the database refused a change: {exc}") from exc
+        return int(cursor.lastrowid or 0)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._db.executemany(sql, rows)
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row = self._db.execute(sql, params).fetchone()
+        return tuple(row) if row is not None else None
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return [tuple(r) for r in self._db.execute(sql, params).fetchall()]
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the database file and close."""
+        with contextlib.suppress(sqlcipher3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.close()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a schema script into statements, keeping trigger bodies whole."""
+    out: list[str] = []
+    current: list[str] = []
+    in_trigger = False
+    for line in script.strip().splitlines():
+        current.append(line)
+        stripped = line.strip().upper()
+        if stripped.startswith("CREATE TRIGGER"):
+            in_trigger = True
+        if (in_trigger and stripped == "END;") or (not in_trigger and stripped.endswith(";")):
+            out.append("\n".join(current).rstrip().rstrip(";"))
+            current = []
+            in_trigger = False
+    return out

@@ -1,0 +1,153 @@
+"""The home folder and the SQLCipher store (DESIGN §12): keys, locks, migrations, no plaintext."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from cove.errors import HomeError, HomeInUse, SchemaTooNew, StoreError, WrongPassphrase
+from cove.home import KEY_NAME, SALT_NAME, hold_home, resolve_home
+from cove.schema import MIGRATIONS, SCHEMA_VERSION
+from cove.store import Store
+
+SECRET_BODY = "the secret word is xylophone-42"
+SECRET_NAME = "Zebulon Quartermaine"
+
+
+def fill(store: Store) -> None:
+    with store.transaction():
+        store.execute(
+            "INSERT INTO conversations (cid, kind, peer, name) VALUES (?, 'direct', ?, ?)",
+            (b"c" * 16, b"p" * 32, SECRET_NAME),
+        )
+        store.execute(
+            "INSERT INTO messages (mid, cid, author, ts, sort_ts, body, status) "
+            "VALUES (?, ?, ?, 1, 1, ?, 'received')",
+            (b"m" * 16, b"c" * 16, b"p" * 32, SECRET_BODY),
+        )
+
+
+def files_holding(home: Path, needles: list[bytes]) -> list[str]:
+    hits = []
+    for path in home.iterdir():
+        if path.is_file():
+            data = path.read_bytes()
+            hits += [f"{path.name}: {n!r}" for n in needles if n in data]
+    return hits
+
+
+def test_home_is_private_and_keyed(tmp_path: Path) -> None:
+    home = hold_home(tmp_path / "ann")
+    key = home.database_key()
+    assert len(key) == 32 and home.database_key() == key
+    assert stat.S_IMODE((tmp_path / "ann").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "ann" / KEY_NAME).stat().st_mode) == 0o600
+    home.release()
+
+
+def test_one_process_per_home(tmp_path: Path) -> None:
+    home = hold_home(tmp_path)
+    with pytest.raises(HomeInUse, match=f"pid {os.getpid()}"):
+        hold_home(tmp_path)
+    home.release()
+    hold_home(tmp_path).release()  # free again once released
+
+
+def test_resolve_home_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COVE_HOME", str(tmp_path / "env"))
+    assert resolve_home(tmp_path / "flag") == tmp_path / "flag"
+    assert resolve_home(None) == tmp_path / "env"
+    monkeypatch.delenv("COVE_HOME")
+    assert resolve_home(None).name == "cove"
+
+
+def test_data_persists_and_no_plaintext_reaches_the_disk(tmp_path: Path) -> None:
+    home = hold_home(tmp_path)
+    store = Store(home.db_path, home.database_key())
+    fill(store)
+    needles = [SECRET_BODY.encode(), SECRET_NAME.encode(), b"xylophone"]
+    # While open the WAL and shared-memory files exist too: none may hold plaintext.
+    assert (tmp_path / "cove.db-wal").exists()
+    assert files_holding(tmp_path, needles) == []
+    store.close()
+    assert files_holding(tmp_path, needles) == []
+    again = Store(home.db_path, home.database_key())
+    assert again.one("SELECT body FROM messages") == (SECRET_BODY,)
+    assert again.all("SELECT body FROM messages_fts WHERE messages_fts MATCH 'xylophone'") == [
+        (SECRET_BODY,)
+    ]
+    again.close()
+    home.release()
+
+
+def test_wrong_passphrase_is_refused_in_one_sentence_and_changes_nothing(tmp_path: Path) -> None:
+    home = hold_home(tmp_path)
+    store = Store(home.db_path, home.database_key("correct horse battery staple"))
+    fill(store)
+    store.close()
+    assert (tmp_path / SALT_NAME).exists() and not (tmp_path / KEY_NAME).exists()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(WrongPassphrase) as err:
+        Store(home.db_path, home.database_key("wrong horse"))
+    message = str(err.value)
+    assert message.count(".") == 1 and message.endswith(".")
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert after == before
+    with pytest.raises(HomeError, match="passphrase"):
+        home.database_key(None)
+    ok = Store(home.db_path, home.database_key("correct horse battery staple"))
+    assert ok.one("SELECT count(*) FROM messages") == (1,)
+    ok.close()
+    home.release()
+
+
+def test_missing_key_file_is_reported(tmp_path: Path) -> None:
+    home = hold_home(tmp_path)
+    Store(home.db_path, home.database_key()).close()
+    (tmp_path / KEY_NAME).unlink()
+    with pytest.raises(HomeError, match="missing"):
+        home.database_key()
+    home.release()
+
+
+def test_transactions_commit_together_or_not_at_all() -> None:
+    store = Store(None, bytes(32))  # the in-memory store: same interface, same SQL
+    with pytest.raises(StoreError), store.transaction():
+        store.execute("INSERT INTO kv VALUES ('a', x'01')")
+        store.execute("INSERT INTO kv VALUES ('a', x'02')")  # duplicate key
+    assert store.all("SELECT * FROM kv") == []
+    with store.transaction(), store.transaction():  # nested joins the outer one
+        store.execute("INSERT INTO kv VALUES ('b', x'02')")
+    assert store.all("SELECT k FROM kv") == [("b",)]
+
+
+def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", bytes(32))
+    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 1
+    tables = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"kv", "accounts", "sessions", "messages", "outbox", "events", "messages_fts",
+            "seen_envelopes", "replay_keys", "invites", "prekeys", "bundles"} <= tables
+    triggers = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert triggers == {"messages_fts_insert", "messages_fts_delete", "messages_fts_update"}
+    store.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", bytes(32))
+    store.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    store.close()
+    with pytest.raises(SchemaTooNew, match="upgrade Cove"):
+        Store(tmp_path / "db", bytes(32))
+
+
+def test_fts_follows_edits_and_deletes() -> None:
+    store = Store(None, bytes(32))
+    fill(store)
+    store.execute("UPDATE messages SET body = 'now about tangerines'")
+    assert store.all("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'xylophone'") == []
+    assert len(store.all("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'tangerines'")) == 1
+    store.execute("DELETE FROM messages")
+    assert store.all("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'tangerines'") == []
