@@ -146,8 +146,9 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_fts_follows_edits_and_deletes() -> None:
     store = Store(None, bytes(32))
     fill(store)
+    search = "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?"
     store.execute("UPDATE messages SET body = 'now about tangerines'")
-    assert store.all("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'xylophone'") == []
-    assert len(store.all("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'tangerines'")) == 1
+    assert store.all(search, ("xylophone",)) == []
+    assert len(store.all(search, ("tangerines",))) == 1
     store.execute("DELETE FROM messages")
-    assert store.all("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'tangerines'") == []
+    assert store.all(search, ("tangerines",)) == []
