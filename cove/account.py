@@ -1,0 +1,153 @@
+"""This device's account: keys, certificate, manifest and prekeys, kept in the store (§3, §12).
+
+On first open the device makes everything an account needs: the account key
+AIK (this device is then the primary), its own device keys, a certificate,
+manifest version 1 and a signed prekey bundle. Later opens load them. The
+prekeys rotate when a week old; the private halves of retired prekeys stay
+30 days so that late first messages still open (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cove.store import Store
+from crypto import primitives as P
+from crypto.identity import AccountKeys, DeviceCertificate, DeviceKeys, check_name
+from crypto.manifest import AccountManifest
+from crypto.prekeys import PrekeyBundle, PrekeySecrets, make_bundle
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+PREKEY_ROTATION_MS = WEEK_MS
+OLD_PREKEY_KEEP_MS = 30 * 24 * 3600 * 1000
+
+
+@dataclass
+class Account:
+    """What this device knows about itself; ``account_keys`` only on the primary."""
+
+    name: str
+    device: DeviceKeys
+    cert: DeviceCertificate
+    manifest: AccountManifest
+    account_keys: AccountKeys | None
+
+    @property
+    def aik(self) -> bytes:
+        return self.manifest.acct
+
+    @property
+    def aid(self) -> bytes:
+        return self.manifest.aid
+
+    @property
+    def is_primary(self) -> bool:
+        return self.account_keys is not None
+
+
+def _get(store: Store, key: str) -> bytes | None:
+    row = store.one("SELECT v FROM kv WHERE k = ?", (key,))
+    return bytes(row[0]) if row else None
+
+
+def _put(store: Store, key: str, value: bytes) -> None:
+    store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+
+
+def has_account(store: Store) -> bool:
+    return _get(store, "manifest") is not None
+
+
+def create_account(
+    store: Store, *, name: str, device_name: str, now: int, rng: P.Rng = P.random_bytes
+) -> Account:
+    """Make a new account with this device as its primary and only device."""
+    check_name(name, "account name")
+    check_name(device_name, "device name")
+    account = AccountKeys.generate(rng)
+    device = DeviceKeys.generate(rng)
+    cert = DeviceCertificate.issue(account, dsk=device.dsk, ddk=device.ddk, name=device_name,
+                                   ts=now)
+    manifest = AccountManifest.issue(account, ver=1, name=name, devices=[cert], ts=now)
+    with store.transaction():
+        _put(store, "aik_seed", account.aik_seed)
+        _put(store, "dsk_seed", device.dsk_seed)
+        _put(store, "ddk_private", device.ddk_private)
+        _put(store, "cert", cert.to_wire())
+        _put(store, "manifest", manifest.to_wire())
+        _put(store, "name", name.encode())
+        store.execute(
+            "INSERT INTO accounts (acct, aid, name, manifest, mver, state, verified, added) "
+            "VALUES (?, ?, ?, ?, 1, 'own', 1, ?)",
+            (account.aik, account.aid, name, manifest.to_wire(), now),
+        )
+        new_prekeys(store, device, now=now, rng=rng)
+    return Account(name, device, cert, manifest, account)
+
+
+def load_account(store: Store) -> Account:
+    """Load the account made by :func:`create_account` (or received when linking)."""
+    manifest_wire = _get(store, "manifest")
+    if manifest_wire is None:
+        raise LookupError("this home has no account yet")
+    seed = _get(store, "aik_seed")
+    device = DeviceKeys(_need(store, "dsk_seed"), _need(store, "ddk_private"))
+    cert = DeviceCertificate.from_wire(_need(store, "cert"))
+    manifest = AccountManifest.from_wire(manifest_wire)
+    return Account(_need(store, "name").decode(), device, cert, manifest,
+                   AccountKeys(seed) if seed else None)
+
+
+def _need(store: Store, key: str) -> bytes:
+    value = _get(store, key)
+    if value is None:
+        raise LookupError(f"the store lacks {key}")
+    return value
+
+
+def new_prekeys(
+    store: Store, device: DeviceKeys, *, now: int, rng: P.Rng = P.random_bytes
+) -> PrekeyBundle:
+    """Make, sign and store a fresh prekey bundle; earlier ones are retired, not deleted."""
+    row = store.one("SELECT max(spk_id), max(pqpk_id) FROM prekeys")
+    spk_id = (row[0] or 0) + 1 if row else 1
+    pqpk_id = (row[1] or 0) + 1 if row else 1
+    bundle, secrets = make_bundle(dsk_seed=device.dsk_seed, ddk=device.ddk, spk_id=spk_id,
+                                  pqpk_id=pqpk_id, ts=now, rng=rng)
+    with store.transaction():
+        store.execute("UPDATE prekeys SET retired = ? WHERE retired IS NULL", (now,))
+        store.execute(
+            "INSERT INTO prekeys (spk_id, pqpk_id, secrets, bundle, created) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (spk_id, pqpk_id, secrets.spk_private + secrets.pqpk_seed, bundle.to_wire(), now),
+        )
+    return bundle
+
+
+def current_bundle(store: Store) -> PrekeyBundle:
+    row = store.one("SELECT bundle FROM prekeys WHERE retired IS NULL ORDER BY spk_id DESC")
+    if row is None:
+        raise LookupError("no current prekey bundle")
+    return PrekeyBundle.from_wire(bytes(row[0]))
+
+
+def prekey_secrets(store: Store) -> list[PrekeySecrets]:
+    """Every prekey still kept (current and retired within 30 days), newest first."""
+    rows = store.all("SELECT spk_id, pqpk_id, secrets FROM prekeys ORDER BY spk_id DESC")
+    return [
+        PrekeySecrets(spk, bytes(s[: P.X25519_KEY_LEN]), pq, bytes(s[P.X25519_KEY_LEN :]))
+        for spk, pq, s in rows
+    ]
+
+
+def rotate_prekeys_if_due(
+    store: Store, device: DeviceKeys, *, now: int, rng: P.Rng = P.random_bytes
+) -> PrekeyBundle | None:
+    """A new bundle if the current one is a week old (returns it, to be pushed); drops
+    private halves retired more than 30 days ago."""
+    store.execute("DELETE FROM prekeys WHERE retired IS NOT NULL AND retired < ?",
+                  (now - OLD_PREKEY_KEEP_MS,))
+    row = store.one("SELECT max(created) FROM prekeys WHERE retired IS NULL")
+    if row and row[0] is not None and now - int(row[0]) < PREKEY_ROTATION_MS:
+        return None
+    return new_prekeys(store, device, now=now, rng=rng)
