@@ -12,12 +12,12 @@ it can be shown as plain text. Peers, addresses and queued events are capped
 from __future__ import annotations
 
 import ipaddress
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from crypto.errors import ProtocolError
 from crypto.identity import AID_LEN, DID_LEN, MAX_NAME_BYTES, id_from_text, id_to_text
+from transport.plaintext import printable
 
 TXT_VERSION = "1"
 """The only TXT ``v`` this version reads and writes (§5)."""
@@ -25,15 +25,6 @@ MAX_PEERS = 256
 """Most nearby peers tracked at once; announcements beyond this are ignored."""
 MAX_PEER_ADDRESSES = 16
 """Most addresses kept for one peer."""
-REPLACEMENT = "\ufffd"
-"""What a control, format (bidi) or line-separator character in a name becomes."""
-
-# Cc: C0/C1 controls; Cf: format characters, bidi overrides and isolates
-# among them; Zl/Zp: line and paragraph separators; Cs: lone surrogates.
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
-# The zero-width joiner is Cf too, but it only glues emoji sequences together
-# and neither reorders nor hides text.
-_KEPT = frozenset({"\u200d"})
 
 
 @dataclass(frozen=True)
@@ -90,10 +81,7 @@ class PeerTxt:
 
 def printable_name(text: str) -> str:
     """``text`` with control, bidi/format and line-separator characters replaced (§13)."""
-    return "".join(
-        REPLACEMENT if unicodedata.category(ch) in _UNSAFE_CATEGORIES and ch not in _KEPT else ch
-        for ch in text
-    )
+    return printable(text)
 
 
 def parse_txt(text: bytes) -> dict[bytes, bytes | None]:

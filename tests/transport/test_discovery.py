@@ -41,7 +41,6 @@ from transport.discovery import (
 from transport.discovery_browser import instance_of
 from transport.discovery_records import (
     MAX_PEER_ADDRESSES,
-    REPLACEMENT,
     PeerTable,
     bounded_addresses,
     nameplate_matches,
@@ -51,6 +50,7 @@ from transport.discovery_records import (
 )
 from transport.errors import DiscoveryError
 from transport.interfaces import local_addresses
+from transport.plaintext import REPLACEMENT
 
 ROOT = Path(__file__).resolve().parents[2]
 ISOLATED = all(entry.address.is_loopback for entry in local_addresses())
