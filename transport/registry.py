@@ -65,6 +65,8 @@ MAX_STRANGER_LINKS_PER_ADDRESS = 4
 STRANGER_LINK_LIFETIME = 60.0
 """Seconds a link may stay at stranger level: enough to send a request and get an answer."""
 CLOSE_TIMEOUT = 5.0
+DUPLICATE_GRACE = 2.0
+"""Seconds the losing link of a tie-break stays open, so both sides see the winner first."""
 
 Address = tuple[str, int]
 
@@ -266,18 +268,20 @@ class LinkRegistry:
         loop = asyncio.get_running_loop()
         while not self._closing and self._known.get(known.ddk) is known:
             current = self.link(known.ddk)
-            if current is not None:
-                since = loop.time()
-                await current.closed.wait()
-                healthy = loop.time() - since >= HEALTHY_AFTER
-                delay = BACKOFF_MIN if healthy else min(delay * 2, BACKOFF_MAX)
-            else:
+            if current is None:
                 known.wake.clear()
                 candidates = [a for a in known.candidates() if self._may_dial(a[0])]
                 if candidates and await self._dial_first(candidates, known.ddk):
-                    continue  # watch the new link above
-                delay = min(delay * 2, BACKOFF_MAX)
-            pause = self._rnd.uniform(delay / 4, delay / 2)
+                    current = self.link(known.ddk)
+            if current is not None:
+                since = loop.time()
+                await current.closed.wait()
+                # The link's own going down set wake; only a later sighting may cut the pause.
+                known.wake.clear()
+                if loop.time() - since >= HEALTHY_AFTER:
+                    delay = BACKOFF_MIN
+            pause = self._rnd.uniform(delay / 2, delay)
+            delay = min(delay * 2, BACKOFF_MAX)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(known.wake.wait(), pause)
 
@@ -357,11 +361,17 @@ class LinkRegistry:
             self._on_event(LinkUp(ddk, link))
             return
         # Two links to one device: both sides keep the one dialled by the lower DDK.
-        if self._dialler_ddk(existing) <= self._dialler_ddk(link):
-            link.close("a link to this device is already open")
-        else:
+        # The loser is closed after a grace period, not at once: the peer may not
+        # have seen the winner yet (paths differ in speed), and closing under it
+        # would take its only link away and make it redial. Until then whatever
+        # arrives on the loser still counts; sends go by the winner.
+        loser = link
+        if self._dialler_ddk(existing) > self._dialler_ddk(link):
             self._links[ddk] = link
-            existing.close("a link to this device is already open")
+            loser = existing
+        asyncio.get_running_loop().call_later(
+            DUPLICATE_GRACE, loser.close, "a link to this device is already open"
+        )
 
     def _on_down(self, ddk: bytes, link: Link, reason: str) -> None:
         group = self._all.get(ddk)
@@ -386,6 +396,11 @@ class LinkRegistry:
         if link.session.initiator or link.session.verdict.admission > Admission.STRANGER:
             return True
         host = link.address[0] if link.address else "?"
+        # Links admitted since (an accepted request) no longer count as strangers.
+        self._strangers = {
+            other: h for other, h in self._strangers.items()
+            if other.session.verdict.admission <= Admission.STRANGER
+        }
         same_host = sum(1 for h in self._strangers.values() if h == host)
         full = len(self._strangers) >= MAX_STRANGER_LINKS
         if full or same_host >= MAX_STRANGER_LINKS_PER_ADDRESS:
@@ -394,7 +409,9 @@ class LinkRegistry:
         self._strangers[link] = host
 
         def expire() -> None:
-            if link in self._strangers:
+            if self._strangers.pop(link, None) is None:
+                return
+            if link.session.verdict.admission <= Admission.STRANGER:
                 link.abort("a stranger's link outlived its time")
 
         asyncio.get_running_loop().call_later(STRANGER_LINK_LIFETIME, expire)

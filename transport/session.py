@@ -268,6 +268,8 @@ class LinkSession:
         elif isinstance(phase, _Open):
             plaintext = phase.noise.decrypt(frame)
             if plaintext and plaintext[0] == FLAG_PACKED and not phase.reassembler.busy:
+                if len(plaintext) - 1 > phase.reassembler.limit:  # a stranger's 32 KiB
+                    raise RemoteProtocolError(f"message exceeds {phase.reassembler.limit} bytes")
                 events = self._events
                 for value in unpack_sequence(plaintext[1:], MAX_PLAINTEXT):
                     one = decode_map(value)
