@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
+from cove.invite import make_invite
 from crypto import primitives as P
 from crypto.encoding import canonical
 from crypto.envelope import Envelope
@@ -157,6 +158,15 @@ def _link_packed() -> bytes:
     return b"".join(packer.flush())
 
 
+def _invite() -> bytes:
+    import base64
+
+    inv = make_invite(acct=ann_account().aik, ddk=ann_laptop()[0].ddk, name="Ann",
+                      addrs=[("192.168.1.20", 47001)], now=TS, rng=fixed_rng("ann invite"))
+    letters = inv.code()[len("cove:"):].upper()
+    return base64.b32decode(letters + "=" * (-len(letters) % 8))
+
+
 def _canonical_example() -> bytes:
     return canonical({"t": "ping", "n": 7, "b": b"\x01\x02"})
 
@@ -187,4 +197,5 @@ GOLDEN: dict[str, Callable[[], bytes]] = {
     "link_req": _link_req,
     "link_packed": _link_packed,
     **_link_others(),
+    "invite": _invite,
 }
