@@ -1,0 +1,276 @@
+"""End-to-end delivery bookkeeping: sessions, the outbox, receiving (DESIGN §7, §8).
+
+Sans-I/O over the store: :class:`Delivery` turns contents into envelopes
+for devices and envelopes from devices back into contents; moving the
+bytes is the link layer's job. Everything that changes state happens in one
+store transaction with the caller's own rows (the message itself), so a
+crash at any point loses nothing and shows nothing twice:
+
+* **Sending** encrypts once per target device on the session that last
+  decrypted from it (Sesame), or starts one from the device's bundle, and
+  writes one outbox row per envelope, with the plaintext, before anything
+  is sent. A row leaves the outbox when its device acks; a ``nack``
+  re-encrypts the stored plaintext.
+* **Receiving** drops an envelope whose id was seen before (the caller acks
+  it again: the first ack may have been lost), routes a first message by its
+  ``replay_key`` to the session it made (a replay never starts a second
+  session, and one whose session is gone is dropped), adds a session for a
+  new ``(ik, ek)`` and never replaces one (at most ``MAX_SESSIONS_PER_DEVICE``,
+  least recently used dropped), and tries a normal envelope on that device's
+  sessions, most recently used first. Only after the content is committed
+  does the caller ack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cove.account import Account, prekey_secrets
+from cove.content import Content
+from cove.store import Store
+from crypto import primitives as P
+from crypto.envelope import Envelope
+from crypto.errors import CryptoError, DecryptionError, RemoteProtocolError
+from crypto.prekeys import PrekeyBundle
+from crypto.session import Session, accept_first_message, start_session
+from crypto.x3dh import replay_key
+
+MAX_SESSIONS_PER_DEVICE = 40
+ENVELOPE_ID_LEN = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A device to encrypt to: its DDK, its signing key (to verify its bundle), its bundle."""
+
+    ddk: bytes
+    dsk: bytes
+    bundle: PrekeyBundle | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One envelope waiting in the outbox for device ``ddk``."""
+
+    eid: bytes
+    ddk: bytes
+    envelope: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A new content from device ``sender``: commit it, then ack ``eid``."""
+
+    eid: bytes
+    sender: bytes
+    content: Content
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """An envelope already received: ack it again, show nothing."""
+
+    eid: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Undecryptable:
+    """An envelope this device cannot open: answer ``nack``; ``reason`` has no secrets."""
+
+    eid: bytes
+    reason: str
+
+
+Outcome = Received | Duplicate | Undecryptable
+
+
+class NoSession(CryptoError):
+    """There is no session with the device and no prekey bundle to start one."""
+
+
+class Delivery:
+    """Sessions and the outbox of one device."""
+
+    def __init__(
+        self, store: Store, account: Account, *, mver: Callable[[], int],
+        rng: P.Rng = P.random_bytes,
+    ) -> None:
+        self._store = store
+        self._account = account
+        self._mver = mver
+        self._rng = rng
+
+    # -- sending ------------------------------------------------------------------
+
+    def queue(self, content: Content, targets: list[Target], *, mid: bytes, now: int) -> list[
+        Outgoing
+    ]:
+        """Encrypt ``content`` for every target and put each envelope in the outbox.
+
+        Runs inside the caller's transaction when there is one, so the message
+        row and its envelopes commit together. Raises NoSession for a target
+        with neither a session nor a bundle.
+        """
+        plaintext = content.to_wire()
+        out = []
+        with self._store.transaction():
+            for target in targets:
+                out.append(self._encrypt(target, plaintext, mid=mid, now=now))
+        return out
+
+    def _encrypt(self, target: Target, plaintext: bytes, *, mid: bytes, now: int) -> Outgoing:
+        session = self._send_session(target)
+        eid = self._rng(ENVELOPE_ID_LEN)
+        session, envelope = session.encrypt(plaintext, envelope_id=eid, mver=self._mver())
+        self._save_session(session, used=None, now=now)
+        wire = envelope.to_wire()
+        self._store.execute(
+            "INSERT INTO outbox (eid, ddk, mid, plaintext, envelope, created, state) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+            (eid, target.ddk, mid, plaintext, wire, now),
+        )
+        return Outgoing(eid, target.ddk, wire)
+
+    def _send_session(self, target: Target, *, fresh: bool = False) -> Session:
+        row = self._store.one(
+            "SELECT state FROM sessions WHERE ddk = ? ORDER BY used DESC, rowid DESC LIMIT 1",
+            (target.ddk,),
+        )
+        if row is not None and not fresh:
+            return Session.from_bytes(bytes(row[0]))
+        if target.bundle is None:
+            raise NoSession("There is no session with that device and no prekey bundle for it.")
+        return start_session(
+            target.bundle, responder_dsk=target.dsk, responder_ddk=target.ddk,
+            local_ddk_private=self._account.device.ddk_private, rng=self._rng,
+        )
+
+    def outbox(self, ddk: bytes) -> list[Outgoing]:
+        """Envelopes still waiting for device ``ddk``, oldest first (send them on link up)."""
+        rows = self._store.all(
+            "SELECT eid, envelope FROM outbox WHERE ddk = ? ORDER BY created, rowid", (ddk,)
+        )
+        return [Outgoing(bytes(eid), ddk, bytes(env)) for eid, env in rows]
+
+    def acked(self, ddk: bytes, eid: bytes) -> bytes | None:
+        """Device ``ddk`` committed envelope ``eid``: drop the row; returns its message id."""
+        row = self._store.one("SELECT mid FROM outbox WHERE eid = ? AND ddk = ?", (eid, ddk))
+        if row is None:
+            return None
+        self._store.execute("DELETE FROM outbox WHERE eid = ?", (eid,))
+        return bytes(row[0])
+
+    def nacked(self, target: Target, eid: bytes, *, now: int) -> Outgoing | None:
+        """Device ``ddk`` could not open ``eid``: re-encrypt the stored plaintext.
+
+        The device evidently lacks the session it was sent on (a restore, a
+        lost state), so when its bundle is at hand the resend starts a new
+        session beside the old ones, and that session becomes the one used.
+        """
+        row = self._store.one(
+            "SELECT mid, plaintext FROM outbox WHERE eid = ? AND ddk = ?", (eid, target.ddk)
+        )
+        if row is None:
+            return None
+        with self._store.transaction():
+            self._store.execute("DELETE FROM outbox WHERE eid = ?", (eid,))
+            if target.bundle is not None:
+                session = self._send_session(target, fresh=True)
+                self._save_session(session, used=now, now=now)
+            return self._encrypt(target, bytes(row[1]), mid=bytes(row[0]), now=now)
+
+    # -- receiving ----------------------------------------------------------------
+
+    def receive(
+        self, data: bytes, *, sender: bytes, now: int,
+        commit: Callable[[Received], None] = lambda received: None,
+    ) -> Outcome:
+        """Open an envelope that arrived from device ``sender`` (its link's proven key).
+
+        ``commit`` runs inside the same transaction as the session update and
+        the envelope id, so the message row commits with them or not at all.
+        Raises RemoteProtocolError for an envelope that is not well formed or
+        not from ``sender``.
+        """
+        envelope = Envelope.from_wire(data)
+        if envelope.sender != sender or envelope.recipient != self._account.device.ddk:
+            raise RemoteProtocolError("an envelope's from/to do not match the link")
+        if self._store.one("SELECT 1 FROM seen_envelopes WHERE eid = ?", (envelope.id,)):
+            return Duplicate(envelope.id)
+        try:
+            session, plaintext, key = self._open(envelope, now=now)
+            content = Content.from_wire(plaintext)
+        except (DecryptionError, RemoteProtocolError) as exc:
+            reason = "undecryptable" if isinstance(exc, DecryptionError) else "malformed"
+            return Undecryptable(envelope.id, reason)
+        received = Received(envelope.id, sender, content)
+        with self._store.transaction():
+            self._save_session(session, used=now, now=now)
+            if key is not None:
+                self._store.execute(
+                    "INSERT OR IGNORE INTO replay_keys (k, spk_id) VALUES (?, ?)",
+                    (key, envelope.x3dh.spk_id if envelope.x3dh else 0),
+                )
+            self._store.execute("INSERT INTO seen_envelopes (eid, at) VALUES (?, ?)",
+                                (envelope.id, now))
+            commit(received)
+        return received
+
+    def _open(self, envelope: Envelope, *, now: int) -> tuple[Session, bytes, bytes | None]:
+        sender = envelope.sender
+        if envelope.x3dh is not None:
+            key = replay_key(envelope.x3dh)
+            known = self._store.one("SELECT 1 FROM replay_keys WHERE k = ?", (key,))
+            row = self._store.one(
+                "SELECT state FROM sessions WHERE ddk = ? AND ek = ?", (sender, envelope.x3dh.ek)
+            )
+            if row is not None:
+                session, plaintext = Session.from_bytes(bytes(row[0])).decrypt(
+                    envelope, now=now, rng=self._rng
+                )
+                return session, plaintext, None
+            if known:
+                raise DecryptionError("a repeat of a first message whose session is gone")
+            session, plaintext = accept_first_message(
+                envelope, local_ddk_private=self._account.device.ddk_private,
+                prekeys=prekey_secrets(self._store), now=now, rng=self._rng,
+            )
+            return session, plaintext, key
+        rows = self._store.all(
+            "SELECT state FROM sessions WHERE ddk = ? ORDER BY used DESC, rowid DESC", (sender,)
+        )
+        for (state,) in rows:
+            try:
+                session, plaintext = Session.from_bytes(bytes(state)).decrypt(
+                    envelope, now=now, rng=self._rng
+                )
+            except DecryptionError:
+                continue
+            return session, plaintext, None
+        raise DecryptionError("no session opens this envelope")
+
+    # -- sessions -----------------------------------------------------------------
+
+    def _save_session(self, session: Session, *, used: int | None, now: int) -> None:
+        """Store a session; ``used`` is set when it decrypted (Sesame: the session that last
+        decrypted is the one to send on) and kept as it was when it only encrypted."""
+        ddk = session.remote_ddk
+        if used is None:
+            row = self._store.one(
+                "SELECT used FROM sessions WHERE ddk = ? AND ek = ?", (ddk, session.ek)
+            )
+            used = int(row[0]) if row else now
+        self._store.execute(
+            "INSERT OR REPLACE INTO sessions (ddk, ek, state, used) VALUES (?, ?, ?, ?)",
+            (ddk, session.ek, session.expire_skipped(now).to_bytes(), used),
+        )
+        self._store.execute(
+            "DELETE FROM sessions WHERE ddk = ? AND ek NOT IN "
+            "(SELECT ek FROM sessions WHERE ddk = ? ORDER BY used DESC LIMIT ?)",
+            (ddk, ddk, MAX_SESSIONS_PER_DEVICE),
+        )
+
+    def session_count(self, ddk: bytes) -> int:
+        row = self._store.one("SELECT count(*) FROM sessions WHERE ddk = ?", (ddk,))
+        return int(row[0]) if row else 0
