@@ -75,8 +75,12 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
         _bin("manifest", max_len=MAX_MANIFEST_BLOB),
         _str("note", MAX_NOTE_BYTES),
         _bin("tok", max_len=64, required=False),
+        _bin("bundle", max_len=MAX_BUNDLE_BLOB, required=False),
     ),
-    "accept": (_bin("manifest", max_len=MAX_MANIFEST_BLOB),),
+    "accept": (
+        _bin("manifest", max_len=MAX_MANIFEST_BLOB),
+        _bin("bundle", max_len=MAX_BUNDLE_BLOB, required=False),
+    ),
     "fget": (_bin("fid", ID_LEN), _int("from", U32)),
     "fchunk": (_bin("fid", ID_LEN), _int("idx", U32), _bool("last"), _bin("data")),
     "ping": (),

@@ -77,6 +77,10 @@ class TransportNode:
     def port(self) -> int:
         return self.registry.port
 
+    def invite_addresses(self) -> list[str]:
+        """Addresses to hand out in invites: the chosen ones (loopback only if nothing else)."""
+        return announced_addresses(self._interfaces.addresses)
+
     def may_dial(self, host: str) -> bool:
         """DESIGN §4: on-link to a chosen interface, routed through one, or given by the user."""
         return may_dial(host, self._interfaces.networks, self._given, self._routed)

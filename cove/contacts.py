@@ -1,0 +1,135 @@
+"""Contacts and requests in the store: accounts, their manifests and device bundles (§3, §6).
+
+A contact *is* its account key. Each account we know has one row in
+``accounts`` with the highest valid manifest held and a state: ``own``,
+``contact``, ``request`` (a stranger's request waiting in Requests),
+``blocked`` or ``declined``. The link layer's admission policy is judged
+here, on that manifest: a device not in it is a stranger, whatever its
+certificate says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cove.store import Store
+from crypto.errors import BadSignature
+from crypto.identity import DeviceCertificate
+from crypto.manifest import AccountManifest, ManifestVerdict, judge_manifest
+from crypto.prekeys import PrekeyBundle
+from transport.session import Admission, Verdict
+
+_ADMISSION = {
+    "own": Admission.OWN,
+    "contact": Admission.CONTACT,
+    "blocked": Admission.BLOCKED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A known account: its key, name, manifest, state and whether it was verified."""
+
+    acct: bytes
+    aid: bytes
+    name: str
+    manifest: AccountManifest
+    state: str
+    verified: bool
+
+
+def _row_to_contact(row: tuple[object, ...]) -> Contact:
+    acct, aid, name, manifest, state, verified = row
+    assert isinstance(acct, bytes) and isinstance(aid, bytes) and isinstance(manifest, bytes)
+    return Contact(acct, aid, str(name), AccountManifest.from_wire(manifest), str(state),
+                   bool(verified))
+
+
+_COLUMNS = "acct, aid, name, manifest, state, verified"
+
+
+def get(store: Store, acct: bytes) -> Contact | None:
+    row = store.one(f"SELECT {_COLUMNS} FROM accounts WHERE acct = ?", (acct,))
+    return _row_to_contact(row) if row else None
+
+
+def all_in(store: Store, *states: str) -> list[Contact]:
+    marks = ",".join("?" * len(states))
+    rows = store.all(f"SELECT {_COLUMNS} FROM accounts WHERE state IN ({marks}) ORDER BY name",
+                     states)
+    return [_row_to_contact(r) for r in rows]
+
+
+def remember(store: Store, manifest: AccountManifest, *, state: str, now: int) -> Contact:
+    """Verify ``manifest`` and store it (newer replaces older; a state change applies)."""
+    manifest.verify()
+    held = get(store, manifest.acct)
+    if held is None:
+        store.execute(
+            "INSERT INTO accounts (acct, aid, name, manifest, mver, state, verified, added) "
+            "VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+            (manifest.acct, manifest.aid, manifest.name, manifest.to_wire(), manifest.ver, state,
+             now),
+        )
+    else:
+        if judge_manifest(held.manifest, manifest) is ManifestVerdict.NEWER:
+            store.execute(
+                "UPDATE accounts SET manifest = ?, mver = ?, name = ? WHERE acct = ?",
+                (manifest.to_wire(), manifest.ver, manifest.name, manifest.acct),
+            )
+        if held.state != state and held.state != "own":
+            store.execute("UPDATE accounts SET state = ? WHERE acct = ?", (state, manifest.acct))
+    found = get(store, manifest.acct)
+    assert found is not None
+    return found
+
+
+def set_state(store: Store, acct: bytes, state: str) -> None:
+    store.execute("UPDATE accounts SET state = ? WHERE acct = ? AND state != 'own'",
+                  (state, acct))
+
+
+def policy(store: Store, cert: DeviceCertificate, mver: int) -> Verdict:
+    """The link layer's verdict on a verified certificate, judged on the manifest held."""
+    held = get(store, cert.acct)
+    if held is None:
+        return Verdict(Admission.STRANGER, manifest_stale=True)
+    if held.state == "blocked":
+        return Verdict(Admission.BLOCKED)
+    stale = mver > held.manifest.ver
+    listed = held.manifest.device(cert.ddk) == cert
+    admission = _ADMISSION.get(held.state, Admission.STRANGER) if listed else Admission.STRANGER
+    return Verdict(admission, manifest_stale=stale)
+
+
+def owner_of(store: Store, ddk: bytes) -> Contact | None:
+    """The contact or own account whose held manifest lists device ``ddk``."""
+    for contact in all_in(store, "own", "contact"):
+        if contact.manifest.contains(ddk):
+            return contact
+    return None
+
+
+def store_bundle(store: Store, bundle: PrekeyBundle, *, now: int) -> bool:
+    """Keep a device's bundle if a held manifest lists the device and its DSK signed it."""
+    owner = owner_of(store, bundle.ddk)
+    if owner is None:
+        return False
+    cert = owner.manifest.device(bundle.ddk)
+    if cert is None:
+        return False
+    try:
+        bundle.verify(cert.dsk)
+    except BadSignature:
+        return False
+    store.execute(
+        "INSERT INTO bundles (ddk, bundle, ts) VALUES (?, ?, ?) ON CONFLICT (ddk) DO UPDATE "
+        "SET bundle = excluded.bundle, ts = excluded.ts WHERE excluded.ts >= bundles.ts",
+        (bundle.ddk, bundle.to_wire(), bundle.ts),
+    )
+    return True
+
+
+def bundle_of(store: Store, ddk: bytes) -> PrekeyBundle | None:
+    row = store.one("SELECT bundle FROM bundles WHERE ddk = ?", (ddk,))
+    return PrekeyBundle.from_wire(bytes(row[0])) if row else None

@@ -1,0 +1,104 @@
+"""Events a Peer reports, stored with a cursor that only grows (DESIGN §13).
+
+Each event is a frozen dataclass; its ``type`` is the snake_case class
+name. Events that matter after a restart are stored in the ``events`` table
+in the same transaction as the change they report, so ``events(since=c)``
+replays exactly what happened after cursor ``c``: a bot that restarts
+misses nothing and sees nothing twice. Strings from peers are stored as
+received and made printable where they are shown (``transport.plaintext``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from cove.store import Store
+from crypto.encoding import pack, unpack_map
+
+MAX_EVENT_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event; ``cursor`` is set once the event is stored."""
+
+    registry: ClassVar[dict[str, type[Event]]] = {}
+    cursor: int = dataclasses.field(default=0, kw_only=True)
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        Event.registry[_snake(cls.__name__)] = cls
+
+    @property
+    def type(self) -> str:
+        return _snake(type(self).__name__)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **dataclasses.asdict(self)}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+@dataclass(frozen=True)
+class ContactAdded(Event):
+    """A contact was added (an invite answered, or a request accepted)."""
+
+    aid: bytes
+    name: str
+
+
+@dataclass(frozen=True)
+class RequestReceived(Event):
+    """A stranger asked to become a contact; it waits in Requests."""
+
+    aid: bytes
+    name: str
+    note: str
+    same_name_as: bytes | None = None  # an existing contact's aid with the same name
+
+
+@dataclass(frozen=True)
+class MessageReceived(Event):
+    """A message arrived in a conversation."""
+
+    mid: bytes
+    conversation: bytes
+    author: bytes
+    body: str
+    ts: int
+    reply: bytes | None = None
+
+
+@dataclass(frozen=True)
+class MessageStatus(Event):
+    """An outgoing message moved on: ``sent``, ``delivered`` or ``read``."""
+
+    mid: bytes
+    status: str
+
+
+def record(store: Store, event: Event, *, now: int) -> Event:
+    """Store ``event`` (inside the caller's transaction) and return it with its cursor."""
+    body = pack({k: v for k, v in dataclasses.asdict(event).items() if k != "cursor"})
+    cursor = store.execute("INSERT INTO events (type, body, ts) VALUES (?, ?, ?)",
+                           (event.type, body, now))
+    return dataclasses.replace(event, cursor=cursor)
+
+
+def since(store: Store, cursor: int, limit: int = 1000) -> list[Event]:
+    """Stored events after ``cursor``, oldest first."""
+    rows = store.all(
+        "SELECT cursor, type, body FROM events WHERE cursor > ? ORDER BY cursor LIMIT ?",
+        (cursor, limit),
+    )
+    out = []
+    for number, kind, body in rows:
+        cls = Event.registry.get(str(kind))
+        if cls is not None:
+            out.append(cls(**unpack_map(bytes(body), MAX_EVENT_BYTES), cursor=int(number)))
+    return out

@@ -1,0 +1,481 @@
+"""``cove.Peer``: the headless messenger API (DESIGN §13).
+
+A Peer holds one home: it opens the store, makes or loads the account,
+starts the link layer, and turns link events into stored state and events.
+Everything a peer changes commits in one transaction with the event that
+reports it, and an envelope is acked only after that commit (DESIGN §8).
+
+Built so far: invites and contact requests, text messages to a contact's
+devices with a durable outbox, acks and nacks, stored events with a
+cursor, history. To come (issue 4 and after): receipts, edits, reactions,
+typing, search, RPC, the CLI, multi-device, groups and files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from cove import contacts as C
+from cove import events as E
+from cove.account import Account, create_account, current_bundle, has_account, load_account
+from cove.content import make
+from cove.delivery import Delivery, Outgoing, Received, Target, Undecryptable
+from cove.errors import HomeError
+from cove.home import Home, hold_home, resolve_home
+from cove.invite import DEFAULT_LIFETIME_MS, make_invite, parse_invite
+from cove.store import Store
+from crypto import primitives as P
+from crypto.errors import CoveError, CryptoError, ProtocolError
+from crypto.identity import DeviceCertificate
+from crypto.manifest import AccountManifest
+from crypto.prekeys import PrekeyBundle
+from crypto.safety import safety_number
+from transport.interfaces import chosen_interfaces
+from transport.link import Link
+from transport.messages import LinkMessage
+from transport.node import NodeEvent, TransportNode
+from transport.plaintext import printable
+from transport.registry import LinkMessageReceived, LinkUp
+from transport.session import Admission, Hello, Verdict
+
+log = logging.getLogger("cove.peer")
+
+INVITE_ANSWER_TIMEOUT = 15.0
+"""Seconds to wait for the inviting device to accept."""
+CLOCK_SKEW_MS = 2 * 60 * 1000
+
+
+class PeerError(CoveError):
+    """A request to the Peer cannot be done; the message says why in one sentence."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One message of a conversation, oldest first in :meth:`Peer.history`."""
+
+    mid: bytes
+    author: bytes
+    body: str
+    ts: int
+    status: str
+    outgoing: bool
+
+
+class Peer:
+    """One device's messenger; open with :meth:`Peer.open`, close with :meth:`close`."""
+
+    def __init__(self, home: Home, store: Store, account: Account, *,
+                 clock: Callable[[], int]) -> None:
+        self._home = home
+        self._store = store
+        self.account = account
+        self._clock = clock
+        self._delivery = Delivery(store, account, mver=lambda: self.account.manifest.ver)
+        self._node: TransportNode | None = None
+        self._pending: dict[bytes, tuple[bytes, asyncio.Future[C.Contact]]] = {}
+        self._new_event = asyncio.Event()
+        self._last_ts: int | None = None
+
+    # -- opening and closing -----------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls, home: str | os.PathLike[str] | None = None, *, name: str | None = None,
+        device_name: str = "device", passphrase: str | None = None, port: int = 0,
+        interfaces: str | None = None, discovery: bool = True,
+        clock: Callable[[], int] | None = None,
+    ) -> Peer:
+        """Open (or create) the home and start linking; ``name`` is needed the first time."""
+        held = hold_home(resolve_home(home))
+        try:
+            store = Store(held.db_path, held.database_key(passphrase))
+            tick = clock or (lambda: int(time.time() * 1000))
+            if has_account(store):
+                account = load_account(store)
+            elif name:
+                account = create_account(store, name=name, device_name=device_name, now=tick())
+            else:
+                store.close()
+                raise HomeError("This home has no account yet; give a name to create one.")
+            peer = cls(held, store, account, clock=tick)
+            await peer._start(port=port, interfaces=interfaces, discovery=discovery)
+            return peer
+        except BaseException:
+            held.release()
+            raise
+
+    async def _start(self, *, port: int, interfaces: str | None, discovery: bool) -> None:
+        device = self.account.device
+        self._node = TransportNode(
+            keys=device, hello=self._hello, policy=self._policy, on_event=self._on_node_event,
+            interfaces=chosen_interfaces(interfaces), port=port, discovery=discovery,
+        )
+        for contact in C.all_in(self._store, "contact", "own"):
+            for cert in contact.manifest.devices:
+                if cert.ddk != device.ddk:
+                    self._node.know(cert.ddk, self._addresses(cert.ddk))
+        await self._node.start()
+
+    async def close(self) -> None:
+        """Say goodbye on every link, close the store, release the home."""
+        if self._node is not None:
+            await self._node.close()
+            self._node = None
+        self._store.close()
+        self._home.release()
+
+    async def __aenter__(self) -> Peer:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    # -- who we are ---------------------------------------------------------------------
+
+    @property
+    def account_id(self) -> bytes:
+        return self.account.aid
+
+    @property
+    def device_id(self) -> bytes:
+        return self.account.device.did
+
+    @property
+    def port(self) -> int:
+        assert self._node is not None
+        return self._node.port
+
+    def _hello(self) -> Hello:
+        return Hello(self.account.cert, self.account.manifest.ver)
+
+    def _policy(self, cert: DeviceCertificate, mver: int) -> Verdict:
+        return C.policy(self._store, cert, mver)
+
+    def _addresses(self, ddk: bytes) -> list[tuple[str, int]]:
+        rows = self._store.all("SELECT host, port FROM addresses WHERE ddk = ? ORDER BY seen DESC",
+                               (ddk,))
+        return [(str(h), int(p)) for h, p in rows]
+
+    # -- contacts ---------------------------------------------------------------------
+
+    def invite(self, lifetime_ms: int | None = None) -> str:
+        """A one-use invite code for this device, valid 24 hours unless told otherwise."""
+        assert self._node is not None
+        addrs = [(a, self._node.port) for a in self._node.invite_addresses()]
+        inv = make_invite(acct=self.account.aik, ddk=self.account.device.ddk,
+                          name=self.account.name, addrs=addrs, now=self._clock(),
+                          lifetime_ms=lifetime_ms or DEFAULT_LIFETIME_MS)
+        self._store.execute("INSERT INTO invites (tok, exp) VALUES (?, ?)", (inv.tok, inv.exp))
+        return inv.code()
+
+    async def accept_invite(self, code: str, note: str = "") -> C.Contact:
+        """Dial the inviting device, prove it holds the invite's key, and become contacts."""
+        inv = parse_invite(code)
+        if inv.expired(self._clock()):
+            raise PeerError("That invite has expired; ask for a fresh one.")
+        if inv.acct == self.account.aik:
+            raise PeerError("That invite is your own.")
+        assert self._node is not None
+        answer: asyncio.Future[C.Contact] = asyncio.get_running_loop().create_future()
+        self._pending[inv.ddk] = (inv.acct, answer)
+        try:
+            link = await self._dial_any(inv.addrs, inv.ddk)
+            self._node.registry.expect_accept(inv.ddk)
+            link.send("req", manifest=self.account.manifest.to_wire(), note=note, tok=inv.tok,
+                      bundle=current_bundle(self._store).to_wire())
+            try:
+                contact = await asyncio.wait_for(answer, INVITE_ANSWER_TIMEOUT)
+            except TimeoutError:
+                raise PeerError("The inviting device did not answer; the invite may be used "
+                                "or expired.") from None
+            self._store.execute(
+                "INSERT OR REPLACE INTO addresses (ddk, host, port, seen) VALUES (?, ?, ?, ?)",
+                (inv.ddk, link.address[0] if link.address else "", link.address[1]
+                 if link.address else 0, self._clock()),
+            )
+            self._node.know(inv.ddk, [link.address] if link.address else [])
+            return contact
+        finally:
+            self._pending.pop(inv.ddk, None)
+            if self._node is not None:
+                self._node.registry.accepted(inv.ddk)
+
+    async def _dial_any(self, addrs: tuple[tuple[str, int], ...], ddk: bytes) -> Link:
+        assert self._node is not None
+        for address in addrs:
+            with contextlib.suppress(OSError, asyncio.TimeoutError, CoveError):
+                link = await self._node.connect(address, ddk)
+                await asyncio.wait_for(link.opened.wait(), 10)
+                if link.session.is_open:
+                    return link
+        raise PeerError("Cove could not reach the inviting device at any of its addresses.")
+
+    def contacts(self) -> list[C.Contact]:
+        return C.all_in(self._store, "contact")
+
+    def requests(self) -> list[C.Contact]:
+        return C.all_in(self._store, "request")
+
+    def safety_number(self, contact: bytes) -> str:
+        return safety_number(self.account.aik, self._contact(contact).acct)
+
+    def verify(self, contact: bytes) -> None:
+        self._store.execute("UPDATE accounts SET verified = 1 WHERE acct = ?",
+                            (self._contact(contact).acct,))
+
+    def block(self, contact: bytes) -> None:
+        found = self._contact(contact, states=("contact", "request", "declined"))
+        C.set_state(self._store, found.acct, "blocked")
+        assert self._node is not None
+        for cert in found.manifest.devices:
+            link = self._node.registry.link(cert.ddk)
+            if link is not None:
+                link.set_verdict(Verdict(Admission.BLOCKED))
+
+    def _contact(self, ident: bytes, states: tuple[str, ...] = ("contact",)) -> C.Contact:
+        for contact in C.all_in(self._store, *states):
+            if ident in (contact.acct, contact.aid):
+                return contact
+        raise PeerError("There is no such contact.")
+
+    # -- messages -----------------------------------------------------------------------
+
+    async def send(self, to: bytes, text: str, reply_to: bytes | None = None) -> bytes:
+        """Send a text; it is stored and queued at once and goes out when each device is online.
+
+        Returns the message id. Raises PeerError if Cove holds no keys for any of
+        the contact's devices yet.
+        """
+        contact = self._contact(to)
+        now = self._next_ts()
+        mid = P.random_bytes(16)
+        fields = {"body": text} if reply_to is None else {"body": text, "reply": reply_to}
+        content = make("text", id=mid, ts=now, **fields)
+        targets = [
+            Target(cert.ddk, cert.dsk, C.bundle_of(self._store, cert.ddk))
+            for cert in contact.manifest.devices
+        ]
+        targets = [t for t in targets if t.bundle is not None or self._has_session(t.ddk)]
+        if not targets:
+            raise PeerError(f"Cove has no keys for {printable(contact.name)}'s devices yet; "
+                            "they arrive the next time both of you are online.")
+        with self._store.transaction():
+            self._conversation(contact, now)
+            self._store.execute(
+                "INSERT INTO messages (mid, cid, author, ts, sort_ts, body, reply, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                (mid, contact.aid, self.account.aik, now, now, text, reply_to),
+            )
+            outgoing = self._delivery.queue(content, targets, mid=mid, now=now)
+        for out in outgoing:
+            self._transmit(out)
+        return mid
+
+    def _next_ts(self) -> int:
+        """Now, but strictly after our previous message: history orders by (ts, id), so two
+        messages sent in one millisecond must not fall back on their random ids."""
+        if self._last_ts is None:
+            row = self._store.one("SELECT max(ts) FROM messages WHERE author = ?",
+                                  (self.account.aik,))
+            self._last_ts = int(row[0]) if row and row[0] is not None else 0
+        self._last_ts = max(self._clock(), self._last_ts + 1)
+        return self._last_ts
+
+    def _has_keys_for(self, contact: bytes) -> bool:
+        """True when every device of the contact has a bundle or a session here."""
+        found = self._contact(contact)
+        return all(
+            C.bundle_of(self._store, c.ddk) is not None or self._has_session(c.ddk)
+            for c in found.manifest.devices
+        )
+
+    def _has_session(self, ddk: bytes) -> bool:
+        return self._delivery.session_count(ddk) > 0
+
+    def _conversation(self, contact: C.Contact, now: int) -> None:
+        self._store.execute(
+            "INSERT INTO conversations (cid, kind, peer, name, last_ts) "
+            "VALUES (?, 'direct', ?, ?, ?) "
+            "ON CONFLICT (cid) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts)",
+            (contact.aid, contact.acct, contact.name, now),
+        )
+
+    def _transmit(self, out: Outgoing) -> None:
+        if self._node is not None:
+            self._node.registry.send(out.ddk, "env", e=out.envelope)
+
+    def history(self, conversation: bytes, limit: int = 50,
+                before: int | None = None) -> list[HistoryEntry]:
+        """Up to ``limit`` messages of a conversation (a contact's aid), oldest first."""
+        contact = self._contact(conversation)
+        rows = self._store.all(
+            "SELECT mid, author, body, ts, status, n FROM messages WHERE cid = ? AND n < ? "
+            "ORDER BY sort_ts DESC, mid DESC LIMIT ?",
+            (contact.aid, before if before is not None else 2**62, limit),
+        )
+        return [
+            HistoryEntry(bytes(m), bytes(a), str(b), int(t), str(s), bytes(a) == self.account.aik)
+            for m, a, b, t, s, _ in reversed(rows)
+        ]
+
+    # -- events --------------------------------------------------------------------------
+
+    async def events(self, since: int = 0) -> AsyncIterator[E.Event]:
+        """Every stored event after cursor ``since``, then new ones as they happen."""
+        cursor = since
+        while True:
+            batch = E.since(self._store, cursor)
+            for event in batch:
+                cursor = event.cursor
+                yield event
+            if not batch:
+                self._new_event.clear()
+                await self._new_event.wait()
+
+    def _record(self, event: E.Event) -> None:
+        E.record(self._store, event, now=self._clock())
+        self._new_event.set()
+
+    # -- the link layer -----------------------------------------------------------------
+
+    def _on_node_event(self, event: NodeEvent) -> None:
+        try:
+            if isinstance(event, LinkUp):
+                self._on_link_up(event.ddk)
+            elif isinstance(event, LinkMessageReceived):
+                self._on_message(event.ddk, event.link, event.message)
+        except (ProtocolError, CryptoError) as exc:
+            log.info("ignored a message from a device: %s", exc)
+
+    def _on_link_up(self, ddk: bytes) -> None:
+        if C.owner_of(self._store, ddk) is None or self._node is None:
+            return
+        self._node.registry.send(ddk, "bundle", b=current_bundle(self._store).to_wire())
+        for out in self._delivery.outbox(ddk):
+            self._transmit(out)
+
+    def _on_message(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        handler = {
+            "req": self._on_request, "accept": self._on_accept, "bundle": self._on_bundle,
+            "env": self._on_envelope, "ack": self._on_ack, "nack": self._on_nack,
+        }.get(message.t)
+        if handler is not None:
+            handler(ddk, link, message)
+
+    def _on_request(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        manifest = AccountManifest.from_wire(message["manifest"])
+        manifest.verify()
+        if not manifest.contains(ddk):
+            link.abort("a request whose manifest does not list its device")
+            return
+        now = self._clock()
+        tok = message.get("tok")
+        valid = tok is not None and self._store.one(
+            "SELECT 1 FROM invites WHERE tok = ? AND used = 0 AND exp > ?", (tok, now)
+        )
+        with self._store.transaction():
+            if valid:
+                self._store.execute("UPDATE invites SET used = 1 WHERE tok = ?", (tok,))
+                contact = C.remember(self._store, manifest, state="contact", now=now)
+                self._record(E.ContactAdded(contact.aid, contact.name))
+            else:
+                held = C.get(self._store, manifest.acct)
+                if held is not None and held.state != "request":
+                    return  # already decided: a contact, blocked or declined
+                contact = C.remember(self._store, manifest, state="request", now=now)
+                twin = next((c.aid for c in self.contacts() if c.name == contact.name), None)
+                self._record(E.RequestReceived(contact.aid, contact.name,
+                                               str(message["note"]), twin))
+        self._keep_bundle(ddk, message.get("bundle"))
+        if valid:
+            link.set_verdict(Verdict(Admission.CONTACT))
+            link.send("accept", manifest=self.account.manifest.to_wire(),
+                      bundle=current_bundle(self._store).to_wire())
+            assert self._node is not None
+            self._node.know(ddk)
+
+    def _on_accept(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        pending = self._pending.get(ddk)
+        if pending is None:
+            return
+        acct, answer = pending
+        manifest = AccountManifest.from_wire(message["manifest"])
+        if manifest.acct != acct or not manifest.contains(ddk):
+            link.abort("an accept from another account than the invite's")
+            return
+        now = self._clock()
+        with self._store.transaction():
+            contact = C.remember(self._store, manifest, state="contact", now=now)
+            self._record(E.ContactAdded(contact.aid, contact.name))
+        self._keep_bundle(ddk, message.get("bundle"))
+        link.set_verdict(Verdict(Admission.CONTACT))
+        if not answer.done():
+            answer.set_result(contact)
+
+    def _on_bundle(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        self._keep_bundle(ddk, message["b"])
+
+    def _keep_bundle(self, ddk: bytes, data: bytes | None) -> None:
+        if data is None:
+            return
+        bundle = PrekeyBundle.from_wire(data)
+        if bundle.ddk == ddk:
+            C.store_bundle(self._store, bundle, now=self._clock())
+
+    def _on_envelope(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        owner = C.owner_of(self._store, ddk)
+        if owner is None:
+            return
+        now = self._clock()
+
+        def commit(received: Received) -> None:
+            content = received.content
+            if content.k != "text":
+                return
+            self._conversation(owner, now)
+            sort_ts = min(content.ts, now + CLOCK_SKEW_MS)
+            self._store.execute(
+                "INSERT OR IGNORE INTO messages "
+                "(mid, cid, author, ts, sort_ts, body, reply, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'received')",
+                (content.id, owner.aid, owner.acct, content.ts, sort_ts, content.fields["body"],
+                 content.fields.get("reply")),
+            )
+            self._record(E.MessageReceived(content.id, owner.aid, owner.aid,
+                                           content.fields["body"], content.ts,
+                                           content.fields.get("reply")))
+
+        outcome = self._delivery.receive(message["e"], sender=ddk, now=now, commit=commit)
+        if isinstance(outcome, Undecryptable):
+            link.send("nack", id=outcome.eid, reason=outcome.reason)
+        else:
+            link.send("ack", id=outcome.eid)
+
+    def _on_ack(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        with self._store.transaction():
+            mid = self._delivery.acked(ddk, message["id"])
+            if mid is None:
+                return
+            row = self._store.one("SELECT status FROM messages WHERE mid = ?", (mid,))
+            if row == ("pending",):
+                self._store.execute("UPDATE messages SET status = 'sent' WHERE mid = ?", (mid,))
+                self._record(E.MessageStatus(mid, "sent"))
+
+    def _on_nack(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        owner = C.owner_of(self._store, ddk)
+        cert = owner.manifest.device(ddk) if owner else None
+        if cert is None:
+            return
+        target = Target(ddk, cert.dsk, C.bundle_of(self._store, ddk))
+        out = self._delivery.nacked(target, message["id"], now=self._clock())
+        if out is not None:
+            self._transmit(out)
+

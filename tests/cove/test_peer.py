@@ -1,0 +1,132 @@
+"""Two real Peers (real SQLCipher homes, real links on loopback): invites, messages, offline.
+
+Part of issue 4's "must show"; the crash, RPC and CLI parts are still to come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from cove import events as E
+from cove.peer import Peer, PeerError
+
+LOOPBACK = "127.0.0.1"
+
+
+async def open_peer(home: Path, name: str, port: int = 0) -> Peer:
+    return await Peer.open(home, name=name, device_name="laptop", port=port,
+                           interfaces=LOOPBACK, discovery=False)
+
+
+async def wait_until(cond: object, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():  # type: ignore[operator]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def befriend(ann: Peer, bob: Peer) -> None:
+    contact = await bob.accept_invite(ann.invite(), note="hi, Bob here")
+    assert contact.aid == ann.account_id
+    await wait_until(lambda: [c.aid for c in ann.contacts()] == [bob.account_id])
+    await wait_until(lambda: ann._has_keys_for(bob.account_id) and bob._has_keys_for(ann.account_id))
+
+
+def bodies(peer: Peer, other: Peer) -> list[str]:
+    return [h.body for h in peer.history(other.account_id, limit=10_000)]
+
+
+async def test_invite_then_a_thousand_messages_both_ways(tmp_path: Path) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    try:
+        await befriend(ann, bob)
+        for i in range(500):
+            await ann.send(bob.account_id, f"a{i}")
+            await bob.send(ann.account_id, f"b{i}")
+        await wait_until(lambda: len(bodies(ann, bob)) == 1000 and len(bodies(bob, ann)) == 1000,
+                         timeout=60)
+        assert bodies(ann, bob) == bodies(bob, ann)
+        assert sorted(bodies(ann, bob)) == sorted([f"a{i}" for i in range(500)]
+                                                  + [f"b{i}" for i in range(500)])
+        await wait_until(lambda: all(h.status == "sent" for h in ann.history(bob.account_id,
+                                     limit=10_000) if h.outgoing))
+    finally:
+        await ann.close()
+        await bob.close()
+
+
+async def test_messages_to_a_stopped_peer_arrive_once_in_order_after_it_starts(
+    tmp_path: Path,
+) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    await befriend(ann, bob)
+    ann_port, bob_port = ann.port, bob.port  # discovery is off here: ports stay put
+    bob_id = bob.account_id
+    await bob.close()
+    sent = [f"while you were out {i}" for i in range(100)]
+    for text in sent:
+        await ann.send(bob_id, text)
+    await ann.close()  # the outbox is durable: it goes out the next time Cove runs
+    ann = await open_peer(tmp_path / "ann", "Ann", port=ann_port)
+    started = asyncio.get_running_loop().time()
+    bob = await open_peer(tmp_path / "bob", "Bob", port=bob_port)
+    try:
+        await wait_until(lambda: len(bodies(bob, ann)) == 100, timeout=5)
+        assert asyncio.get_running_loop().time() - started < 5
+        assert bodies(bob, ann) == sent
+    finally:
+        await ann.close()
+        await bob.close()
+
+
+async def test_events_replay_from_a_cursor_and_carry_on(tmp_path: Path) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    try:
+        await befriend(ann, bob)
+        await ann.send(bob.account_id, "one")
+        seen: list[E.Event] = []
+
+        async def collect(since: int, n: int) -> None:
+            async for event in bob.events(since=since):
+                if isinstance(event, E.MessageReceived):
+                    seen.append(event)
+                    if len(seen) == n:
+                        return
+
+        await asyncio.wait_for(collect(0, 1), 10)
+        cursor = seen[0].cursor
+        await ann.send(bob.account_id, "two")
+        await asyncio.wait_for(collect(cursor, 2), 10)
+        assert [e.body for e in seen] == ["one", "two"]  # type: ignore[attr-defined]
+        assert seen[1].cursor > cursor
+    finally:
+        await ann.close()
+        await bob.close()
+
+
+async def test_wrong_or_used_invites_get_one_sentence(tmp_path: Path) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    try:
+        with pytest.raises(PeerError, match="your own"):
+            await ann.accept_invite(ann.invite())
+        code = ann.invite()
+        await bob.accept_invite(code)
+        carol = await open_peer(tmp_path / "carol", "Carol")
+        try:
+            with pytest.raises(PeerError, match="did not answer"):
+                await carol.accept_invite(code)  # one use only
+            assert [r.name for r in ann.requests()] == ["Carol"]  # it waits in Requests
+            assert [c.name for c in ann.contacts()] == ["Bob"]
+        finally:
+            await carol.close()
+    finally:
+        await ann.close()
+        await bob.close()
