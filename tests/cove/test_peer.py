@@ -33,7 +33,9 @@ async def befriend(ann: Peer, bob: Peer) -> None:
     contact = await bob.accept_invite(ann.invite(), note="hi, Bob here")
     assert contact.aid == ann.account_id
     await wait_until(lambda: [c.aid for c in ann.contacts()] == [bob.account_id])
-    await wait_until(lambda: ann._has_keys_for(bob.account_id) and bob._has_keys_for(ann.account_id))
+    await wait_until(
+        lambda: ann._has_keys_for(bob.account_id) and bob._has_keys_for(ann.account_id)
+    )
 
 
 def bodies(peer: Peer, other: Peer) -> list[str]:
