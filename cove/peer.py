@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from cove import contacts as C
 from cove import events as E
@@ -191,11 +192,17 @@ class Peer:
             self._node.registry.expect_accept(inv.ddk)
             link.send("req", manifest=self.account.manifest.to_wire(), note=note, tok=inv.tok,
                       bundle=current_bundle(self._store).to_wire())
+            closed = asyncio.ensure_future(link.closed.wait())
+            either: set[asyncio.Future[Any]] = {answer, closed}
             try:
-                contact = await asyncio.wait_for(answer, INVITE_ANSWER_TIMEOUT)
-            except TimeoutError:
-                raise PeerError("The inviting device did not answer; the invite may be used "
-                                "or expired.") from None
+                await asyncio.wait(either, timeout=INVITE_ANSWER_TIMEOUT,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closed.cancel()
+            if not answer.done():
+                raise PeerError("The inviting device did not accept; the invite may be used, "
+                                "expired or withdrawn.")
+            contact = answer.result()
             self._store.execute(
                 "INSERT OR REPLACE INTO addresses (ddk, host, port, seen) VALUES (?, ?, ?, ?)",
                 (inv.ddk, link.address[0] if link.address else "", link.address[1]

@@ -123,12 +123,49 @@ async def test_wrong_or_used_invites_get_one_sentence(tmp_path: Path) -> None:
         await bob.accept_invite(code)
         carol = await open_peer(tmp_path / "carol", "Carol")
         try:
-            with pytest.raises(PeerError, match="did not answer"):
+            with pytest.raises(PeerError, match="did not accept"):
                 await carol.accept_invite(code)  # one use only
             assert [r.name for r in ann.requests()] == ["Carol"]  # it waits in Requests
             assert [c.name for c in ann.contacts()] == ["Bob"]
         finally:
             await carol.close()
+    finally:
+        await ann.close()
+        await bob.close()
+
+
+async def test_no_file_in_the_home_holds_a_message_or_a_name(tmp_path: Path) -> None:
+    ann = await open_peer(tmp_path / "ann", "Annabel Quince-Whitfield")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    try:
+        await befriend(ann, bob)
+        await ann.send(bob.account_id, "the password is marmalade-sandwich-77")
+        await wait_until(lambda: len(bodies(bob, ann)) == 1)
+        for home in (tmp_path / "ann", tmp_path / "bob"):
+            for path in home.iterdir():
+                if path.is_file():
+                    data = path.read_bytes()
+                    assert b"marmalade" not in data, path
+                    assert b"Quince-Whitfield" not in data, path
+    finally:
+        await ann.close()
+        await bob.close()
+
+
+async def test_a_blocked_account_is_cut_off_and_its_links_close(tmp_path: Path) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    try:
+        await befriend(ann, bob)
+        ann.block(bob.account_id)
+        assert ann.contacts() == []
+        with pytest.raises(PeerError):
+            await bob.accept_invite(ann.invite())  # the handshake ends at once
+        await bob.send(ann.account_id, "are you there?")
+        await asyncio.sleep(1.0)
+        assert bodies(bob, ann)[-1] == "are you there?"
+        row = ann._store.one("SELECT count(*) FROM messages WHERE body = 'are you there?'")
+        assert row == (0,)
     finally:
         await ann.close()
         await bob.close()
