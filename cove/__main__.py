@@ -11,13 +11,6 @@ import sys
 
 from cove._version import __version__
 
-USAGE = """usage: cove [--version] [--help]
-
-Cove is a private messenger for the terminal that needs no server.
-This build contains the cryptographic core only; the messenger, the
-command line and the terminal app are not built yet (see README.md).
-"""
-
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
@@ -25,15 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     if args in (["--version"], ["-V"]):
         print(f"cove {__version__}")
         return 0
-    if args in (["--help"], ["-h"]):
-        print(USAGE, end="")
-        return 0
-    print(
-        "cove: the messenger is not built yet; this build has the crypto core only "
-        "(try 'cove --version').",
-        file=sys.stderr,
-    )
-    return 2
+    from cove.cli import main as cli_main  # only now: it loads the whole messenger
+
+    return cli_main(args)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,9 @@ class Peer:
                 account = create_account(store, name=name, device_name=device_name, now=tick())
             else:
                 store.close()
-                raise HomeError("This home has no account yet; give a name to create one.")
+                raise HomeError(
+                    "This home has no account yet; create one with 'cove init NAME'."
+                )
             peer = cls(held, store, account, clock=tick)
             await peer._start(port=port, interfaces=interfaces, discovery=discovery)
             return peer

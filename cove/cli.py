@@ -1,0 +1,164 @@
+"""The ``cove`` command line (DESIGN §13).
+
+Every command opens the home itself for now (the control socket that lets
+commands reach a running Cove comes next); a home another process holds is
+reported in one sentence. Every user error is one sentence on stderr and a
+non-zero exit, never a traceback. Names and bodies from peers are printed
+through ``transport.plaintext.printable``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from cove import contacts as C
+from cove.peer import Peer, PeerError
+from cove.rpc import serve_stdio
+from crypto.errors import CoveError
+from crypto.identity import id_to_text
+from transport.plaintext import printable
+
+SEND_WAIT_DEFAULT = 3.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cove", description="A private messenger for the terminal.")
+    p.add_argument("--home", help="the home folder (default: COVE_HOME or the user data folder)")
+    p.add_argument("--listen", help="HOST:PORT to listen on (default: any port)")
+    p.add_argument("--interfaces", help="comma-separated addresses to use (default: all)")
+    p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
+    p.add_argument("--passphrase", help="the home's passphrase, if it has one")
+    sub = p.add_subparsers(dest="command")
+    init = sub.add_parser("init", help="create an account in this home")
+    init.add_argument("name")
+    init.add_argument("--device", default="device", help="this device's name")
+    sub.add_parser("whoami", help="show this account and device")
+    invite = sub.add_parser("invite", help="make a one-use invite code")
+    invite.add_argument("--hours", type=float, default=24.0)
+    add = sub.add_parser("add", help="add a contact from their invite code")
+    add.add_argument("code")
+    add.add_argument("--note", default="")
+    sub.add_parser("contacts", help="list contacts")
+    send = sub.add_parser("send", help="send a text to a contact")
+    send.add_argument("contact")
+    send.add_argument("text")
+    send.add_argument("--wait", type=float, default=SEND_WAIT_DEFAULT,
+                      help="seconds to wait for delivery before leaving it queued")
+    history = sub.add_parser("history", help="show a conversation")
+    history.add_argument("contact")
+    history.add_argument("--limit", type=int, default=50)
+    verify = sub.add_parser("verify", help="show the safety number and mark a contact verified")
+    verify.add_argument("contact")
+    verify.add_argument("--yes", action="store_true", help="mark it verified without asking")
+    sub.add_parser("rpc", help="JSON-RPC 2.0 on stdin/stdout")
+    return p
+
+
+def resolve_contact(candidates: list[C.Contact], text: str) -> C.Contact:
+    """DESIGN §13: an exact id, then an exact name, then an id prefix of 4 or more."""
+    lowered = text.lower()
+    exact = [c for c in candidates if id_to_text(c.aid) == lowered]
+    if exact:
+        return exact[0]
+    named = [c for c in candidates if c.name == text]
+    if len(named) == 1:
+        return named[0]
+    prefixed = [
+        c for c in candidates if len(lowered) >= 4 and id_to_text(c.aid).startswith(lowered)
+    ]
+    found = named or prefixed
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise PeerError(f"No contact matches {printable(text)!r}.")
+    listed = ", ".join(f"{printable(c.name)} ({id_to_text(c.aid)[:8]})" for c in found)
+    raise PeerError(f"{printable(text)!r} matches more than one contact: {listed}.")
+
+
+async def run(args: argparse.Namespace) -> int:
+    port = 0
+    if args.listen:
+        _, _, text = args.listen.rpartition(":")
+        if not text.isdigit():
+            raise PeerError("--listen takes HOST:PORT, for example 0.0.0.0:47000.")
+        port = int(text)
+    name = args.name if args.command == "init" else None
+    peer = await Peer.open(args.home, name=name, device_name=getattr(args, "device", "device"),
+                           passphrase=args.passphrase, port=port, interfaces=args.interfaces,
+                           discovery=not args.no_discovery)
+    try:
+        return await _command(peer, args)
+    finally:
+        await peer.close()
+
+
+async def _command(peer: Peer, args: argparse.Namespace) -> int:
+    out = sys.stdout
+    if args.command in ("init", "whoami"):
+        acct = peer.account
+        print(f"{printable(acct.name)}  account {id_to_text(acct.aid)}", file=out)
+        print(f"device {printable(acct.cert.name)}  {id_to_text(acct.device.did)}"
+              f"{'  (primary)' if acct.is_primary else ''}", file=out)
+    elif args.command == "invite":
+        print(peer.invite(int(args.hours * 3600 * 1000)), file=out)
+    elif args.command == "add":
+        contact = await peer.accept_invite(args.code, args.note)
+        print(f"Added {printable(contact.name)} ({id_to_text(contact.aid)}).", file=out)
+    elif args.command == "contacts":
+        for c in peer.contacts():
+            mark = "verified" if c.verified else "unverified"
+            print(f"{id_to_text(c.aid)}  {printable(c.name)}  {mark}", file=out)
+    elif args.command == "send":
+        contact = resolve_contact(peer.contacts(), args.contact)
+        mid = await peer.send(contact.aid, args.text)
+        if await _delivered(peer, contact.aid, mid, args.wait):
+            print(f"Delivered to {printable(contact.name)}.", file=out)
+        else:
+            print(f"Queued: it will be delivered when {printable(contact.name)} is online "
+                  "and Cove runs here.", file=out)
+    elif args.command == "history":
+        contact = resolve_contact(peer.contacts(), args.contact)
+        for h in peer.history(contact.aid, args.limit):
+            who = "me" if h.outgoing else printable(contact.name)
+            print(f"{who}: {printable(h.body, multiline=True)}", file=out)
+    elif args.command == "verify":
+        contact = resolve_contact(peer.contacts(), args.contact)
+        number = peer.safety_number(contact.aid)
+        groups = " ".join(number[i : i + 5] for i in range(0, 60, 5))
+        print(f"Safety number with {printable(contact.name)}:\n{groups}", file=out)
+        if args.yes:
+            peer.verify(contact.aid)
+            print("Marked verified.", file=out)
+    elif args.command == "rpc":
+        await serve_stdio(peer)
+    return 0
+
+
+async def _delivered(peer: Peer, conversation: bytes, mid: bytes, wait: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + max(wait, 0)
+    while True:
+        for h in peer.history(conversation, limit=200):
+            if h.mid == mid and h.status != "pending":
+                return True
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    if args.command is None:
+        print("cove: the terminal app is not built yet; try 'cove --help' for the commands.",
+              file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(run(args))
+    except CoveError as exc:
+        print(f"cove: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

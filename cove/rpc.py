@@ -1,0 +1,196 @@
+"""``cove rpc``: JSON-RPC 2.0 over stdin/stdout, one object per line (DESIGN §13).
+
+Requests use named params; ids are base32 text, other bytes base64 text.
+``subscribe {since}`` starts a stream of notifications
+``{"method": "event", "params": {"type": ..., "cursor": ..., ...}}``. A bad
+line (not JSON, not a request, an unknown method, bad params) gets a
+JSON-RPC error and the stream carries on. Strings from peers (names,
+bodies, notes) arrive exactly as sent: a consumer that shows them must make
+them printable first (``transport.plaintext.printable`` does it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from cove.events import Event
+from cove.peer import Peer, PeerError
+from crypto.errors import CoveError
+from crypto.identity import id_from_text, id_to_text
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+APP_ERROR = -32000
+MAX_LINE = 1024 * 1024
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+def to_json(value: Any) -> Any:
+    """Bytes become base32 (ids, up to 32 bytes) or base64 (anything longer)."""
+    if isinstance(value, bytes):
+        return id_to_text(value) if len(value) <= 32 else base64.b64encode(value).decode()
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_json(asdict(value))
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value
+
+
+class RpcServer:
+    """Turns request lines into response lines for one Peer; ``write`` sends a line out."""
+
+    def __init__(self, peer: Peer, write: Callable[[str], None]) -> None:
+        self._peer = peer
+        self._write = write
+        self._streams: set[asyncio.Task[None]] = set()
+        self._methods: dict[str, Handler] = {
+            "whoami": self._whoami, "invite": self._invite, "accept_invite": self._accept,
+            "contacts": self._contacts, "requests": self._requests, "send": self._send,
+            "history": self._history, "safety_number": self._safety, "verify": self._verify,
+            "block": self._block, "subscribe": self._subscribe,
+        }
+
+    async def handle_line(self, line: str) -> None:
+        """Answer one line; never raises."""
+        try:
+            request = json.loads(line)
+        except ValueError:
+            self._error(None, PARSE_ERROR, "That line is not JSON.")
+            return
+        if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(
+            request.get("method"), str
+        ):
+            self._error(_id_of(request), INVALID_REQUEST, "That is not a JSON-RPC 2.0 request.")
+            return
+        rid = request.get("id")
+        method = self._methods.get(request["method"])
+        if method is None:
+            self._error(rid, METHOD_NOT_FOUND, f"There is no method {request['method']!r}.")
+            return
+        params = request.get("params", {})
+        if not isinstance(params, dict):
+            self._error(rid, INVALID_PARAMS, "Params must be an object of named values.")
+            return
+        try:
+            result = await method(**params)
+        except TypeError:
+            self._error(rid, INVALID_PARAMS, f"Wrong params for {request['method']!r}.")
+            return
+        except (ValueError, KeyError):
+            self._error(rid, INVALID_PARAMS, "A param has the wrong form (ids are base32).")
+            return
+        except CoveError as exc:
+            self._error(rid, APP_ERROR, str(exc))
+            return
+        if rid is not None:
+            self._send_line({"jsonrpc": "2.0", "id": rid, "result": to_json(result)})
+
+    def _error(self, rid: Any, code: int, message: str) -> None:
+        self._send_line({"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}})
+
+    def _send_line(self, obj: dict[str, Any]) -> None:
+        self._write(json.dumps(obj, ensure_ascii=False))
+
+    async def close(self) -> None:
+        for task in self._streams:
+            task.cancel()
+        await asyncio.gather(*self._streams, return_exceptions=True)
+
+    # -- methods --------------------------------------------------------------------------
+
+    async def _whoami(self) -> dict[str, Any]:
+        acct = self._peer.account
+        return {"aid": acct.aid, "did": acct.device.did, "name": acct.name,
+                "device": acct.cert.name, "primary": acct.is_primary}
+
+    async def _invite(self, lifetime_ms: int | None = None) -> dict[str, str]:
+        return {"code": self._peer.invite(lifetime_ms)}
+
+    async def _accept(self, code: str, note: str = "") -> dict[str, Any]:
+        contact = await self._peer.accept_invite(code, note)
+        return {"aid": contact.aid, "name": contact.name}
+
+    async def _contacts(self) -> list[dict[str, Any]]:
+        return [{"aid": c.aid, "name": c.name, "verified": c.verified}
+                for c in self._peer.contacts()]
+
+    async def _requests(self) -> list[dict[str, Any]]:
+        return [{"aid": c.aid, "name": c.name} for c in self._peer.requests()]
+
+    async def _send(self, to: str, text: str, reply_to: str | None = None) -> dict[str, Any]:
+        if not isinstance(text, str):
+            raise ValueError("text must be a string")
+        reply = id_from_text(reply_to) if reply_to else None
+        return {"mid": await self._peer.send(id_from_text(to), text, reply)}
+
+    async def _history(self, conversation: str, limit: int = 50) -> list[dict[str, Any]]:
+        return [to_json(h) for h in self._peer.history(id_from_text(conversation), limit)]
+
+    async def _safety(self, contact: str) -> dict[str, str]:
+        return {"safety_number": self._peer.safety_number(id_from_text(contact))}
+
+    async def _verify(self, contact: str) -> dict[str, bool]:
+        self._peer.verify(id_from_text(contact))
+        return {"verified": True}
+
+    async def _block(self, contact: str) -> dict[str, bool]:
+        self._peer.block(id_from_text(contact))
+        return {"blocked": True}
+
+    async def _subscribe(self, since: int = 0) -> dict[str, int]:
+        if not isinstance(since, int) or since < 0:
+            raise ValueError("since must be a cursor")
+
+        async def stream() -> None:
+            event: Event
+            async for event in self._peer.events(since=since):
+                self._send_line({"jsonrpc": "2.0", "method": "event",
+                                 "params": to_json(event.to_dict())})
+
+        self._streams.add(asyncio.get_running_loop().create_task(stream()))
+        return {"since": since}
+
+
+def _id_of(request: Any) -> Any:
+    return request.get("id") if isinstance(request, dict) else None
+
+
+async def serve_stdio(peer: Peer) -> None:
+    """Read requests from stdin until it closes; write responses and events to stdout."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=MAX_LINE)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    def write(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    server = RpcServer(peer, write)
+    try:
+        while True:
+            try:
+                raw = await reader.readline()
+            except ValueError:  # a line over MAX_LINE: skip to its end
+                server._error(None, INVALID_REQUEST, "That line is too long.")
+                continue
+            if not raw:
+                break
+            line = raw.decode("utf-8", "replace").strip()
+            if line:
+                await server.handle_line(line)
+    finally:
+        await server.close()
+
+
+__all__ = ["PeerError", "RpcServer", "serve_stdio", "to_json"]

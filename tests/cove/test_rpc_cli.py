@@ -1,0 +1,119 @@
+"""``cove rpc`` and the CLI driven as processes, as a bot or a user would (DESIGN §13)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = ["--no-discovery", "--interfaces", "127.0.0.1"]
+
+
+def cove(home: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cove", "--home", str(home), *BASE, *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+class Rpc:
+    def __init__(self, home: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cove", "--home", str(home), *BASE, "rpc"], cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.next_id = 0
+        self.notes: list[dict[str, Any]] = []
+
+    def line(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        raw = self.proc.stdout.readline()
+        assert raw, f"rpc process ended: {self.proc.stderr.read() if self.proc.stderr else ''}"
+        return json.loads(raw)  # type: ignore[no-any-return]
+
+    def call(self, method: str, **params: Any) -> Any:
+        self.next_id += 1
+        self.line(json.dumps({"jsonrpc": "2.0", "id": self.next_id, "method": method,
+                              "params": params}))
+        while True:
+            msg = self.read()
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    raise AssertionError(msg["error"])
+                return msg["result"]
+            self.notes.append(msg)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.mark.timeout(120)
+def test_rpc_create_invite_add_send_receive_and_survive_junk(tmp_path: Path) -> None:
+    assert cove(tmp_path / "ann", "init", "Ann").returncode == 0
+    assert cove(tmp_path / "bob", "init", "Bob").returncode == 0
+    ann, bob = Rpc(tmp_path / "ann"), Rpc(tmp_path / "bob")
+    try:
+        me = ann.call("whoami")
+        assert me["name"] == "Ann" and len(me["aid"]) == 32
+        code = ann.call("invite")["code"]
+        added = bob.call("accept_invite", code=code, note="hello from Bob")
+        assert added["aid"] == me["aid"]
+        ann.call("subscribe", since=0)
+        bob.call("send", to=me["aid"], text="hi Ann \x1b[31mred\x07")
+        deadline = time.time() + 15
+        got = None
+        while got is None and time.time() < deadline:
+            msg = ann.notes.pop(0) if ann.notes else ann.read()
+            if msg.get("method") == "event" and msg["params"]["type"] == "message_received":
+                got = msg["params"]
+        assert got is not None and got["body"] == "hi Ann \x1b[31mred\x07"  # as sent, documented
+        junk = ["", "{", "[]", "42", '{"jsonrpc": "2.0"}', '{"jsonrpc":"2.0","id":1,"method":"x"}',
+                '{"jsonrpc":"2.0","id":2,"method":"send","params":[1]}',
+                '{"jsonrpc":"2.0","id":3,"method":"send","params":{"to":"!!","text":"x"}}',
+                "\xff\xfe", "null"]
+        errors = 0
+        for i in range(1000):
+            line = junk[i % len(junk)]
+            if not line:
+                continue
+            ann.line(line)
+            while True:
+                msg = ann.read()
+                if "error" in msg:
+                    errors += 1
+                    break
+        assert errors == 900
+        assert ann.call("whoami")["aid"] == me["aid"]  # still up and working
+        contacts = ann.call("contacts")
+        assert [c["name"] for c in contacts] == ["Bob"]
+    finally:
+        ann.close()
+        bob.close()
+
+
+def test_cli_errors_are_one_sentence_and_nonzero(tmp_path: Path) -> None:
+    result = cove(tmp_path / "x", "whoami")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    said = result.stderr.strip()
+    assert said == "cove: This home has no account yet; create one with 'cove init NAME'."
+    assert cove(tmp_path / "a", "init", "Ann").returncode == 0
+    bad = cove(tmp_path / "a", "add", "cove:zzzz")
+    assert bad.returncode == 1 and bad.stderr.strip().endswith("ask for a fresh one.")
+    unknown = cove(tmp_path / "a", "send", "nobody", "hi")
+    assert unknown.returncode == 1 and "No contact matches" in unknown.stderr
