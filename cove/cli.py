@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_contact(candidates: list[C.Contact], text: str) -> C.Contact:
-    """DESIGN §13: an exact id, then an exact name, then an id prefix of 4 or more."""
+    """DESIGN §13: an exact id, then an exact name (any case), then an id prefix of 4+."""
     lowered = text.lower()
     exact = [c for c in candidates if id_to_text(c.aid) == lowered]
     if exact:
@@ -66,6 +66,8 @@ def resolve_contact(candidates: list[C.Contact], text: str) -> C.Contact:
     named = [c for c in candidates if c.name == text]
     if len(named) == 1:
         return named[0]
+    if not named:  # people type names in any case
+        named = [c for c in candidates if c.name.casefold() == text.casefold()]
     prefixed = [
         c for c in candidates if len(lowered) >= 4 and id_to_text(c.aid).startswith(lowered)
     ]

@@ -117,3 +117,23 @@ def test_cli_errors_are_one_sentence_and_nonzero(tmp_path: Path) -> None:
     assert bad.returncode == 1 and bad.stderr.strip().endswith("ask for a fresh one.")
     unknown = cove(tmp_path / "a", "send", "nobody", "hi")
     assert unknown.returncode == 1 and "No contact matches" in unknown.stderr
+
+
+def test_contact_resolution_rule() -> None:
+    from cove.cli import resolve_contact
+    from cove.contacts import Contact
+    from cove.peer import PeerError
+
+    def c(aid: bytes, name: str) -> Contact:
+        return Contact(b"k" * 32, aid, name, None, "contact", False)  # type: ignore[arg-type]
+
+    ann, ann2, bob = c(b"\x01" * 20, "Ann"), c(b"\x02" * 20, "Ann"), c(b"\x03" * 20, "Bob")
+    from crypto.identity import id_to_text
+
+    assert resolve_contact([ann, bob], id_to_text(bob.aid)) is bob
+    assert resolve_contact([ann, bob], "bob") is bob
+    assert resolve_contact([ann, bob], id_to_text(bob.aid)[:4]) is bob
+    with pytest.raises(PeerError, match="more than one contact"):
+        resolve_contact([ann, ann2, bob], "Ann")
+    with pytest.raises(PeerError, match="No contact"):
+        resolve_contact([ann, bob], id_to_text(bob.aid)[:3])
