@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import os
 import sys
 from collections.abc import Sequence
 
 from cove import contacts as C
+from cove.home import SALT_NAME, resolve_home
 from cove.peer import Peer, PeerError
 from cove.rpc import serve_stdio
 from crypto.errors import CoveError
@@ -30,11 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", help="HOST:PORT to listen on (default: any port)")
     p.add_argument("--interfaces", help="comma-separated addresses to use (default: all)")
     p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
-    p.add_argument("--passphrase", help="the home's passphrase, if it has one")
     sub = p.add_subparsers(dest="command")
     init = sub.add_parser("init", help="create an account in this home")
     init.add_argument("name")
     init.add_argument("--device", default="device", help="this device's name")
+    init.add_argument("--passphrase", action="store_true",
+                      help="protect the home with a passphrase (asked for, never an argument)")
     sub.add_parser("whoami", help="show this account and device")
     invite = sub.add_parser("invite", help="make a one-use invite code")
     invite.add_argument("--hours", type=float, default=24.0)
@@ -89,12 +93,28 @@ async def run(args: argparse.Namespace) -> int:
         port = int(text)
     name = args.name if args.command == "init" else None
     peer = await Peer.open(args.home, name=name, device_name=getattr(args, "device", "device"),
-                           passphrase=args.passphrase, port=port, interfaces=args.interfaces,
+                           passphrase=_passphrase(args), port=port, interfaces=args.interfaces,
                            discovery=not args.no_discovery)
     try:
         return await _command(peer, args)
     finally:
         await peer.close()
+
+
+def _passphrase(args: argparse.Namespace) -> str | None:
+    """From COVE_PASSPHRASE or asked at the terminal: never a command-line argument, which
+    other users see in the process list and the shell keeps in its history."""
+    home = resolve_home(args.home)
+    wanted = (home / SALT_NAME).exists() or (args.command == "init" and args.passphrase)
+    if not wanted:
+        return None
+    given = os.environ.get("COVE_PASSPHRASE")
+    if given:
+        return given
+    first = getpass.getpass("Passphrase: ")
+    if args.command == "init" and getpass.getpass("Again: ") != first:
+        raise PeerError("The two passphrases differ; nothing was created.")
+    return first
 
 
 async def _command(peer: Peer, args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cove.store import Store
-from crypto.errors import BadSignature
+from crypto.errors import BadSignature, RemoteProtocolError
 from crypto.identity import DeviceCertificate
 from crypto.manifest import AccountManifest, ManifestVerdict, judge_manifest
 from crypto.prekeys import PrekeyBundle
@@ -60,9 +60,23 @@ def all_in(store: Store, *states: str) -> list[Contact]:
     return [_row_to_contact(r) for r in rows]
 
 
+class DeviceClaimed(RemoteProtocolError):
+    """A manifest lists a device key that another account already holds; it is refused."""
+
+
 def remember(store: Store, manifest: AccountManifest, *, state: str, now: int) -> Contact:
-    """Verify ``manifest`` and store it (newer replaces older; a state change applies)."""
+    """Verify ``manifest`` and store it (newer replaces older; a state change applies).
+
+    A certificate proves nothing about who holds its keys (no device
+    countersigns it), so an account could list another's device; a device
+    key belongs to the first account known to list it, and a manifest that
+    claims a device of another account is refused whole.
+    """
     manifest.verify()
+    for cert in manifest.devices:
+        row = store.one("SELECT acct FROM devices WHERE ddk = ?", (cert.ddk,))
+        if row is not None and bytes(row[0]) != manifest.acct:
+            raise DeviceClaimed("a manifest lists a device that belongs to another account")
     held = get(store, manifest.acct)
     if held is None:
         store.execute(
@@ -81,6 +95,9 @@ def remember(store: Store, manifest: AccountManifest, *, state: str, now: int) -
             store.execute("UPDATE accounts SET state = ? WHERE acct = ?", (state, manifest.acct))
     found = get(store, manifest.acct)
     assert found is not None
+    for cert in found.manifest.devices:
+        store.execute("INSERT OR IGNORE INTO devices (ddk, acct) VALUES (?, ?)",
+                      (cert.ddk, found.acct))
     return found
 
 
@@ -103,18 +120,18 @@ def policy(store: Store, cert: DeviceCertificate, mver: int) -> Verdict:
 
 
 def owner_of(store: Store, ddk: bytes) -> Contact | None:
-    """The contact or own account whose held manifest lists device ``ddk``."""
-    for contact in all_in(store, "own", "contact"):
-        if contact.manifest.contains(ddk):
-            return contact
-    return None
+    """The contact or own account device ``ddk`` belongs to (if its manifest still lists it)."""
+    row = store.one("SELECT acct FROM devices WHERE ddk = ?", (ddk,))
+    if row is None:
+        return None
+    owner = get(store, bytes(row[0]))
+    if owner is None or owner.state not in ("own", "contact") or not owner.manifest.contains(ddk):
+        return None
+    return owner
 
 
-def store_bundle(store: Store, bundle: PrekeyBundle, *, now: int) -> bool:
-    """Keep a device's bundle if a held manifest lists the device and its DSK signed it."""
-    owner = owner_of(store, bundle.ddk)
-    if owner is None:
-        return False
+def store_bundle(store: Store, bundle: PrekeyBundle, *, owner: Contact, now: int) -> bool:
+    """Keep a device's bundle if ``owner``'s held manifest lists it and its DSK signed it."""
     cert = owner.manifest.device(bundle.ddk)
     if cert is None:
         return False

@@ -25,7 +25,14 @@ from typing import Any
 
 from cove import contacts as C
 from cove import events as E
-from cove.account import Account, create_account, current_bundle, has_account, load_account
+from cove.account import (
+    Account,
+    create_account,
+    current_bundle,
+    has_account,
+    load_account,
+    rotate_prekeys_if_due,
+)
 from cove.content import make
 from cove.delivery import Delivery, Outgoing, Received, Target, Undecryptable
 from cove.errors import HomeError
@@ -47,6 +54,15 @@ from transport.registry import LinkMessageReceived, LinkUp
 from transport.session import Admission, Hello, Verdict
 
 log = logging.getLogger("cove.peer")
+
+
+def same_name(a: str, b: str) -> bool:
+    """Names that a person would read as the same: case and invisible characters aside."""
+    return _name_key(a) == _name_key(b)
+
+
+def _name_key(name: str) -> str:
+    return "".join(ch for ch in printable(name) if ch not in "\ufffd\u200d").casefold().strip()
 
 INVITE_ANSWER_TIMEOUT = 15.0
 """Seconds to wait for the inviting device to accept."""
@@ -107,6 +123,7 @@ class Peer:
                 raise HomeError(
                     "This home has no account yet; create one with 'cove init NAME'."
                 )
+            rotate_prekeys_if_due(store, account.device, now=tick())
             peer = cls(held, store, account, clock=tick)
             await peer._start(port=port, interfaces=interfaces, discovery=discovery)
             return peer
@@ -298,6 +315,12 @@ class Peer:
         self._last_ts = max(self._clock(), self._last_ts + 1)
         return self._last_ts
 
+    def _target_for(self, contact: bytes, ddk: bytes) -> Target | None:
+        cert = self._contact(contact).manifest.device(ddk)
+        if cert is None:
+            return None
+        return Target(ddk, cert.dsk, C.bundle_of(self._store, ddk))
+
     def _has_keys_for(self, contact: bytes) -> bool:
         """True when every device of the contact has a bundle or a session here."""
         found = self._contact(contact)
@@ -322,13 +345,23 @@ class Peer:
             self._node.registry.send(out.ddk, "env", e=out.envelope)
 
     def history(self, conversation: bytes, limit: int = 50,
-                before: int | None = None) -> list[HistoryEntry]:
-        """Up to ``limit`` messages of a conversation (a contact's aid), oldest first."""
+                before: bytes | None = None) -> list[HistoryEntry]:
+        """Up to ``limit`` messages of a conversation (a contact's aid), oldest first;
+        ``before`` (a message id) pages back from that message, in the same order."""
         contact = self._contact(conversation)
+        limit = max(0, min(int(limit), 10_000))
+        key = (2**62, b"")
+        if before is not None:
+            row = self._store.one("SELECT sort_ts, mid FROM messages WHERE mid = ? AND cid = ?",
+                                  (before, contact.aid))
+            if row is None:
+                raise PeerError("There is no such message in that conversation.")
+            key = (int(row[0]), bytes(row[1]))
         rows = self._store.all(
-            "SELECT mid, author, body, ts, status, n FROM messages WHERE cid = ? AND n < ? "
+            "SELECT mid, author, body, ts, status, n FROM messages WHERE cid = ? "
+            "AND (sort_ts < ? OR (sort_ts = ? AND mid < ?)) "
             "ORDER BY sort_ts DESC, mid DESC LIMIT ?",
-            (contact.aid, before if before is not None else 2**62, limit),
+            (contact.aid, key[0], key[0], key[1], limit),
         )
         return [
             HistoryEntry(bytes(m), bytes(a), str(b), int(t), str(s), bytes(a) == self.account.aik)
@@ -387,20 +420,29 @@ class Peer:
             return
         now = self._clock()
         tok = message.get("tok")
+        # A token is good once, for one account: the same account may come back with it
+        # (its accept was lost on the way) and gets accepted again.
         valid = tok is not None and self._store.one(
-            "SELECT 1 FROM invites WHERE tok = ? AND used = 0 AND exp > ?", (tok, now)
+            "SELECT 1 FROM invites WHERE tok = ? AND exp > ? AND (used = 0 OR used_by = ?)",
+            (tok, now, manifest.acct),
         )
+        if not valid and not self._accepting_strangers():
+            return  # DESIGN §6: outside discoverable mode only a valid token passes
         with self._store.transaction():
             if valid:
-                self._store.execute("UPDATE invites SET used = 1 WHERE tok = ?", (tok,))
+                self._store.execute("UPDATE invites SET used = 1, used_by = ? WHERE tok = ?",
+                                    (manifest.acct, tok))
+                first = C.get(self._store, manifest.acct) is None
                 contact = C.remember(self._store, manifest, state="contact", now=now)
-                self._record(E.ContactAdded(contact.aid, contact.name))
+                if first:
+                    self._record(E.ContactAdded(contact.aid, contact.name))
             else:
                 held = C.get(self._store, manifest.acct)
                 if held is not None and held.state != "request":
                     return  # already decided: a contact, blocked or declined
                 contact = C.remember(self._store, manifest, state="request", now=now)
-                twin = next((c.aid for c in self.contacts() if c.name == contact.name), None)
+                twin = next((c.aid for c in self.contacts() if same_name(c.name, contact.name)),
+                            None)
                 self._record(E.RequestReceived(contact.aid, contact.name,
                                                str(message["note"]), twin))
         self._keep_bundle(ddk, message.get("bundle"))
@@ -410,6 +452,12 @@ class Peer:
                       bundle=current_bundle(self._store).to_wire())
             assert self._node is not None
             self._node.know(ddk)
+
+    def _accepting_strangers(self) -> bool:
+        """True while this device is discoverable (DESIGN §5-6): nearby strangers may ask."""
+        discovery = self._node.discovery if self._node is not None else None
+        until = discovery.discoverable_until if discovery is not None else None
+        return until is not None and until > asyncio.get_running_loop().time()
 
     def _on_accept(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         pending = self._pending.get(ddk)
@@ -436,11 +484,21 @@ class Peer:
         if data is None:
             return
         bundle = PrekeyBundle.from_wire(data)
-        if bundle.ddk == ddk:
-            C.store_bundle(self._store, bundle, now=self._clock())
+        owner = C.owner_of(self._store, ddk)
+        if bundle.ddk == ddk and owner is not None:
+            C.store_bundle(self._store, bundle, owner=owner, now=self._clock())
+
+    def _proven_owner(self, ddk: bytes, link: Link) -> C.Contact | None:
+        """The account the link's hello proved, if it holds this device (DESIGN §7: a message
+        is attributed only to the identity behind its session)."""
+        cert = link.session.remote_cert
+        owner = C.owner_of(self._store, ddk)
+        if cert is None or owner is None or cert.acct != owner.acct:
+            return None
+        return owner
 
     def _on_envelope(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
-        owner = C.owner_of(self._store, ddk)
+        owner = self._proven_owner(ddk, link)
         if owner is None:
             return
         now = self._clock()
@@ -458,6 +516,8 @@ class Peer:
                 (content.id, owner.aid, owner.acct, content.ts, sort_ts, content.fields["body"],
                  content.fields.get("reply")),
             )
+            if self._store.one("SELECT changes()") == (0,):
+                return  # that message id is already here: show it once
             self._record(E.MessageReceived(content.id, owner.aid, owner.aid,
                                            content.fields["body"], content.ts,
                                            content.fields.get("reply")))

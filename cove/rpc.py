@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
@@ -24,11 +25,16 @@ from cove.peer import Peer, PeerError
 from crypto.errors import CoveError
 from crypto.identity import id_from_text, id_to_text
 
+log = logging.getLogger("cove.rpc")
+
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
 APP_ERROR = -32000
+MAX_COUNT = 10_000
+MAX_CURSOR = 2**62
 MAX_LINE = 1024 * 1024
 
 Handler = Callable[..., Awaitable[Any]]
@@ -93,6 +99,13 @@ class RpcServer:
         except CoveError as exc:
             self._error(rid, APP_ERROR, str(exc))
             return
+        except (OverflowError, ArithmeticError):
+            self._error(rid, INVALID_PARAMS, "A number param is out of range.")
+            return
+        except Exception:  # the stream must outlive any one request
+            log.exception("rpc method %s failed", request["method"])
+            self._error(rid, INTERNAL_ERROR, "Cove failed to do that; see its log.")
+            return
         if rid is not None:
             self._send_line({"jsonrpc": "2.0", "id": rid, "result": to_json(result)})
 
@@ -135,6 +148,8 @@ class RpcServer:
         return {"mid": await self._peer.send(id_from_text(to), text, reply)}
 
     async def _history(self, conversation: str, limit: int = 50) -> list[dict[str, Any]]:
+        if type(limit) is not int or not 0 <= limit <= MAX_COUNT:
+            raise ValueError("limit must be 0 to 10000")
         return [to_json(h) for h in self._peer.history(id_from_text(conversation), limit)]
 
     async def _safety(self, contact: str) -> dict[str, str]:
@@ -149,7 +164,7 @@ class RpcServer:
         return {"blocked": True}
 
     async def _subscribe(self, since: int = 0) -> dict[str, int]:
-        if not isinstance(since, int) or since < 0:
+        if type(since) is not int or not 0 <= since <= MAX_CURSOR:
             raise ValueError("since must be a cursor")
 
         async def stream() -> None:

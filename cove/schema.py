@@ -115,7 +115,17 @@ CREATE TABLE invites (
 );
 """
 
-MIGRATIONS: list[str] = [SCHEMA_V1]
+SCHEMA_V2 = """
+ALTER TABLE invites ADD COLUMN used_by BLOB;
+CREATE TABLE devices (
+    ddk BLOB PRIMARY KEY,
+    acct BLOB NOT NULL
+);
+"""
+"""v2: who used each invite (an accept lost on the way can be sent again to the same
+account), and which account each known device belongs to (one account per device key)."""
+
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2]
 """``MIGRATIONS[n]`` upgrades a database at version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -105,19 +105,30 @@ class Store:
         """Run one statement; returns the rowid of an insert (else 0)."""
         try:
             cursor = self._db.execute(sql, params)
-        except sqlcipher3.IntegrityError as exc:
+        except (sqlcipher3.Error, OverflowError) as exc:
             raise StoreError(f"the database refused a change: {exc}") from exc
         return int(cursor.lastrowid or 0)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._db.executemany(sql, rows)
+        try:
+            self._db.executemany(sql, rows)
+        except (sqlcipher3.Error, OverflowError) as exc:
+            raise StoreError(f"the database refused a change: {exc}") from exc
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        row = self._db.execute(sql, params).fetchone()
-        return tuple(row) if row is not None else None
+        rows = self._fetch(sql, params, one=True)
+        return rows[0] if rows else None
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return [tuple(r) for r in self._db.execute(sql, params).fetchall()]
+        return self._fetch(sql, params, one=False)
+
+    def _fetch(self, sql: str, params: Sequence[Any], *, one: bool) -> list[Row]:
+        try:
+            cursor = self._db.execute(sql, params)
+            rows = [cursor.fetchone()] if one else cursor.fetchall()
+        except (sqlcipher3.Error, OverflowError) as exc:
+            raise StoreError(f"the database could not answer: {exc}") from exc
+        return [tuple(r) for r in rows if r is not None]
 
     def close(self) -> None:
         """Checkpoint the WAL into the database file and close."""

@@ -99,6 +99,13 @@ def test_rpc_create_invite_add_send_receive_and_survive_junk(tmp_path: Path) -> 
                     errors += 1
                     break
         assert errors == 900
+        bob_aid = ann.call("contacts")[0]["aid"]
+        for bad in ('"x"', "[1]", str(2**70), "-1"):
+            ann.line('{"jsonrpc":"2.0","id":77,"method":"history","params":'
+                     f'{{"conversation":"{bob_aid}","limit":{bad}}}}}')
+            assert ann.read()["error"]["code"] == -32602
+        ann.line(f'{{"jsonrpc":"2.0","id":78,"method":"subscribe","params":{{"since":{2**70}}}}}')
+        assert ann.read()["error"]["code"] == -32602
         assert ann.call("whoami")["aid"] == me["aid"]  # still up and working
         contacts = ann.call("contacts")
         assert [c["name"] for c in contacts] == ["Bob"]

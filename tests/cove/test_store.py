@@ -126,7 +126,7 @@ def test_transactions_commit_together_or_not_at_all() -> None:
 
 def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", bytes(32))
-    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 1
+    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 2
     tables = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"kv", "accounts", "sessions", "messages", "outbox", "events", "messages_fts",
             "seen_envelopes", "replay_keys", "invites", "prekeys", "bundles"} <= tables
@@ -152,3 +152,21 @@ def test_fts_follows_edits_and_deletes() -> None:
     assert len(store.all(search, ("tangerines",))) == 1
     store.execute("DELETE FROM messages")
     assert store.all(search, ("tangerines",)) == []
+
+
+def test_migration_v1_to_v2_keeps_data_and_adds_invite_owner_and_devices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cove.store as store_module
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)  # write a version-1 database
+    old = Store(tmp_path / "db", bytes(32))
+    assert old.version == 1
+    old.execute("INSERT INTO invites (tok, exp) VALUES (x'01', 5)")
+    old.close()
+    monkeypatch.undo()
+    new = Store(tmp_path / "db", bytes(32))
+    assert new.version == 2
+    assert new.all("SELECT tok, exp, used, used_by FROM invites") == [(b"\x01", 5, 0, None)]
+    new.execute("INSERT INTO devices (ddk, acct) VALUES (x'02', x'03')")
+    new.close()
