@@ -1,10 +1,11 @@
 """The ``cove`` command line (DESIGN §13).
 
-Every command opens the home itself for now (the control socket that lets
-commands reach a running Cove comes next); a home another process holds is
-reported in one sentence. Every user error is one sentence on stderr and a
-non-zero exit, never a traceback. Names and bodies from peers are printed
-through ``transport.plaintext.printable``.
+When another process holds the home (the app, a bot, ``cove rpc``), a
+command talks to it over the home's control socket; otherwise it opens the
+home itself. Both ways go through the same JSON-RPC methods. Every user
+error is one sentence on stderr and a non-zero exit, never a traceback.
+Names and bodies from peers are printed through
+``transport.plaintext.printable``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from cove import contacts as C
-from cove.home import SALT_NAME, resolve_home
+from cove.control import Caller, LocalCaller, SocketCaller
+from cove.home import SALT_NAME, SOCKET_NAME, resolve_home
 from cove.peer import Peer, PeerError
 from cove.rpc import serve_stdio
 from crypto.errors import CoveError
-from crypto.identity import id_to_text
 from transport.plaintext import printable
 
 SEND_WAIT_DEFAULT = 3.0
@@ -61,30 +62,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_contact(candidates: list[C.Contact], text: str) -> C.Contact:
+Contact = dict[str, Any]
+"""A contact as the RPC gives it: ``{"aid": base32, "name": str, "verified": bool}``."""
+
+
+def resolve_contact(candidates: list[Contact], text: str) -> Contact:
     """DESIGN §13: an exact id, then an exact name (any case), then an id prefix of 4+."""
     lowered = text.lower()
-    exact = [c for c in candidates if id_to_text(c.aid) == lowered]
+    exact = [c for c in candidates if c["aid"] == lowered]
     if exact:
         return exact[0]
-    named = [c for c in candidates if c.name == text]
+    named = [c for c in candidates if c["name"] == text]
     if len(named) == 1:
         return named[0]
     if not named:  # people type names in any case
-        named = [c for c in candidates if c.name.casefold() == text.casefold()]
-    prefixed = [
-        c for c in candidates if len(lowered) >= 4 and id_to_text(c.aid).startswith(lowered)
-    ]
+        named = [c for c in candidates if c["name"].casefold() == text.casefold()]
+    prefixed = [c for c in candidates if len(lowered) >= 4 and c["aid"].startswith(lowered)]
     found = named or prefixed
     if len(found) == 1:
         return found[0]
     if not found:
         raise PeerError(f"No contact matches {printable(text)!r}.")
-    listed = ", ".join(f"{printable(c.name)} ({id_to_text(c.aid)[:8]})" for c in found)
+    listed = ", ".join(f"{printable(c['name'])} ({c['aid'][:8]})" for c in found)
     raise PeerError(f"{printable(text)!r} matches more than one contact: {listed}.")
 
 
 async def run(args: argparse.Namespace) -> int:
+    """Run one command: through the running Cove's control socket when another process
+    holds the home, else by opening the home here."""
+    home = resolve_home(args.home)
+    if args.command not in ("init", "rpc"):
+        caller = await SocketCaller.connect(home / SOCKET_NAME)
+        if caller is not None:
+            try:
+                return await _command(caller, args)
+            finally:
+                await caller.close()
     port = 0
     if args.listen:
         _, _, text = args.listen.rpartition(":")
@@ -92,11 +105,18 @@ async def run(args: argparse.Namespace) -> int:
             raise PeerError("--listen takes HOST:PORT, for example 0.0.0.0:47000.")
         port = int(text)
     name = args.name if args.command == "init" else None
-    peer = await Peer.open(args.home, name=name, device_name=getattr(args, "device", "device"),
+    peer = await Peer.open(home, name=name, device_name=getattr(args, "device", "device"),
                            passphrase=_passphrase(args), port=port, interfaces=args.interfaces,
                            discovery=not args.no_discovery)
     try:
-        return await _command(peer, args)
+        if args.command == "rpc":
+            await serve_stdio(peer)
+            return 0
+        local = LocalCaller(peer)
+        try:
+            return await _command(local, args)
+        finally:
+            await local.close()
     finally:
         await peer.close()
 
@@ -117,53 +137,52 @@ def _passphrase(args: argparse.Namespace) -> str | None:
     return first
 
 
-async def _command(peer: Peer, args: argparse.Namespace) -> int:
+async def _command(cove: Caller, args: argparse.Namespace) -> int:
     out = sys.stdout
     if args.command in ("init", "whoami"):
-        acct = peer.account
-        print(f"{printable(acct.name)}  account {id_to_text(acct.aid)}", file=out)
-        print(f"device {printable(acct.cert.name)}  {id_to_text(acct.device.did)}"
-              f"{'  (primary)' if acct.is_primary else ''}", file=out)
+        me = await cove.call("whoami")
+        print(f"{printable(me['name'])}  account {me['aid']}", file=out)
+        primary = "  (primary)" if me["primary"] else ""
+        print(f"device {printable(me['device'])}  {me['did']}{primary}", file=out)
     elif args.command == "invite":
-        print(peer.invite(int(args.hours * 3600 * 1000)), file=out)
+        print((await cove.call("invite", lifetime_ms=int(args.hours * 3600 * 1000)))["code"],
+              file=out)
     elif args.command == "add":
-        contact = await peer.accept_invite(args.code, args.note)
-        print(f"Added {printable(contact.name)} ({id_to_text(contact.aid)}).", file=out)
+        added = await cove.call("accept_invite", code=args.code, note=args.note)
+        print(f"Added {printable(added['name'])} ({added['aid']}).", file=out)
     elif args.command == "contacts":
-        for c in peer.contacts():
-            mark = "verified" if c.verified else "unverified"
-            print(f"{id_to_text(c.aid)}  {printable(c.name)}  {mark}", file=out)
+        for c in await cove.call("contacts"):
+            mark = "verified" if c["verified"] else "unverified"
+            print(f"{c['aid']}  {printable(c['name'])}  {mark}", file=out)
     elif args.command == "send":
-        contact = resolve_contact(peer.contacts(), args.contact)
-        mid = await peer.send(contact.aid, args.text)
-        if await _delivered(peer, contact.aid, mid, args.wait):
-            print(f"Delivered to {printable(contact.name)}.", file=out)
+        contact = resolve_contact(await cove.call("contacts"), args.contact)
+        mid = (await cove.call("send", to=contact["aid"], text=args.text))["mid"]
+        if await _delivered(cove, contact["aid"], mid, args.wait):
+            print(f"Delivered to {printable(contact['name'])}.", file=out)
         else:
-            print(f"Queued: it will be delivered when {printable(contact.name)} is online "
+            print(f"Queued: it will be delivered when {printable(contact['name'])} is online "
                   "and Cove runs here.", file=out)
     elif args.command == "history":
-        contact = resolve_contact(peer.contacts(), args.contact)
-        for h in peer.history(contact.aid, args.limit):
-            who = "me" if h.outgoing else printable(contact.name)
-            print(f"{who}: {printable(h.body, multiline=True)}", file=out)
+        contact = resolve_contact(await cove.call("contacts"), args.contact)
+        for h in await cove.call("history", conversation=contact["aid"], limit=args.limit):
+            who = "me" if h["outgoing"] else printable(contact["name"])
+            print(f"{who}: {printable(h['body'], multiline=True)}", file=out)
     elif args.command == "verify":
-        contact = resolve_contact(peer.contacts(), args.contact)
-        number = peer.safety_number(contact.aid)
+        contact = resolve_contact(await cove.call("contacts"), args.contact)
+        number = (await cove.call("safety_number", contact=contact["aid"]))["safety_number"]
         groups = " ".join(number[i : i + 5] for i in range(0, 60, 5))
-        print(f"Safety number with {printable(contact.name)}:\n{groups}", file=out)
+        print(f"Safety number with {printable(contact['name'])}:\n{groups}", file=out)
         if args.yes:
-            peer.verify(contact.aid)
+            await cove.call("verify", contact=contact["aid"])
             print("Marked verified.", file=out)
-    elif args.command == "rpc":
-        await serve_stdio(peer)
     return 0
 
 
-async def _delivered(peer: Peer, conversation: bytes, mid: bytes, wait: float) -> bool:
+async def _delivered(cove: Caller, conversation: str, mid: str, wait: float) -> bool:
     deadline = asyncio.get_running_loop().time() + max(wait, 0)
     while True:
-        for h in peer.history(conversation, limit=200):
-            if h.mid == mid and h.status != "pending":
+        for h in await cove.call("history", conversation=conversation, limit=200):
+            if h["mid"] == mid and h["status"] != "pending":
                 return True
         if asyncio.get_running_loop().time() >= deadline:
             return False

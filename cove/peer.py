@@ -34,6 +34,7 @@ from cove.account import (
     rotate_prekeys_if_due,
 )
 from cove.content import make
+from cove.control import ControlServer
 from cove.delivery import Delivery, Outgoing, Received, Target, Undecryptable
 from cove.errors import HomeError
 from cove.home import Home, hold_home, resolve_home
@@ -99,6 +100,7 @@ class Peer:
         self._pending: dict[bytes, tuple[bytes, asyncio.Future[C.Contact]]] = {}
         self._new_event = asyncio.Event()
         self._last_ts: int | None = None
+        self._control = ControlServer(self, home.socket_path)
 
     # -- opening and closing -----------------------------------------------------------
 
@@ -126,6 +128,11 @@ class Peer:
             rotate_prekeys_if_due(store, account.device, now=tick())
             peer = cls(held, store, account, clock=tick)
             await peer._start(port=port, interfaces=interfaces, discovery=discovery)
+            try:
+                await peer._control.start()
+            except BaseException:
+                await peer.close()
+                raise
             return peer
         except BaseException:
             held.release()
@@ -145,6 +152,7 @@ class Peer:
 
     async def close(self) -> None:
         """Say goodbye on every link, close the store, release the home."""
+        await self._control.close()
         if self._node is not None:
             await self._node.close()
             self._node = None

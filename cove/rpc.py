@@ -18,10 +18,9 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cove.events import Event
-from cove.peer import Peer, PeerError
 from crypto.errors import CoveError
 from crypto.identity import id_from_text, id_to_text
 
@@ -208,4 +207,7 @@ async def serve_stdio(peer: Peer) -> None:
         await server.close()
 
 
-__all__ = ["PeerError", "RpcServer", "serve_stdio", "to_json"]
+if TYPE_CHECKING:
+    from cove.peer import Peer
+
+__all__ = ["RpcServer", "serve_stdio", "to_json"]

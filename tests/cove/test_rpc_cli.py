@@ -128,19 +128,36 @@ def test_cli_errors_are_one_sentence_and_nonzero(tmp_path: Path) -> None:
 
 def test_contact_resolution_rule() -> None:
     from cove.cli import resolve_contact
-    from cove.contacts import Contact
     from cove.peer import PeerError
-
-    def c(aid: bytes, name: str) -> Contact:
-        return Contact(b"k" * 32, aid, name, None, "contact", False)  # type: ignore[arg-type]
-
-    ann, ann2, bob = c(b"\x01" * 20, "Ann"), c(b"\x02" * 20, "Ann"), c(b"\x03" * 20, "Bob")
     from crypto.identity import id_to_text
 
-    assert resolve_contact([ann, bob], id_to_text(bob.aid)) is bob
+    def c(n: int, name: str) -> dict[str, object]:
+        return {"aid": id_to_text(bytes([n]) * 20), "name": name, "verified": False}
+
+    ann, ann2, bob = c(1, "Ann"), c(2, "Ann"), c(3, "Bob")
+    assert resolve_contact([ann, bob], str(bob["aid"])) is bob
     assert resolve_contact([ann, bob], "bob") is bob
-    assert resolve_contact([ann, bob], id_to_text(bob.aid)[:4]) is bob
+    assert resolve_contact([ann, bob], str(bob["aid"])[:4]) is bob
     with pytest.raises(PeerError, match="more than one contact"):
         resolve_contact([ann, ann2, bob], "Ann")
     with pytest.raises(PeerError, match="No contact"):
-        resolve_contact([ann, bob], id_to_text(bob.aid)[:3])
+        resolve_contact([ann, bob], str(bob["aid"])[:3])
+
+
+def test_cli_commands_reach_the_process_that_holds_the_home(tmp_path: Path) -> None:
+    assert cove(tmp_path / "ann", "init", "Ann").returncode == 0
+    assert cove(tmp_path / "bob", "init", "Bob").returncode == 0
+    ann, bob = Rpc(tmp_path / "ann"), Rpc(tmp_path / "bob")  # both homes are held
+    try:
+        code = ann.call("invite")["code"]
+        added = cove(tmp_path / "bob", "add", code)  # through bob's control socket
+        assert added.returncode == 0 and "Added Ann" in added.stdout, added.stderr
+        sent = cove(tmp_path / "bob", "send", "ann", "sent while the home is held")
+        assert sent.returncode == 0 and "Delivered to Ann." in sent.stdout, sent.stderr
+        shown = cove(tmp_path / "ann", "history", "Bob")
+        assert shown.stdout.strip() == "Bob: sent while the home is held"
+        assert (tmp_path / "ann" / "control.sock").stat().st_mode & 0o777 == 0o600
+    finally:
+        ann.close()
+        bob.close()
+    assert not (tmp_path / "ann" / "control.sock").exists()  # removed on close
