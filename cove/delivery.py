@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cove import faults
 from cove.account import Account, prekey_secrets
 from cove.content import Content
 from cove.store import Store
@@ -205,6 +206,7 @@ class Delivery:
             reason = "undecryptable" if isinstance(exc, DecryptionError) else "malformed"
             return Undecryptable(envelope.id, reason)
         received = Received(envelope.id, sender, content)
+        faults.point("after_decrypt")
         with self._store.transaction():
             self._save_session(session, used=now, now=now)
             if key is not None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from cove import contacts as C
 from cove import events as E
+from cove import faults
 from cove.account import (
     Account,
     create_account,
@@ -309,6 +310,7 @@ class Peer:
                 (mid, contact.aid, self.account.aik, now, now, text, reply_to),
             )
             outgoing = self._delivery.queue(content, targets, mid=mid, now=now)
+        faults.point("after_send_commit")
         for out in outgoing:
             self._transmit(out)
         return mid
@@ -531,6 +533,7 @@ class Peer:
                                            content.fields.get("reply")))
 
         outcome = self._delivery.receive(message["e"], sender=ddk, now=now, commit=commit)
+        faults.point("after_receive_commit")
         if isinstance(outcome, Undecryptable):
             link.send("nack", id=outcome.eid, reason=outcome.reason)
         else:

@@ -2,65 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BASE = ["--no-discovery", "--interfaces", "127.0.0.1"]
-
-
-def cove(home: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cove", "--home", str(home), *BASE, *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-class Rpc:
-    def __init__(self, home: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cove", "--home", str(home), *BASE, "rpc"], cwd=ROOT,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.next_id = 0
-        self.notes: list[dict[str, Any]] = []
-
-    def line(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-
-    def read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        raw = self.proc.stdout.readline()
-        assert raw, f"rpc process ended: {self.proc.stderr.read() if self.proc.stderr else ''}"
-        return json.loads(raw)  # type: ignore[no-any-return]
-
-    def call(self, method: str, **params: Any) -> Any:
-        self.next_id += 1
-        self.line(json.dumps({"jsonrpc": "2.0", "id": self.next_id, "method": method,
-                              "params": params}))
-        while True:
-            msg = self.read()
-            if msg.get("id") == self.next_id:
-                if "error" in msg:
-                    raise AssertionError(msg["error"])
-                return msg["result"]
-            self.notes.append(msg)
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+from tests.cove.procs import Rpc, cove
 
 
 @pytest.mark.timeout(120)
