@@ -31,6 +31,7 @@ class Node:
         assert cove(home, "init", name).returncode == 0
         self.rpc = self.start()
         self.kills = 0
+        self.died_at_points = 0
 
     def start(self, fault: str | None = None) -> Rpc:
         return Rpc(self.home, "--listen", f"127.0.0.1:{self.port}", fault=fault)
@@ -38,6 +39,8 @@ class Node:
     def restart(self, fault: str | None = None) -> None:
         if self.rpc.proc.poll() is None:
             self.rpc.proc.send_signal(signal.SIGKILL)
+        elif self.rpc.proc.returncode == -signal.SIGKILL:
+            self.died_at_points += 1  # it killed itself at an armed fault point
         self.rpc.proc.wait(10)
         self.kills += 1
         for _ in range(50):  # the killed process's lock and socket are gone at once
@@ -108,6 +111,7 @@ def test_kills_at_fault_points_and_random_moments_lose_nothing(tmp_path: Path) -
         assert sorted(a) == expected and sorted(b) == expected  # complete, nothing doubled
         assert a == b  # the same order on both sides
         assert ann.kills + bob.kills >= 20
+        assert ann.died_at_points + bob.died_at_points >= 5
         # The sessions still work after it all.
         ann.call("send", to=bob_aid, text="the end")
         time.sleep(1.0)
