@@ -8,6 +8,7 @@ import sys
 BENCHES = {
     "crypto": "bench.crypto_bench",
     "transport": "bench.transport_bench",
+    "e2e": "bench.e2e_bench",
 }
 
 
