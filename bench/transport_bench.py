@@ -209,7 +209,7 @@ async def _cove_sender(port: int, ddk: bytes, payload: bytes, count: int) -> flo
     await asyncio.sleep(0.05)
     start = time.perf_counter()
     for i in range(count):
-        link.send("env", e=payload)
+        link.send_env(payload)
         if i % BATCH == BATCH - 1:
             await link.drain()
     await link.drain()

@@ -352,7 +352,7 @@ class Peer:
 
     def _transmit(self, out: Outgoing) -> None:
         if self._node is not None:
-            self._node.registry.send(out.ddk, "env", e=out.envelope)
+            self._node.registry.send_env(out.ddk, out.envelope)
 
     def history(self, conversation: bytes, limit: int = 50,
                 before: bytes | None = None) -> list[HistoryEntry]:

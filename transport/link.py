@@ -168,6 +168,13 @@ class Link:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
+    def send_env(self, envelope: bytes) -> None:
+        """Queue an ``env`` message; the chat path, cheaper than ``send("env", e=...)``."""
+        self.session.send_env(envelope)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
     def set_verdict(self, verdict: Verdict) -> None:
         """Re-judge the peer now: a hello it earned goes out at once, a block closes at once."""
         self.session.set_verdict(verdict)

@@ -172,6 +172,17 @@ def decode_map(m: Any) -> LinkMessage:
     return LinkMessage(t, m)
 
 
+_ENV_HEAD = b"\x82\xa1t\xa3env\xa1e"  # {"t": "env", "e": ...}: the map header and keys
+
+
+def encode_env(envelope: bytes) -> bytes:
+    """``encode_message("env", e=envelope)``, the same bytes, for the one message type every
+    chat message travels in: only the envelope is packed per call."""
+    if type(envelope) is not bytes or len(envelope) > MAX_BLOB:
+        raise LocalProtocolError("'env' message has a bad 'e' field")
+    return _ENV_HEAD + _pack(envelope)
+
+
 def decode_message(data: bytes, max_size: int = MAX_MESSAGE) -> LinkMessage:
     """Parse one link message from bytes (size cap first); raises only RemoteProtocolError."""
     return decode_map(unpack_map(data, max_size))

@@ -203,6 +203,14 @@ class LinkRegistry:
         link.send(t, **fields)
         return True
 
+    def send_env(self, ddk: bytes, envelope: bytes) -> bool:
+        """Queue an envelope to ``ddk``; False if there is no open link."""
+        link = self.link(ddk)
+        if link is None:
+            return False
+        link.send_env(envelope)
+        return True
+
     def expect_accept(self, ddk: bytes) -> None:
         """A ``req`` went to ``ddk``: let its ``accept`` through on any later link too."""
         self._expecting_accept.add(ddk)

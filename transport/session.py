@@ -61,6 +61,7 @@ from transport.messages import (
     LinkMessage,
     decode_map,
     decode_message,
+    encode_env,
     encode_fields,
     encode_message,
 )
@@ -402,6 +403,20 @@ class LinkSession:
             self._seal(phase, packer.add(message))
         if t == "req":
             self._requests_sent += 1
+
+    def send_env(self, envelope: bytes) -> None:
+        """Queue an ``env`` message (the chat path: :func:`encode_env`, then packing)."""
+        phase = self._phase
+        if not isinstance(phase, _Open):
+            raise LinkClosedError("the link is not open")
+        message = encode_env(envelope)
+        packer = phase.packer
+        size = packer.size + len(message)
+        if len(message) <= PACK_LIMIT and size <= MAX_FRAGMENT:
+            packer.pending.append(message)
+            packer.size = size
+        else:
+            self._seal(phase, packer.add(message))
 
     def expect_accept(self) -> None:
         """Let one ``accept`` through from this peer, for a ``req`` sent on an earlier link."""

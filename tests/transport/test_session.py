@@ -331,3 +331,24 @@ def test_packed_plaintext_inside_a_fragmented_message_is_refused(ann: Device, bo
     resp.receive_data(encode_frame(noise.encrypt(b"\x01" + b"a" * 100)))
     packed = b"\x02" + encode_message("ping") + encode_message("ping")
     assert "flags" in closed(resp.receive_data(encode_frame(noise.encrypt(packed)))).reason
+
+
+def test_encode_env_is_encode_message_for_env() -> None:
+    from transport.messages import MAX_BLOB, encode_env
+
+    for payload in (b"", b"x" * 100, b"y" * 70000):
+        assert encode_env(payload) == encode_message("env", e=payload)
+    with pytest.raises(LocalProtocolError):
+        encode_env(b"z" * (MAX_BLOB + 1))
+    with pytest.raises(LocalProtocolError):
+        encode_env("text")  # type: ignore[arg-type]
+
+
+def test_send_env_arrives_as_env(ann: Device, bob: Device) -> None:
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    for n in range(300):
+        ini.send_env(bytes([n % 256]) * 50)
+    got = messages(shuttle(ini, resp))
+    assert [m.t for m in got] == ["env"] * 300
+    assert [m["e"] for m in got] == [bytes([n % 256]) * 50 for n in range(300)]
