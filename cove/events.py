@@ -75,6 +75,33 @@ class MessageReceived(Event):
 
 
 @dataclass(frozen=True)
+class MessageEdited(Event):
+    """The author changed a message's text."""
+
+    mid: bytes
+    conversation: bytes
+    body: str
+
+
+@dataclass(frozen=True)
+class MessageDeleted(Event):
+    """The author deleted a message."""
+
+    mid: bytes
+    conversation: bytes
+
+
+@dataclass(frozen=True)
+class ReactionChanged(Event):
+    """Someone reacted to a message (an empty emoji takes the reaction back)."""
+
+    mid: bytes
+    conversation: bytes
+    author: bytes
+    emoji: str
+
+
+@dataclass(frozen=True)
 class MessageStatus(Event):
     """An outgoing message moved on: ``sent``, ``delivered`` or ``read``."""
 

@@ -18,12 +18,13 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from cove import contacts as C
+from cove import conversation as CV
 from cove import events as E
 from cove import faults
 from cove.account import (
@@ -34,7 +35,7 @@ from cove.account import (
     load_account,
     rotate_prekeys_if_due,
 )
-from cove.content import make
+from cove.content import Content, make
 from cove.control import ControlServer
 from cove.delivery import Delivery, Outgoing, Received, Target, Undecryptable
 from cove.errors import HomeError
@@ -68,7 +69,6 @@ def _name_key(name: str) -> str:
 
 INVITE_ANSWER_TIMEOUT = 15.0
 """Seconds to wait for the inviting device to accept."""
-CLOCK_SKEW_MS = 2 * 60 * 1000
 
 
 class PeerError(CoveError):
@@ -102,6 +102,7 @@ class Peer:
         self._new_event = asyncio.Event()
         self._last_ts: int | None = None
         self._control = ControlServer(self, home.socket_path)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- opening and closing -----------------------------------------------------------
 
@@ -154,6 +155,9 @@ class Peer:
     async def close(self) -> None:
         """Say goodbye on every link, close the store, release the home."""
         await self._control.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._node is not None:
             await self._node.close()
             self._node = None
@@ -294,6 +298,35 @@ class Peer:
         mid = P.random_bytes(16)
         fields = {"body": text} if reply_to is None else {"body": text, "reply": reply_to}
         content = make("text", id=mid, ts=now, **fields)
+        return await self._send_content(contact, content, store_row=True)
+
+    async def edit(self, to: bytes, mid: bytes, text: str) -> None:
+        """Change the text of a message we sent."""
+        await self._change(to, "edit", target=mid, body=text)
+
+    async def delete(self, to: bytes, mid: bytes) -> None:
+        """Delete a message we sent, here and on the contact's devices."""
+        await self._change(to, "delete", target=mid)
+
+    async def react(self, to: bytes, mid: bytes, emoji: str) -> None:
+        """React to a message (an empty emoji takes the reaction back)."""
+        await self._change(to, "react", target=mid, emoji=emoji)
+
+    async def _change(self, to: bytes, k: str, **fields: object) -> None:
+        contact = self._contact(to)
+        content = make(k, id=P.random_bytes(16), ts=self._next_ts(), **fields)
+        handler = {"edit": CV.apply_edit, "delete": CV.apply_delete, "react": CV.apply_react}[k]
+        with self._store.transaction():
+            event = handler(self._store, contact.aid, self.account.aik, content)
+            if event is None:
+                raise PeerError("Only the author can change that message, and it must exist.")
+            self._record(event)
+        await self._send_content(contact, content, store_row=False)
+
+    async def _send_content(self, contact: C.Contact, content: Content, *,
+                            store_row: bool) -> bytes:
+        now = content.ts
+        mid = content.id
         targets = [
             Target(cert.ddk, cert.dsk, C.bundle_of(self._store, cert.ddk))
             for cert in contact.manifest.devices
@@ -304,11 +337,9 @@ class Peer:
                             "they arrive the next time both of you are online.")
         with self._store.transaction():
             self._conversation(contact, now)
-            self._store.execute(
-                "INSERT INTO messages (mid, cid, author, ts, sort_ts, body, reply, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
-                (mid, contact.aid, self.account.aik, now, now, text, reply_to),
-            )
+            if store_row:
+                CV.add_text(self._store, contact.aid, self.account.aik, content, now=now,
+                            status="pending")
             outgoing = self._delivery.queue(content, targets, mid=mid, now=now)
         faults.point("after_send_commit")
         for out in outgoing:
@@ -391,6 +422,19 @@ class Peer:
             if not batch:
                 self._new_event.clear()
                 await self._new_event.wait()
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run follow-up work (a receipt) without holding up the link; errors are logged."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except CoveError as exc:
+                log.info("a follow-up message was not sent: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _record(self, event: E.Event) -> None:
         E.record(self._store, event, now=self._clock())
@@ -513,24 +557,28 @@ class Peer:
             return
         now = self._clock()
 
+        receipts: list[bytes] = []
+
         def commit(received: Received) -> None:
-            content = received.content
-            if content.k != "text":
-                return
-            self._conversation(owner, now)
-            sort_ts = min(content.ts, now + CLOCK_SKEW_MS)
-            self._store.execute(
-                "INSERT OR IGNORE INTO messages "
-                "(mid, cid, author, ts, sort_ts, body, reply, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'received')",
-                (content.id, owner.aid, owner.acct, content.ts, sort_ts, content.fields["body"],
-                 content.fields.get("reply")),
-            )
-            if self._store.one("SELECT changes()") == (0,):
-                return  # that message id is already here: show it once
-            self._record(E.MessageReceived(content.id, owner.aid, owner.aid,
-                                           content.fields["body"], content.ts,
-                                           content.fields.get("reply")))
+            content, cid, author = received.content, owner.aid, owner.acct
+            found: list[E.Event | None]
+            if content.k == "text":
+                self._conversation(owner, now)
+                found = [CV.add_text(self._store, cid, author, content, now=now)]
+                receipts.append(content.id)
+            elif content.k == "edit":
+                found = [CV.apply_edit(self._store, cid, author, content)]
+            elif content.k == "delete":
+                found = [CV.apply_delete(self._store, cid, author, content)]
+            elif content.k == "react":
+                found = [CV.apply_react(self._store, cid, author, content)]
+            elif content.k == "receipt":
+                found = list(CV.apply_receipt(self._store, cid, self.account.aik, content))
+            else:
+                found = []  # typing is not stored
+            for event in found:
+                if event is not None:
+                    self._record(event)
 
         outcome = self._delivery.receive(message["e"], sender=ddk, now=now, commit=commit)
         faults.point("after_receive_commit")
@@ -538,6 +586,10 @@ class Peer:
             link.send("nack", id=outcome.eid, reason=outcome.reason)
         else:
             link.send("ack", id=outcome.eid)
+        if receipts:  # DESIGN §8: the sender's message moves on to "delivered"
+            receipt = make("receipt", id=P.random_bytes(16), ts=now, kind="delivered",
+                           ids=receipts)
+            self._spawn(self._send_content(owner, receipt, store_row=False))
 
     def _on_ack(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         with self._store.transaction():

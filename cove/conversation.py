@@ -1,0 +1,85 @@
+"""What received contents do to a conversation (DESIGN §7): store rows and the events to report.
+
+Each function runs inside the receiver's transaction (with the session
+update and the envelope id) and returns the event to record, or None when
+the content changes nothing: an edit or delete by anyone but the author, a
+reaction or receipt for a message that is not in this conversation, a
+status that would move backwards.
+"""
+
+from __future__ import annotations
+
+from cove import events as E
+from cove.content import Content
+from cove.store import Store
+
+CLOCK_SKEW_MS = 2 * 60 * 1000
+_STATUS_ORDER = {"pending": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+def add_text(store: Store, cid: bytes, author: bytes, content: Content, *, now: int,
+             status: str = "received") -> E.Event | None:
+    """Store a text; None if this message id is already here (it is shown once)."""
+    body, reply = content.fields["body"], content.fields.get("reply")
+    store.execute(
+        "INSERT OR IGNORE INTO messages (mid, cid, author, ts, sort_ts, body, reply, status) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (content.id, cid, author, content.ts, min(content.ts, now + CLOCK_SKEW_MS), body, reply,
+         status),
+    )
+    if store.one("SELECT changes()") == (0,):
+        return None
+    return E.MessageReceived(content.id, cid, author, body, content.ts, reply)
+
+
+def _authored(store: Store, cid: bytes, mid: bytes, author: bytes) -> bool:
+    row = store.one("SELECT author FROM messages WHERE mid = ? AND cid = ?", (mid, cid))
+    return row is not None and bytes(row[0]) == author
+
+
+def apply_edit(store: Store, cid: bytes, author: bytes, content: Content) -> E.Event | None:
+    target = content.fields["target"]
+    if not _authored(store, cid, target, author):
+        return None  # only the author may edit (DESIGN §7)
+    store.execute("UPDATE messages SET body = ?, edited = 1 WHERE mid = ? AND deleted = 0",
+                  (content.fields["body"], target))
+    return E.MessageEdited(target, cid, content.fields["body"])
+
+
+def apply_delete(store: Store, cid: bytes, author: bytes, content: Content) -> E.Event | None:
+    target = content.fields["target"]
+    if not _authored(store, cid, target, author):
+        return None  # only the author may delete
+    store.execute("UPDATE messages SET body = '', deleted = 1 WHERE mid = ?", (target,))
+    return E.MessageDeleted(target, cid)
+
+
+def apply_react(store: Store, cid: bytes, author: bytes, content: Content) -> E.Event | None:
+    target, emoji = content.fields["target"], content.fields["emoji"]
+    if store.one("SELECT 1 FROM messages WHERE mid = ? AND cid = ?", (target, cid)) is None:
+        return None
+    if emoji:
+        store.execute("INSERT OR REPLACE INTO reactions (mid, author, emoji) VALUES (?, ?, ?)",
+                      (target, author, emoji))
+    else:
+        store.execute("DELETE FROM reactions WHERE mid = ? AND author = ?", (target, author))
+    return E.ReactionChanged(target, cid, author, emoji)
+
+
+def apply_receipt(store: Store, cid: bytes, me: bytes, content: Content) -> list[E.Event]:
+    """Move our messages forward to ``delivered`` or ``read``; never backwards."""
+    kind = content.fields["kind"]
+    events: list[E.Event] = []
+    for mid in content.fields["ids"]:
+        row = store.one("SELECT status FROM messages WHERE mid = ? AND cid = ? AND author = ?",
+                        (mid, cid, me))
+        if row is None or _STATUS_ORDER.get(str(row[0]), 0) >= _STATUS_ORDER[kind]:
+            continue
+        store.execute("UPDATE messages SET status = ? WHERE mid = ?", (kind, mid))
+        events.append(E.MessageStatus(mid, kind))
+    return events
+
+
+def reactions(store: Store, mid: bytes) -> dict[bytes, str]:
+    return {bytes(a): str(e) for a, e in
+            store.all("SELECT author, emoji FROM reactions WHERE mid = ?", (mid,))}
