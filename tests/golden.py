@@ -167,6 +167,19 @@ def _invite() -> bytes:
     return base64.b32decode(letters + "=" * (-len(letters) % 8))
 
 
+def _content_text() -> bytes:
+    from cove.content import make
+
+    return make("text", id=bytes(range(16)), ts=TS, body="hi Bob", reply=bytes(16)).to_wire()
+
+
+def _content_receipt() -> bytes:
+    from cove.content import make
+
+    return make("receipt", id=bytes(range(16)), ts=TS, kind="delivered",
+                ids=[bytes(16)]).to_wire()
+
+
 def _canonical_example() -> bytes:
     return canonical({"t": "ping", "n": 7, "b": b"\x01\x02"})
 
@@ -198,4 +211,6 @@ GOLDEN: dict[str, Callable[[], bytes]] = {
     "link_packed": _link_packed,
     **_link_others(),
     "invite": _invite,
+    "content_text": _content_text,
+    "content_receipt": _content_receipt,
 }
