@@ -64,22 +64,22 @@ def signed_bytes(tag: bytes, fields: Mapping[str, Any]) -> bytes:
     return tag + canonical({k: v for k, v in fields.items() if k != "sig"})
 
 
+def _limits(max_size: int) -> dict[str, Any]:
+    """The decoder settings every Cove decode uses: text as str, str keys, no ext types,
+    and no length inside the data larger than the cap on the data itself."""
+    return {
+        "raw": False, "strict_map_key": True, "max_bin_len": max_size,
+        "max_str_len": max_size, "max_array_len": max_size, "max_map_len": max_size,
+        "max_ext_len": 0,
+    }
+
+
 def unpack(data: bytes, max_size: int) -> Any:
     """Decode msgpack bytes no longer than ``max_size``; any fault is a RemoteProtocolError."""
     if len(data) > max_size:
         raise RemoteProtocolError(f"message of {len(data)} bytes exceeds its {max_size}-byte cap")
     try:
-        return msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=True,
-            use_list=True,
-            max_bin_len=max_size,
-            max_str_len=max_size,
-            max_array_len=max_size,
-            max_map_len=max_size,
-            max_ext_len=0,
-        )
+        return msgpack.unpackb(data, use_list=True, **_limits(max_size))
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
             msgpack.StackError, RecursionError) as exc:
         raise RemoteProtocolError("message is not valid msgpack") from exc
@@ -161,16 +161,7 @@ def unpack_sequence(data: bytes, max_size: int) -> list[Any]:
     """Decode one or more msgpack values written back to back (a packed batch)."""
     if len(data) > max_size:
         raise RemoteProtocolError(f"batch of {len(data)} bytes exceeds its {max_size}-byte cap")
-    unpacker = msgpack.Unpacker(
-        raw=False,
-        strict_map_key=True,
-        max_buffer_size=max_size,
-        max_bin_len=max_size,
-        max_str_len=max_size,
-        max_array_len=max_size,
-        max_map_len=max_size,
-        max_ext_len=0,
-    )
+    unpacker = msgpack.Unpacker(max_buffer_size=max_size, **_limits(max_size))
     values: list[Any] = []
     try:
         unpacker.feed(data)

@@ -220,3 +220,20 @@ class Link:
 
 def _where(address: tuple[str, int] | None) -> str:
     return f"{address[0]}:{address[1]}" if address else "an unknown address"
+
+
+async def close_links(links: list[Link], timeout: float, reason: str = "shutting down") -> None:
+    """Say goodbye on every link and wait up to ``timeout``; abort any a silent peer keeps
+    open, so shutting down never hangs on a peer that stopped reading."""
+    for link in links:
+        link.close(reason)
+    pending = [link for link in links if not link.closed.is_set()]
+    if not pending:
+        return
+    waits = [asyncio.ensure_future(link.closed.wait()) for link in pending]
+    _, late = await asyncio.wait(waits, timeout=timeout)
+    for wait in late:
+        wait.cancel()
+    for link in pending:
+        if not link.closed.is_set():
+            link.abort("it did not close in time")

@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
-from transport.link import DEFAULT_TIMINGS, Link, LinkEventHandler, Timings
+from transport.link import DEFAULT_TIMINGS, Link, LinkEventHandler, Timings, close_links
 from transport.session import HandshakeDone, LinkClosed, LinkEvent, LinkSession
 from transport.stream import TcpStream
 
@@ -68,17 +68,7 @@ class LinkListener:
         """Stop accepting and close every link this listener accepted."""
         if self._server is not None:
             self._server.close()
-        links = list(self._links)
-        for link in links:
-            link.close("shutting down")
-        if links:
-            waits = [asyncio.ensure_future(link.closed.wait()) for link in links]
-            _, late = await asyncio.wait(waits, timeout=CLOSE_TIMEOUT)
-            for wait in late:
-                wait.cancel()
-            for link in links:
-                if not link.closed.is_set():
-                    link.abort("it did not close in time")
+        await close_links(list(self._links), CLOSE_TIMEOUT)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None

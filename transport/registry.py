@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from crypto.identity import DeviceCertificate, DeviceKeys
-from transport.link import DEFAULT_TIMINGS, Link, Timings
+from transport.link import DEFAULT_TIMINGS, Link, Timings, close_links
 from transport.listener import LinkListener
 from transport.messages import LinkMessage
 from transport.ratelimit import RequestLimiter
@@ -174,10 +174,8 @@ class LinkRegistry:
         for task in tasks:
             task.cancel()
         links = {link for group in self._all.values() for link in group} | set(self._dials)
-        for link in links:
-            link.close("shutting down")
         await asyncio.gather(*tasks, return_exceptions=True)
-        await _wait_closed(links, CLOSE_TIMEOUT)
+        await close_links(list(links), CLOSE_TIMEOUT)
         await self._listener.close()
 
     @property
@@ -456,17 +454,3 @@ async def _first(*aws: Awaitable[object]) -> None:
     finally:
         for t in tasks:
             t.cancel()
-
-
-async def _wait_closed(links: Iterable[Link], timeout: float) -> None:
-    """Wait for links to finish closing; abort any a silent peer keeps open."""
-    pending = [link for link in links if not link.closed.is_set()]
-    if not pending:
-        return
-    waits = [asyncio.ensure_future(link.closed.wait()) for link in pending]
-    _, late = await asyncio.wait(waits, timeout=timeout)
-    for wait in late:
-        wait.cancel()
-    for link in pending:
-        if not link.closed.is_set():
-            link.abort("it did not close in time")
