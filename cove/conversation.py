@@ -29,6 +29,8 @@ def add_text(store: Store, cid: bytes, author: bytes, content: Content, *, now: 
     )
     if store.one("SELECT changes()") == (0,):
         return None
+    if status == "received":
+        store.execute("UPDATE conversations SET unread = unread + 1 WHERE cid = ?", (cid,))
     return E.MessageReceived(content.id, cid, author, body, content.ts, reply)
 
 
@@ -78,6 +80,24 @@ def apply_receipt(store: Store, cid: bytes, me: bytes, content: Content) -> list
         store.execute("UPDATE messages SET status = ? WHERE mid = ?", (kind, mid))
         events.append(E.MessageStatus(mid, kind))
     return events
+
+
+def search(store: Store, text: str, limit: int) -> list[tuple[bytes, bytes, str, int]]:
+    """Messages whose words match ``text`` (full-text, any conversation), newest first.
+
+    The text is searched as one phrase: FTS5's own query syntax (quotes,
+    ``NEAR``, ``*``, column filters) is not exposed to whatever a user types.
+    """
+    phrase = '"' + text.replace('"', '""') + '"'
+    return [
+        (bytes(mid), bytes(cid), str(body), int(ts))
+        for mid, cid, body, ts in store.all(
+            "SELECT m.mid, m.cid, m.body, m.ts FROM messages_fts f JOIN messages m "
+            "ON m.n = f.rowid WHERE messages_fts MATCH ? AND m.deleted = 0 "
+            "ORDER BY m.sort_ts DESC LIMIT ?",
+            (phrase, limit),
+        )
+    ]
 
 
 def reactions(store: Store, mid: bytes) -> dict[bytes, str]:

@@ -87,6 +87,26 @@ class HistoryEntry:
     outgoing: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationEntry:
+    """A conversation in the list: its id (the contact's aid), name, unread count, activity."""
+
+    conversation: bytes
+    name: str
+    unread: int
+    last_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A message that matched a search."""
+
+    mid: bytes
+    conversation: bytes
+    body: str
+    ts: int
+
+
 class Peer:
     """One device's messenger; open with :meth:`Peer.open`, close with :meth:`close`."""
 
@@ -408,6 +428,25 @@ class Peer:
             HistoryEntry(bytes(m), bytes(a), str(b), int(t), str(s), bytes(a) == self.account.aik)
             for m, a, b, t, s, _ in reversed(rows)
         ]
+
+    def conversations(self) -> list[ConversationEntry]:
+        """Every conversation, most recent activity first, with its unread count."""
+        rows = self._store.all(
+            "SELECT cid, name, unread, last_ts FROM conversations ORDER BY last_ts DESC"
+        )
+        return [ConversationEntry(bytes(c), str(n), int(u), int(t)) for c, n, u, t in rows]
+
+    def mark_read(self, conversation: bytes) -> None:
+        """Everything in this conversation has been seen here."""
+        self._store.execute("UPDATE conversations SET unread = 0 WHERE cid = ?",
+                            (self._contact(conversation).aid,))
+
+    def search(self, text: str, limit: int = 50) -> list[SearchHit]:
+        """Full-text search over every conversation (inside the encrypted database)."""
+        if not text.strip():
+            return []
+        hits = CV.search(self._store, text, max(1, min(int(limit), 1000)))
+        return [SearchHit(mid, cid, body, ts) for mid, cid, body, ts in hits]
 
     # -- events --------------------------------------------------------------------------
 

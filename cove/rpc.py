@@ -64,6 +64,8 @@ class RpcServer:
             "contacts": self._contacts, "requests": self._requests, "send": self._send,
             "history": self._history, "safety_number": self._safety, "verify": self._verify,
             "block": self._block, "subscribe": self._subscribe,
+            "conversations": self._conversations, "mark_read": self._mark_read,
+            "search": self._search,
         }
 
     async def handle_line(self, line: str) -> None:
@@ -161,6 +163,18 @@ class RpcServer:
     async def _block(self, contact: str) -> dict[str, bool]:
         self._peer.block(id_from_text(contact))
         return {"blocked": True}
+
+    async def _conversations(self) -> list[Any]:
+        return [to_json(c) for c in self._peer.conversations()]
+
+    async def _mark_read(self, conversation: str) -> dict[str, bool]:
+        self._peer.mark_read(id_from_text(conversation))
+        return {"read": True}
+
+    async def _search(self, text: str, limit: int = 50) -> list[Any]:
+        if not isinstance(text, str) or type(limit) is not int or not 0 < limit <= MAX_COUNT:
+            raise ValueError("search takes text and a limit of 1 to 10000")
+        return [to_json(h) for h in self._peer.search(text, limit)]
 
     async def _subscribe(self, since: int = 0) -> dict[str, int]:
         if type(since) is not int or not 0 <= since <= MAX_CURSOR:

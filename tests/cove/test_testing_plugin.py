@@ -29,3 +29,22 @@ async def test_three_peers_as_contacts_message_each_other(cove_peers: PeerFactor
 async def test_strangers_when_asked(cove_peers: PeerFactory) -> None:
     ann, bob = await cove_peers("Ann", "Bob", contacts=False)
     assert ann.contacts() == [] and bob.contacts() == []
+
+
+async def test_unread_counts_and_full_text_search(cove_peers: PeerFactory) -> None:
+    ann, bob = await cove_peers("Ann", "Bob")
+    for text in ("lunch at noon?", "the blue door", 'odd "quotes" NEAR * stars'):
+        await bob.send(ann.account_id, text)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while len(ann.history(bob.account_id)) < 3 and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    (conv,) = ann.conversations()
+    assert conv.name == "Bob" and conv.unread == 3
+    ann.mark_read(bob.account_id)
+    assert ann.conversations()[0].unread == 0
+    assert [h.body for h in ann.search("blue")] == ["the blue door"]
+    assert [h.body for h in ann.search('"quotes" NEAR')] == ['odd "quotes" NEAR * stars']
+    assert ann.search("nothing like this") == [] and ann.search("   ") == []
+    await ann.delete(bob.account_id, (await ann.send(bob.account_id, "blue again")))
+    assert [h.body for h in ann.search("blue")] == ["the blue door"]  # deleted ones drop out
