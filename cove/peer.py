@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from cove import contacts as C
 from cove import conversation as CV
@@ -35,7 +35,7 @@ from cove.account import (
     load_account,
     rotate_prekeys_if_due,
 )
-from cove.content import Content, make
+from cove.content import MAX_RECEIPT_IDS, Content, make
 from cove.control import ControlServer
 from cove.delivery import Delivery, Outgoing, Received, Target, Undecryptable
 from cove.errors import HomeError
@@ -436,10 +436,39 @@ class Peer:
         )
         return [ConversationEntry(bytes(c), str(n), int(u), int(t)) for c, n, u, t in rows]
 
-    def mark_read(self, conversation: bytes) -> None:
-        """Everything in this conversation has been seen here."""
-        self._store.execute("UPDATE conversations SET unread = 0 WHERE cid = ?",
-                            (self._contact(conversation).aid,))
+    async def mark_read(self, conversation: bytes) -> None:
+        """Everything in this conversation has been seen here; with read receipts on (the
+        default, a setting), the contact's messages move on to "read" on their side."""
+        contact = self._contact(conversation)
+        row = self._store.one("SELECT unread FROM conversations WHERE cid = ?", (contact.aid,))
+        unread = int(row[0]) if row else 0
+        self._store.execute("UPDATE conversations SET unread = 0 WHERE cid = ?", (contact.aid,))
+        if unread == 0 or not self.setting("read_receipts"):
+            return
+        rows = self._store.all(
+            "SELECT mid FROM messages WHERE cid = ? AND author = ? "
+            "ORDER BY sort_ts DESC, mid DESC LIMIT ?",
+            (contact.aid, contact.acct, unread),
+        )
+        ids = [bytes(r[0]) for r in rows]
+        for start in range(0, len(ids), MAX_RECEIPT_IDS):
+            receipt = make("receipt", id=P.random_bytes(16), ts=self._clock(), kind="read",
+                           ids=ids[start : start + MAX_RECEIPT_IDS])
+            await self._send_content(contact, receipt, store_row=False)
+
+    SETTINGS: ClassVar[dict[str, bool]] = {"read_receipts": True}
+    """Settings and their defaults."""
+
+    def setting(self, name: str) -> bool:
+        if name not in self.SETTINGS:
+            raise PeerError(f"There is no setting {name!r}.")
+        row = self._store.one("SELECT v FROM kv WHERE k = ?", (f"setting:{name}",))
+        return self.SETTINGS[name] if row is None else bytes(row[0]) == b"1"
+
+    def set_setting(self, name: str, value: bool) -> None:
+        self.setting(name)  # refuses an unknown name
+        self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                            (f"setting:{name}", b"1" if value else b"0"))
 
     def search(self, text: str, limit: int = 50) -> list[SearchHit]:
         """Full-text search over every conversation (inside the encrypted database)."""

@@ -168,7 +168,7 @@ class RpcServer:
         return [to_json(c) for c in self._peer.conversations()]
 
     async def _mark_read(self, conversation: str) -> dict[str, bool]:
-        self._peer.mark_read(id_from_text(conversation))
+        await self._peer.mark_read(id_from_text(conversation))
         return {"read": True}
 
     async def _search(self, text: str, limit: int = 50) -> list[Any]:

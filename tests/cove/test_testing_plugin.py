@@ -41,10 +41,34 @@ async def test_unread_counts_and_full_text_search(cove_peers: PeerFactory) -> No
         await asyncio.sleep(0.02)
     (conv,) = ann.conversations()
     assert conv.name == "Bob" and conv.unread == 3
-    ann.mark_read(bob.account_id)
+    await ann.mark_read(bob.account_id)
     assert ann.conversations()[0].unread == 0
+    # Read receipts are on by default: Bob's messages become "read" on his side.
+    while any(h.status != "read" for h in bob.history(ann.account_id)) and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    assert [h.status for h in bob.history(ann.account_id)] == ["read"] * 3
     assert [h.body for h in ann.search("blue")] == ["the blue door"]
     assert [h.body for h in ann.search('"quotes" NEAR')] == ['odd "quotes" NEAR * stars']
     assert ann.search("nothing like this") == [] and ann.search("   ") == []
     await ann.delete(bob.account_id, (await ann.send(bob.account_id, "blue again")))
     assert [h.body for h in ann.search("blue")] == ["the blue door"]  # deleted ones drop out
+
+
+async def test_read_receipts_can_be_turned_off(cove_peers: PeerFactory) -> None:
+    import pytest
+
+    from cove.peer import PeerError
+
+    ann, bob = await cove_peers("Ann", "Bob")
+    ann.set_setting("read_receipts", False)
+    assert ann.setting("read_receipts") is False
+    await bob.send(ann.account_id, "did you read this?")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while bob.history(ann.account_id)[-1].status != "delivered" and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    await ann.mark_read(bob.account_id)
+    await asyncio.sleep(0.5)
+    assert bob.history(ann.account_id)[-1].status == "delivered"  # never "read"
+    with pytest.raises(PeerError):
+        ann.setting("telepathy")
