@@ -3,10 +3,10 @@ zeroconf on loopback, in this process and in separate processes.
 
 zeroconf binds port 5353 on every address whatever it is told (§15), so every
 test that starts it runs only in a network namespace that has nothing but
-loopback (``.ci/run``, ``../shared/labnet``). Elsewhere those tests step
-aside and ``test_reruns_inside_a_fresh_namespace`` runs this file again inside
-a namespace it makes and deletes. Other Cove peers may share the namespace, so
-every test picks random device ids and looks only for its own.
+loopback (``.ci/run`` makes one; so does any loopback-only namespace made by
+hand). Elsewhere those tests are skipped, saying why, so that nothing is ever
+sent on a real interface. Other Cove peers may share the namespace, so every
+test picks random device ids and looks only for its own.
 """
 
 from __future__ import annotations
