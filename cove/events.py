@@ -109,6 +109,15 @@ class MessageStatus(Event):
     status: str
 
 
+@dataclass(frozen=True)
+class Typing(Event):
+    """A contact started or stopped typing. Transient: never stored, never replayed."""
+
+    conversation: bytes
+    author: bytes
+    on: bool
+
+
 def record(store: Store, event: Event, *, now: int) -> Event:
     """Store ``event`` (inside the caller's transaction) and return it with its cursor."""
     body = pack({k: v for k, v in dataclasses.asdict(event).items() if k != "cursor"})

@@ -67,6 +67,9 @@ def same_name(a: str, b: str) -> bool:
 def _name_key(name: str) -> str:
     return "".join(ch for ch in printable(name) if ch not in "\ufffd\u200d").casefold().strip()
 
+TYPING_FRESH_MS = 10_000
+"""A typing hint older than this (delayed in an outbox, say) is not shown."""
+TRANSIENT_QUEUE = 100
 INVITE_ANSWER_TIMEOUT = 15.0
 """Seconds to wait for the inviting device to accept."""
 
@@ -123,6 +126,7 @@ class Peer:
         self._last_ts: int | None = None
         self._control = ControlServer(self, home.socket_path)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: set[asyncio.Queue[E.Event]] = set()
 
     # -- opening and closing -----------------------------------------------------------
 
@@ -480,16 +484,39 @@ class Peer:
     # -- events --------------------------------------------------------------------------
 
     async def events(self, since: int = 0) -> AsyncIterator[E.Event]:
-        """Every stored event after cursor ``since``, then new ones as they happen."""
+        """Every stored event after cursor ``since``, then new ones as they happen.
+
+        Transient events (typing) reach only subscribers listening at the time;
+        they carry cursor 0 and are never replayed.
+        """
         cursor = since
-        while True:
-            batch = E.since(self._store, cursor)
-            for event in batch:
-                cursor = event.cursor
-                yield event
-            if not batch:
-                self._new_event.clear()
-                await self._new_event.wait()
+        transient: asyncio.Queue[E.Event] = asyncio.Queue(maxsize=TRANSIENT_QUEUE)
+        self._listeners.add(transient)
+        try:
+            while True:
+                batch = E.since(self._store, cursor)
+                for event in batch:
+                    cursor = event.cursor
+                    yield event
+                while not transient.empty():
+                    yield transient.get_nowait()
+                if not batch:
+                    self._new_event.clear()
+                    await self._new_event.wait()
+        finally:
+            self._listeners.discard(transient)
+
+    async def typing(self, to: bytes, on: bool = True) -> None:
+        """Tell the contact's devices that we are (or stopped) typing."""
+        contact = self._contact(to)
+        content = make("typing", id=P.random_bytes(16), ts=self._clock(), on=on)
+        await self._send_content(contact, content, store_row=False)
+
+    def _announce(self, event: E.Event) -> None:
+        for queue in self._listeners:
+            if not queue.full():  # a slow reader loses typing hints, never stored events
+                queue.put_nowait(event)
+        self._new_event.set()
 
     def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
         """Run follow-up work (a receipt) without holding up the link; errors are logged."""
@@ -626,6 +653,7 @@ class Peer:
         now = self._clock()
 
         receipts: list[bytes] = []
+        typing: list[E.Event] = []
 
         def commit(received: Received) -> None:
             content, cid, author = received.content, owner.aid, owner.acct
@@ -643,7 +671,9 @@ class Peer:
             elif content.k == "receipt":
                 found = list(CV.apply_receipt(self._store, cid, self.account.aik, content))
             else:
-                found = []  # typing is not stored
+                found = []
+                if content.k == "typing" and now - content.ts < TYPING_FRESH_MS:
+                    typing.append(E.Typing(cid, author, bool(content.fields["on"])))
             for event in found:
                 if event is not None:
                     self._record(event)
@@ -654,6 +684,8 @@ class Peer:
             link.send("nack", id=outcome.eid, reason=outcome.reason)
         else:
             link.send("ack", id=outcome.eid)
+        for hint in typing:
+            self._announce(hint)
         if receipts:  # DESIGN §8: the sender's message moves on to "delivered"
             receipt = make("receipt", id=P.random_bytes(16), ts=now, kind="delivered",
                            ids=receipts)

@@ -65,7 +65,7 @@ class RpcServer:
             "history": self._history, "safety_number": self._safety, "verify": self._verify,
             "block": self._block, "subscribe": self._subscribe,
             "conversations": self._conversations, "mark_read": self._mark_read,
-            "search": self._search,
+            "search": self._search, "typing": self._typing,
         }
 
     async def handle_line(self, line: str) -> None:
@@ -175,6 +175,12 @@ class RpcServer:
         if not isinstance(text, str) or type(limit) is not int or not 0 < limit <= MAX_COUNT:
             raise ValueError("search takes text and a limit of 1 to 10000")
         return [to_json(h) for h in self._peer.search(text, limit)]
+
+    async def _typing(self, to: str, on: bool = True) -> dict[str, bool]:
+        if not isinstance(on, bool):
+            raise ValueError("on must be true or false")
+        await self._peer.typing(id_from_text(to), on)
+        return {"on": on}
 
     async def _subscribe(self, since: int = 0) -> dict[str, int]:
         if type(since) is not int or not 0 <= since <= MAX_CURSOR:

@@ -72,3 +72,23 @@ async def test_read_receipts_can_be_turned_off(cove_peers: PeerFactory) -> None:
     assert bob.history(ann.account_id)[-1].status == "delivered"  # never "read"
     with pytest.raises(PeerError):
         ann.setting("telepathy")
+
+
+async def test_typing_reaches_live_subscribers_and_is_never_stored(
+    cove_peers: PeerFactory,
+) -> None:
+    ann, bob = await cove_peers("Ann", "Bob")
+    seen: list[E.Event] = []
+
+    async def read() -> None:
+        async for event in ann.events(since=10**9):
+            if isinstance(event, E.Typing):
+                seen.append(event)
+                return
+
+    reader = asyncio.ensure_future(read())
+    await asyncio.sleep(0.1)
+    await bob.typing(ann.account_id, True)
+    await asyncio.wait_for(reader, 10)
+    assert isinstance(seen[0], E.Typing) and seen[0].on and seen[0].author == bob.account.aik
+    assert not [e for e in E.since(ann._store, 0) if e.type == "typing"]
