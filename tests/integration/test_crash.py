@@ -91,7 +91,7 @@ def test_kills_at_fault_points_and_random_moments_lose_nothing(tmp_path: Path) -
             if i % 20 == 0:  # arm a named point on one side, or kill one side right now
                 victim = rnd.choice([ann, bob])
                 if rnd.random() < 0.7:
-                    victim.restart(f"{rnd.choice(FAULTS)}:{rnd.randint(1, 5)}")
+                    victim.restart(f"{rnd.choice(FAULTS)}:{rnd.randint(1, 3)}")
                 else:
                     victim.restart()
         for node in (ann, bob):
@@ -111,6 +111,7 @@ def test_kills_at_fault_points_and_random_moments_lose_nothing(tmp_path: Path) -
         assert sorted(a) == expected and sorted(b) == expected  # complete, nothing doubled
         assert a == b  # the same order on both sides
         assert ann.kills + bob.kills >= 20
+        print("died at armed points:", ann.died_at_points + bob.died_at_points)
         assert ann.died_at_points + bob.died_at_points >= 3  # the rest were killed at random
         # The sessions still work after it all.
         ann.call("send", to=bob_aid, text="the end")
