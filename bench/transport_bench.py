@@ -19,6 +19,7 @@ import asyncio
 import multiprocessing as mp
 import struct
 import time
+from collections.abc import Callable
 from multiprocessing.queues import Queue
 
 from bench.timing import report
@@ -55,58 +56,60 @@ def _device(name: str) -> tuple[DeviceKeys, Hello]:
 # -- receivers (child process) ---------------------------------------------------
 
 
-async def _raw_receiver(out: Queue[object], count: int) -> None:
-    finished = asyncio.Event()
+Counter = Callable[[bytes], int]
+"""Fed the bytes of one read, returns how many whole messages they completed."""
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # The framing written out inline, as lean as Python allows: length
-        # prefix, flag byte, payload slice, reassembly of fragments.
-        buf = b""
-        got = 0
-        parts: list[bytes] = []
-        while got < count:
-            data = await reader.read(65536)
-            if not data:
-                return
-            buf = buf + data if buf else data
-            pos, end = 0, len(buf)
-            while end - pos >= 2:
-                length = (buf[pos] << 8) | buf[pos + 1]
-                if end - pos - 2 < length:
-                    break
-                body = buf[pos + 2 : pos + 2 + length]
-                pos += 2 + length
-                if body[0] & 1:
+
+def _inline_counter() -> Counter:
+    # The framing written out inline, as lean as Python allows: length prefix,
+    # flag byte, payload slice, reassembly of fragments.
+    buf = b""
+    parts: list[bytes] = []
+
+    def feed(data: bytes) -> int:
+        nonlocal buf, parts
+        buf = buf + data if buf else data
+        got, pos, end = 0, 0, len(buf)
+        while end - pos >= 2:
+            length = (buf[pos] << 8) | buf[pos + 1]
+            if end - pos - 2 < length:
+                break
+            body = buf[pos + 2 : pos + 2 + length]
+            pos += 2 + length
+            if body[0] & 1:
+                parts.append(body[1:])
+            else:
+                if parts:
                     parts.append(body[1:])
-                else:
-                    if parts:
-                        parts.append(body[1:])
-                        b"".join(parts)
-                        parts = []
-                    got += 1
-            buf = buf[pos:]
-        writer.write(b"!")
-        await writer.drain()
-        finished.set()
+                    b"".join(parts)
+                    parts = []
+                got += 1
+        buf = buf[pos:]
+        return got
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    out.put((server.sockets[0].getsockname()[1], b""))
-    await finished.wait()
-    server.close()
+    return feed
 
 
-async def _codec_receiver(out: Queue[object], count: int) -> None:
+def _codec_counter() -> Counter:
+    dec, asm = FrameDecoder(), Reassembler()
+
+    def feed(data: bytes) -> int:
+        return sum(1 for frame in dec.feed(data) if asm.feed(frame) is not None)
+
+    return feed
+
+
+async def _counting_receiver(out: Queue[object], count: int, counter: Counter) -> None:
+    """A floor's far side: count messages, answer one byte when all have arrived."""
     finished = asyncio.Event()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        dec, asm, got = FrameDecoder(), Reassembler(), 0
+        got = 0
         while got < count:
             data = await reader.read(65536)
             if not data:
                 return
-            for frame in dec.feed(data):
-                if asm.feed(frame) is not None:
-                    got += 1
+            got += counter(data)
         writer.write(b"!")
         await writer.drain()
         finished.set()
@@ -143,44 +146,40 @@ async def _cove_receiver(out: Queue[object], count: int) -> None:
 
 
 def _receiver(kind: str, out: Queue[object], count: int) -> None:
-    receivers = {"raw": _raw_receiver, "codec": _codec_receiver, "cove": _cove_receiver}
-    asyncio.run(receivers[kind](out, count))
+    if kind == "cove":
+        asyncio.run(_cove_receiver(out, count))
+    else:
+        counter = _inline_counter() if kind == "raw" else _codec_counter()
+        asyncio.run(_counting_receiver(out, count, counter))
 
 
 # -- senders (this process) ----------------------------------------------------------
 
 
-async def _raw_sender(port: int, payload: bytes, count: int) -> float:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    start = time.perf_counter()
-    pending: list[bytes] = []
-    step = MAX_FRAGMENT
-    for i in range(count):
-        if len(payload) <= step:
-            pending.append(_LEN.pack(len(payload) + 1) + b"\x00" + payload)
-        else:
-            for at in range(0, len(payload), step):
-                piece = payload[at : at + step]
-                flag = b"\x01" if at + step < len(payload) else b"\x00"
-                pending.append(_LEN.pack(len(piece) + 1) + flag + piece)
-        if i % BATCH == BATCH - 1:
-            writer.write(b"".join(pending))
-            pending.clear()
-            await writer.drain()
-    writer.write(b"".join(pending))
-    await writer.drain()
-    await reader.readexactly(1)
-    elapsed = time.perf_counter() - start
-    writer.close()
-    return count / elapsed
+def _inline_frames(payload: bytes) -> list[bytes]:
+    if len(payload) <= MAX_FRAGMENT:
+        return [_LEN.pack(len(payload) + 1) + b"\x00" + payload]
+    frames = []
+    for at in range(0, len(payload), MAX_FRAGMENT):
+        piece = payload[at : at + MAX_FRAGMENT]
+        flag = b"\x01" if at + MAX_FRAGMENT < len(payload) else b"\x00"
+        frames.append(_LEN.pack(len(piece) + 1) + flag + piece)
+    return frames
 
 
-async def _codec_sender(port: int, payload: bytes, count: int) -> float:
+def _codec_frames(payload: bytes) -> list[bytes]:
+    return [encode_frame(p) for p in fragment(payload)]
+
+
+async def _framed_sender(
+    port: int, payload: bytes, count: int, frames: Callable[[bytes], list[bytes]]
+) -> float:
+    """A floor's sending side: frame each message, write 64 messages at a time."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     start = time.perf_counter()
     pending: list[bytes] = []
     for i in range(count):
-        pending.extend(encode_frame(p) for p in fragment(payload))
+        pending.extend(frames(payload))
         if i % BATCH == BATCH - 1:
             writer.write(b"".join(pending))
             pending.clear()
@@ -227,11 +226,10 @@ def _run(kind: str, payload: bytes, count: int) -> float:
     try:
         got: tuple[int, bytes] = out.get(timeout=30)  # type: ignore[assignment]
         port, ddk = got
-        if kind == "raw":
-            return asyncio.run(_raw_sender(port, payload, count))
-        if kind == "codec":
-            return asyncio.run(_codec_sender(port, payload, count))
-        return asyncio.run(_cove_sender(port, ddk, payload, count))
+        if kind == "cove":
+            return asyncio.run(_cove_sender(port, ddk, payload, count))
+        frames = _inline_frames if kind == "raw" else _codec_frames
+        return asyncio.run(_framed_sender(port, payload, count, frames))
     finally:
         child.join(timeout=10)
         if child.is_alive():
