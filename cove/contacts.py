@@ -10,6 +10,7 @@ certificate says.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from cove.store import Store
@@ -38,11 +39,18 @@ class Contact:
     verified: bool
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_manifest(wire: bytes) -> AccountManifest:
+    # Every received envelope looks up its sender's account; parsing the held manifest
+    # (and every certificate in it) each time was the lookup's whole cost. A manifest is
+    # an immutable value of its bytes, so the parse can be kept.
+    return AccountManifest.from_wire(wire)
+
+
 def _row_to_contact(row: tuple[object, ...]) -> Contact:
     acct, aid, name, manifest, state, verified = row
     assert isinstance(acct, bytes) and isinstance(aid, bytes) and isinstance(manifest, bytes)
-    return Contact(acct, aid, str(name), AccountManifest.from_wire(manifest), str(state),
-                   bool(verified))
+    return Contact(acct, aid, str(name), _parse_manifest(manifest), str(state), bool(verified))
 
 
 _COLUMNS = "acct, aid, name, manifest, state, verified"
