@@ -109,6 +109,9 @@ async def run(args: argparse.Namespace) -> int:
                            passphrase=_passphrase(args), port=port, interfaces=args.interfaces,
                            discovery=not args.no_discovery)
     try:
+        if args.command == "init" and not peer.created:
+            raise PeerError(f"This home already has an account ({printable(peer.account.name)}); "
+                            "nothing was changed.")
         if args.command == "rpc":
             await serve_stdio(peer)
             return 0

@@ -124,6 +124,8 @@ class Peer:
         self._pending: dict[bytes, tuple[bytes, asyncio.Future[C.Contact]]] = {}
         self._new_event = asyncio.Event()
         self._last_ts: int | None = None
+        self.created = False
+        """True when :meth:`open` made the account just now."""
         self._control = ControlServer(self, home.socket_path)
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: set[asyncio.Queue[E.Event]] = set()
@@ -142,9 +144,11 @@ class Peer:
         try:
             store = Store(held.db_path, held.database_key(passphrase))
             tick = clock or (lambda: int(time.time() * 1000))
+            created = False
             if has_account(store):
                 account = load_account(store)
             elif name:
+                created = True
                 account = create_account(store, name=name, device_name=device_name, now=tick())
             else:
                 store.close()
@@ -153,6 +157,7 @@ class Peer:
                 )
             rotate_prekeys_if_due(store, account.device, now=tick())
             peer = cls(held, store, account, clock=tick)
+            peer.created = created
             await peer._start(port=port, interfaces=interfaces, discovery=discovery)
             try:
                 await peer._control.start()

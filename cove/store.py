@@ -39,6 +39,9 @@ class Store:
             self._db = sqlcipher3.connect(target, isolation_level=None, check_same_thread=False)
         except sqlcipher3.Error as exc:
             raise StoreError(f"Cove cannot open its database: {exc}.") from exc
+        # SQLCipher would print its own lines about a failed key check to stderr; the
+        # user gets our one sentence instead.
+        self._db.execute("PRAGMA cipher_log_level = NONE")
         self._db.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
         try:
             self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()

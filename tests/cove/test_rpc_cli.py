@@ -108,3 +108,31 @@ def test_cli_commands_reach_the_process_that_holds_the_home(tmp_path: Path) -> N
         ann.close()
         bob.close()
     assert not (tmp_path / "ann" / "control.sock").exists()  # removed on close
+
+
+def test_a_wrong_passphrase_and_a_second_init_are_one_line_each(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.cove.procs import BASE, ROOT
+
+    def run(passphrase: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cove", "--home", str(tmp_path / "p"), *BASE, *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "COVE_PASSPHRASE": passphrase},
+        )
+
+    assert run("right horse", "init", "Pat", "--passphrase").returncode == 0
+    wrong = run("wrong horse", "whoami")
+    assert wrong.returncode == 1
+    assert wrong.stderr.splitlines() == [
+        "cove: The passphrase (or key file) does not open this database; nothing was changed."
+    ]
+    again = run("right horse", "init", "Other")
+    assert again.returncode == 1
+    assert again.stderr.splitlines() == [
+        "cove: This home already has an account (Pat); nothing was changed."
+    ]
+    assert "Pat" in run("right horse", "whoami").stdout
