@@ -44,16 +44,18 @@ from cove.invite import DEFAULT_LIFETIME_MS, make_invite, parse_invite
 from cove.store import Store
 from crypto import primitives as P
 from crypto.errors import CoveError, CryptoError, ProtocolError
-from crypto.identity import DeviceCertificate
+from crypto.identity import AID_LEN, DeviceCertificate, id_from_text
 from crypto.manifest import AccountManifest
 from crypto.prekeys import PrekeyBundle
 from crypto.safety import safety_number
+from transport.discovery import DISCOVERABLE_S, MAX_DISCOVERABLE_S
+from transport.discovery_records import PeerSeen
 from transport.interfaces import chosen_interfaces
 from transport.link import Link
 from transport.messages import LinkMessage
 from transport.node import NodeEvent, TransportNode
 from transport.plaintext import printable
-from transport.registry import LinkMessageReceived, LinkUp
+from transport.registry import HelloSeen, LinkMessageReceived, LinkUp
 from transport.session import Admission, Hello, Verdict
 
 log = logging.getLogger("cove.peer")
@@ -110,6 +112,23 @@ class SearchHit:
     ts: int
 
 
+@dataclass(frozen=True, slots=True)
+class Nearby:
+    """A discoverable device nearby that may be sent a request (DESIGN §5-6); its name and
+    account id are what it announces, unproven until it accepts."""
+
+    device: bytes
+    name: str
+    account: bytes
+
+
+REQUESTED = "requested:"
+"""kv key prefix (+ the device key in hex): a request we sent, waiting for its ``accept``."""
+ACCEPT_DUE = "accept-due:"
+"""kv key prefix (+ the device key in hex): a request we accepted whose ``accept`` is still to
+go out on the next link with that device."""
+
+
 class Peer:
     """One device's messenger; open with :meth:`Peer.open`, close with :meth:`close`."""
 
@@ -129,6 +148,7 @@ class Peer:
         self._control = ControlServer(self, home.socket_path)
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: set[asyncio.Queue[E.Event]] = set()
+        self._after_hello: set[bytes] = set()
 
     # -- opening and closing -----------------------------------------------------------
 
@@ -179,6 +199,8 @@ class Peer:
             for cert in contact.manifest.devices:
                 if cert.ddk != device.ddk:
                     self._node.know(cert.ddk, self._addresses(cert.ddk))
+        for (key,) in self._store.all("SELECT k FROM kv WHERE k LIKE ?", (REQUESTED + "%",)):
+            self._node.registry.expect_accept(bytes.fromhex(str(key)[len(REQUESTED):]))
         await self._node.start()
 
     async def close(self) -> None:
@@ -307,6 +329,111 @@ class Peer:
             link = self._node.registry.link(cert.ddk)
             if link is not None:
                 link.set_verdict(Verdict(Admission.BLOCKED))
+
+    # -- nearby and requests (DESIGN §5-6) ------------------------------------------
+
+    async def set_discoverable(self, seconds: float = DISCOVERABLE_S) -> None:
+        """Announce our name and account id for ``seconds`` (0 ends it now) so that people
+        nearby can send a request; outside this window only invite tokens pass."""
+        discovery = self._node.discovery if self._node is not None else None
+        if discovery is None:
+            raise PeerError("Discovery is off on this device, so it cannot be discoverable.")
+        if seconds <= 0:
+            await discovery.leave_discoverable()
+            return
+        if seconds > MAX_DISCOVERABLE_S:
+            raise PeerError(f"Discoverable mode lasts at most {MAX_DISCOVERABLE_S / 60:.0f} "
+                            "minutes at a time.")
+        await discovery.set_discoverable(self.account.name, self.account.aid, seconds)
+
+    @property
+    def discoverable(self) -> bool:
+        """True while this device is discoverable (DESIGN §5-6): nearby strangers may ask."""
+        discovery = self._node.discovery if self._node is not None else None
+        until = discovery.discoverable_until if discovery is not None else None
+        return until is not None and until > asyncio.get_running_loop().time()
+
+    def nearby(self) -> list[Nearby]:
+        """Discoverable devices nearby, except our own account's and our contacts'."""
+        known_aids = {c.aid for c in C.all_in(self._store, "own", "contact", "blocked")}
+        found = []
+        for seen in self._seen_discoverable():
+            aid = id_from_text(seen.aid or "", AID_LEN)
+            if aid not in known_aids:
+                found.append(Nearby(seen.did, printable(seen.name or ""), aid))
+        return sorted(found, key=lambda n: (n.name.casefold(), n.device))
+
+    def _seen_discoverable(self) -> list[PeerSeen]:
+        discovery = self._node.discovery if self._node is not None else None
+        if discovery is None:
+            return []
+        out = []
+        for seen in discovery.peers.values():
+            try:
+                if seen.discoverable and seen.did != self.device_id:
+                    out.append(seen)
+            except (ValueError, CoveError):
+                continue  # a malformed announcement
+        return out
+
+    async def send_request(self, device: bytes, note: str = "") -> None:
+        """Ask a discoverable device nearby (:meth:`nearby`) to become contacts; the answer
+        comes later as a ContactAdded event, if its owner accepts."""
+        seen = next((s for s in self._seen_discoverable() if s.did == device), None)
+        if seen is None:
+            raise PeerError("That device is not discoverable nearby any more.")
+        assert self._node is not None
+        try:
+            link = await self._node.connect_nearby(seen)
+            await asyncio.wait_for(link.opened.wait(), 10)
+        except (TimeoutError, OSError, CoveError) as exc:
+            raise PeerError("Cove could not reach that device.") from exc
+        ddk = link.session.remote_static
+        if not link.session.is_open or ddk is None:
+            raise PeerError("Cove could not reach that device.")
+        aid = id_from_text(seen.aid or "", AID_LEN)
+        self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                            (REQUESTED + ddk.hex(), aid))
+        self._node.registry.expect_accept(ddk)
+        link.send("req", manifest=self.account.manifest.to_wire(), note=note,
+                  bundle=current_bundle(self._store).to_wire())
+
+    async def accept_request(self, contact: bytes) -> C.Contact:
+        """Accept a request from Requests: the account becomes a contact here, and its
+        devices are told (now if a link is up, else on the next link)."""
+        found = self._contact(contact, states=("request", "declined"))
+        assert self._node is not None
+        with self._store.transaction():
+            C.set_state(self._store, found.acct, "contact")
+            for cert in found.manifest.devices:
+                self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                                    (ACCEPT_DUE + cert.ddk.hex(), b""))
+            self._record(E.ContactAdded(found.aid, found.name))
+        for cert in found.manifest.devices:
+            link = self._node.registry.link(cert.ddk)
+            if link is not None:
+                link.set_verdict(Verdict(Admission.CONTACT))
+                if self._send_due_accept(cert.ddk):
+                    self._after_hello.add(cert.ddk)
+            self._node.know(cert.ddk, self._addresses(cert.ddk))
+        return self._contact(found.aid)
+
+    def decline_request(self, contact: bytes) -> None:
+        """Decline a request: it leaves Requests, and the same account's later requests are
+        dropped unseen (until a valid invite token)."""
+        found = self._contact(contact, states=("request",))
+        C.set_state(self._store, found.acct, "declined")
+
+    def _send_due_accept(self, ddk: bytes) -> bool:
+        """Send an accept still owed to ``ddk``; True if one went out now."""
+        key = ACCEPT_DUE + ddk.hex()
+        if self._node is None or self._store.one("SELECT 1 FROM kv WHERE k = ?", (key,)) is None:
+            return False
+        if not self._node.registry.send(ddk, "accept", manifest=self.account.manifest.to_wire(),
+                                        bundle=current_bundle(self._store).to_wire()):
+            return False
+        self._store.execute("DELETE FROM kv WHERE k = ?", (key,))
+        return True
 
     def _contact(self, ident: bytes, states: tuple[str, ...] = ("contact",)) -> C.Contact:
         for contact in C.all_in(self._store, *states):
@@ -548,12 +675,25 @@ class Peer:
                 self._on_link_up(event.ddk)
             elif isinstance(event, LinkMessageReceived):
                 self._on_message(event.ddk, event.link, event.message)
+            elif isinstance(event, HelloSeen) and event.ddk in self._after_hello:
+                self._after_hello.discard(event.ddk)
+                self._flush(event.ddk)
         except (ProtocolError, CryptoError) as exc:
             log.info("ignored a message from a device: %s", exc)
 
     def _on_link_up(self, ddk: bytes) -> None:
         if C.owner_of(self._store, ddk) is None or self._node is None:
             return
+        if self._send_due_accept(ddk):
+            # The peer reads anything after the accept as a stranger's, until the accept is
+            # handled: the rest waits for its hello, which says it now admits us.
+            self._after_hello.add(ddk)
+            return
+        self._flush(ddk)
+
+    def _flush(self, ddk: bytes) -> None:
+        """Our bundle and the outbox, on a new link with a contact's device."""
+        assert self._node is not None
         self._node.registry.send(ddk, "bundle", b=current_bundle(self._store).to_wire())
         for out in self._delivery.outbox(ddk):
             self._transmit(out)
@@ -580,7 +720,7 @@ class Peer:
             "SELECT 1 FROM invites WHERE tok = ? AND exp > ? AND (used = 0 OR used_by = ?)",
             (tok, now, manifest.acct),
         )
-        if not valid and not self._accepting_strangers():
+        if not valid and not self.discoverable:
             return  # DESIGN §6: outside discoverable mode only a valid token passes
         with self._store.transaction():
             if valid:
@@ -599,7 +739,7 @@ class Peer:
                             None)
                 self._record(E.RequestReceived(contact.aid, contact.name,
                                                str(message["note"]), twin))
-        self._keep_bundle(ddk, message.get("bundle"))
+        self._keep_bundle(ddk, message.get("bundle"), owner=contact)
         if valid:
             link.set_verdict(Verdict(Admission.CONTACT))
             link.send("accept", manifest=self.account.manifest.to_wire(),
@@ -607,38 +747,49 @@ class Peer:
             assert self._node is not None
             self._node.know(ddk)
 
-    def _accepting_strangers(self) -> bool:
-        """True while this device is discoverable (DESIGN §5-6): nearby strangers may ask."""
-        discovery = self._node.discovery if self._node is not None else None
-        until = discovery.discoverable_until if discovery is not None else None
-        return until is not None and until > asyncio.get_running_loop().time()
-
     def _on_accept(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
-        pending = self._pending.get(ddk)
-        if pending is None:
-            return
-        acct, answer = pending
         manifest = AccountManifest.from_wire(message["manifest"])
-        if manifest.acct != acct or not manifest.contains(ddk):
-            link.abort("an accept from another account than the invite's")
+        pending = self._pending.get(ddk)
+        requested = self._store.one("SELECT v FROM kv WHERE k = ?", (REQUESTED + ddk.hex(),))
+        if pending is not None:
+            ok = manifest.acct == pending[0]  # an invite names its account key
+        elif requested is not None:
+            ok = manifest.aid == bytes(requested[0])  # a nearby request, the announced aid
+        else:
+            return
+        if not ok or not manifest.contains(ddk):
+            link.abort("an accept from another account than the one asked")
             return
         now = self._clock()
         with self._store.transaction():
+            held = C.get(self._store, manifest.acct)
+            if held is not None and held.state == "blocked":
+                return
             contact = C.remember(self._store, manifest, state="contact", now=now)
-            self._record(E.ContactAdded(contact.aid, contact.name))
+            self._store.execute("DELETE FROM kv WHERE k = ?", (REQUESTED + ddk.hex(),))
+            if held is None or held.state != "contact":
+                self._record(E.ContactAdded(contact.aid, contact.name))
         self._keep_bundle(ddk, message.get("bundle"))
         link.set_verdict(Verdict(Admission.CONTACT))
-        if not answer.done():
-            answer.set_result(contact)
+        assert self._node is not None
+        if pending is not None:
+            if not pending[1].done():
+                pending[1].set_result(contact)
+        else:
+            self._node.registry.accepted(ddk)
+            self._node.know(ddk, [link.address] if link.address else [])
 
     def _on_bundle(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         self._keep_bundle(ddk, message["b"])
 
-    def _keep_bundle(self, ddk: bytes, data: bytes | None) -> None:
+    def _keep_bundle(self, ddk: bytes, data: bytes | None,
+                     owner: C.Contact | None = None) -> None:
+        """Keep a device's bundle from a contact (or from a request, ``owner`` given, so it
+        is at hand if the request is accepted)."""
         if data is None:
             return
         bundle = PrekeyBundle.from_wire(data)
-        owner = C.owner_of(self._store, ddk)
+        owner = owner or C.owner_of(self._store, ddk)
         if bundle.ddk == ddk and owner is not None:
             C.store_bundle(self._store, bundle, owner=owner, now=self._clock())
 

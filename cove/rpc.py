@@ -66,6 +66,9 @@ class RpcServer:
             "block": self._block, "subscribe": self._subscribe,
             "conversations": self._conversations, "mark_read": self._mark_read,
             "search": self._search, "typing": self._typing,
+            "accept_request": self._accept_request, "decline_request": self._decline_request,
+            "nearby": self._nearby, "send_request": self._send_request,
+            "set_discoverable": self._set_discoverable,
         }
 
     async def handle_line(self, line: str) -> None:
@@ -141,6 +144,29 @@ class RpcServer:
 
     async def _requests(self) -> list[dict[str, Any]]:
         return [{"aid": c.aid, "name": c.name} for c in self._peer.requests()]
+
+    async def _accept_request(self, contact: str) -> dict[str, Any]:
+        found = await self._peer.accept_request(id_from_text(contact))
+        return {"aid": found.aid, "name": found.name}
+
+    async def _decline_request(self, contact: str) -> dict[str, bool]:
+        self._peer.decline_request(id_from_text(contact))
+        return {"declined": True}
+
+    async def _nearby(self) -> list[Any]:
+        return [to_json(n) for n in self._peer.nearby()]
+
+    async def _send_request(self, device: str, note: str = "") -> dict[str, bool]:
+        if not isinstance(note, str):
+            raise ValueError("note must be a string")
+        await self._peer.send_request(id_from_text(device), note)
+        return {"sent": True}
+
+    async def _set_discoverable(self, seconds: float = 600) -> dict[str, bool]:
+        if type(seconds) not in (int, float):
+            raise ValueError("seconds must be a number")
+        await self._peer.set_discoverable(float(seconds))
+        return {"discoverable": self._peer.discoverable}
 
     async def _send(self, to: str, text: str, reply_to: str | None = None) -> dict[str, Any]:
         if not isinstance(text, str):

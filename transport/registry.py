@@ -210,10 +210,9 @@ class LinkRegistry:
         return True
 
     def expect_accept(self, ddk: bytes) -> None:
-        """A ``req`` went to ``ddk``: let its ``accept`` through on any later link too."""
+        """A ``req`` went to ``ddk``: let its ``accept`` through, on this link or a later one,
+        until :meth:`accepted` (every session asks this set when an ``accept`` arrives)."""
         self._expecting_accept.add(ddk)
-        for link in self._all.get(ddk, ()):
-            link.session.expect_accept()
 
     def accepted(self, ddk: bytes) -> None:
         """Stop waiting for an ``accept`` from ``ddk``."""
@@ -320,6 +319,7 @@ class LinkRegistry:
         session = LinkSession(
             initiator=True, static_private=self._keys.ddk_private, hello=self._hello(),
             policy=self._policy, expected_remote=expected_remote, expected_did=expected_did,
+            awaiting_accept=self._expecting_accept.__contains__,
         )
         link = Link(session, stream, on_event=self._on_link_event, timings=self._timings,
                     address=address)
@@ -330,7 +330,7 @@ class LinkRegistry:
     def _responder(self) -> LinkSession:
         return LinkSession(
             initiator=False, static_private=self._keys.ddk_private, hello=self._hello(),
-            policy=self._policy,
+            policy=self._policy, awaiting_accept=self._expecting_accept.__contains__,
         )
 
     # -- link events ------------------------------------------------------------
@@ -359,8 +359,6 @@ class LinkRegistry:
         if not self._admit_stranger(link):
             return
         self._all.setdefault(ddk, set()).add(link)
-        if ddk in self._expecting_accept:
-            link.session.expect_accept()
         existing = self.link(ddk)
         if existing is None:
             self._links[ddk] = link

@@ -183,6 +183,7 @@ class LinkSession:
         policy: Policy,
         expected_remote: bytes | None = None,
         expected_did: bytes | None = None,
+        awaiting_accept: Callable[[bytes], bool] | None = None,
         rng: P.Rng = P.random_bytes,
     ) -> None:
         if initiator and expected_remote is None and expected_did is None:
@@ -192,6 +193,9 @@ class LinkSession:
         self._policy = policy
         self._expected = expected_remote
         self._expected_did = expected_did
+        # Asked at the moment an ``accept`` arrives: it may share a read with message 3, before
+        # anyone outside the session hears that the handshake is done.
+        self._awaiting_accept = awaiting_accept
         self.verdict = Verdict(Admission.STRANGER)
         # True when every message type may pass: the fast path of _on_message.
         self._open_door = False
@@ -356,6 +360,9 @@ class LinkSession:
         if verdict.admission <= Admission.STRANGER:
             if t == "accept" and self._requests_sent > 0:
                 self._requests_sent -= 1
+            elif t == "accept" and self._awaiting_accept is not None and self._awaiting_accept(
+                    self.remote_static or b""):
+                pass
             elif not (t == "req" or (verdict.manifest_stale and t in _MANIFEST_TYPES)):
                 raise RemoteProtocolError(f"a stranger may not send {t!r}")
         elif verdict.manifest_stale and t not in _MANIFEST_TYPES:
