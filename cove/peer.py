@@ -18,8 +18,9 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
@@ -90,6 +91,12 @@ class HistoryEntry:
     ts: int
     status: str
     outgoing: bool
+    reply: bytes | None = None
+    """The id of the message this one answers."""
+    edited: bool = False
+    deleted: bool = False
+    reactions: tuple[tuple[bytes, str], ...] = ()
+    """(author, emoji) pairs, one per author."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +238,11 @@ class Peer:
     @property
     def device_id(self) -> bytes:
         return self.account.device.did
+
+    @property
+    def home(self) -> Path:
+        """The home folder this Peer holds."""
+        return self._home.path
 
     @property
     def port(self) -> int:
@@ -555,14 +567,24 @@ class Peer:
                 raise PeerError("There is no such message in that conversation.")
             key = (int(row[0]), bytes(row[1]))
         rows = self._store.all(
-            "SELECT mid, author, body, ts, status, n FROM messages WHERE cid = ? "
-            "AND (sort_ts < ? OR (sort_ts = ? AND mid < ?)) "
+            "SELECT mid, author, body, ts, status, reply, edited, deleted FROM messages "
+            "WHERE cid = ? AND (sort_ts < ? OR (sort_ts = ? AND mid < ?)) "
             "ORDER BY sort_ts DESC, mid DESC LIMIT ?",
             (contact.aid, key[0], key[0], key[1], limit),
         )
+        reacted: dict[bytes, list[tuple[bytes, str]]] = {}
+        if rows:
+            marks = ",".join("?" * len(rows))
+            for mid, author, emoji in self._store.all(
+                f"SELECT mid, author, emoji FROM reactions WHERE mid IN ({marks})",
+                [r[0] for r in rows],
+            ):
+                reacted.setdefault(bytes(mid), []).append((bytes(author), str(emoji)))
         return [
-            HistoryEntry(bytes(m), bytes(a), str(b), int(t), str(s), bytes(a) == self.account.aik)
-            for m, a, b, t, s, _ in reversed(rows)
+            HistoryEntry(bytes(m), bytes(a), str(b), int(t), str(s), bytes(a) == self.account.aik,
+                         bytes(r) if r is not None else None, bool(e), bool(d),
+                         tuple(sorted(reacted.get(bytes(m), ()))))
+            for m, a, b, t, s, r, e, d in reversed(rows)
         ]
 
     def conversations(self) -> list[ConversationEntry]:
@@ -615,7 +637,7 @@ class Peer:
 
     # -- events --------------------------------------------------------------------------
 
-    async def events(self, since: int = 0) -> AsyncIterator[E.Event]:
+    async def events(self, since: int = 0) -> AsyncGenerator[E.Event, None]:
         """Every stored event after cursor ``since``, then new ones as they happen.
 
         Transient events (typing) reach only subscribers listening at the time;

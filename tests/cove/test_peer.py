@@ -239,16 +239,24 @@ async def test_receipts_edits_deletes_and_reactions(tmp_path: Path) -> None:
         await wait_until(lambda: bodies(bob, ann) == ["see you at 7"])
         await bob.react(ann.account_id, mid, "👍")
         await wait_until(lambda: reactions(ann._store, mid) == {bob.account.aik: "👍"})
+        (entry,) = ann.history(bob.account_id)
+        assert (entry.edited, entry.deleted, entry.reactions) == (True, False,
+                                                                  ((bob.account.aik, "👍"),))
+        answer = await bob.send(ann.account_id, "ok", reply_to=mid)
+        await wait_until(lambda: len(ann.history(bob.account_id)) == 2)
+        assert ann.history(bob.account_id)[-1].reply == mid
+        assert bob.history(ann.account_id)[-1].mid == answer
         with pytest.raises(PeerError, match="Only the author"):
             await bob.edit(ann.account_id, mid, "bob rewrites ann")
         # A forged edit from Bob's device, sent anyway, changes nothing at Ann's or Bob's.
         forged = make("edit", id=b"\x09" * 16, ts=1, target=mid, body="forged")
         await bob._send_content(bob._contact(ann.account_id), forged, store_row=False)
         await asyncio.sleep(0.5)
-        assert bodies(ann, bob) == ["see you at 7"]
+        assert bodies(ann, bob) == ["see you at 7", "ok"]
         await ann.delete(bob.account_id, mid)
         await wait_until(lambda: bob._store.one(
             "SELECT deleted, body FROM messages WHERE mid = ?", (mid,)) == (1, ""))
+        assert bob.history(ann.account_id)[0].deleted
         kinds = [e.type for e in E.since(bob._store, 0)]
         assert {"message_received", "message_edited", "message_deleted"} <= set(kinds)
     finally:
