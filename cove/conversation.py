@@ -21,13 +21,13 @@ def add_text(store: Store, cid: bytes, author: bytes, content: Content, *, now: 
              status: str = "received") -> E.Event | None:
     """Store a text; None if this message id is already here (it is shown once)."""
     body, reply = content.fields["body"], content.fields.get("reply")
-    store.execute(
+    added = store.changes(
         "INSERT OR IGNORE INTO messages (mid, cid, author, ts, sort_ts, body, reply, status) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (content.id, cid, author, content.ts, min(content.ts, now + CLOCK_SKEW_MS), body, reply,
          status),
     )
-    if store.one("SELECT changes()") == (0,):
+    if not added:
         return None
     if status == "received":
         store.execute("UPDATE conversations SET unread = unread + 1 WHERE cid = ?", (cid,))

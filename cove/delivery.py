@@ -258,14 +258,15 @@ class Delivery:
         """Store a session; ``used`` is set when it decrypted (Sesame: the session that last
         decrypted is the one to send on) and kept as it was when it only encrypted."""
         ddk = session.remote_ddk
-        if used is None:
-            row = self._store.one(
-                "SELECT used FROM sessions WHERE ddk = ? AND ek = ?", (ddk, session.ek)
-            )
-            used = int(row[0]) if row else now
+        state = session.expire_skipped(now).to_bytes()
+        if self._store.changes(
+            "UPDATE sessions SET state = ?, used = coalesce(?, used) WHERE ddk = ? AND ek = ?",
+            (state, used, ddk, session.ek),
+        ):
+            return
         self._store.execute(
-            "INSERT OR REPLACE INTO sessions (ddk, ek, state, used) VALUES (?, ?, ?, ?)",
-            (ddk, session.ek, session.expire_skipped(now).to_bytes(), used),
+            "INSERT INTO sessions (ddk, ek, state, used) VALUES (?, ?, ?, ?)",
+            (ddk, session.ek, state, now if used is None else used),
         )
         self._store.execute(
             "DELETE FROM sessions WHERE ddk = ? AND ek NOT IN "

@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
@@ -136,6 +136,16 @@ ACCEPT_DUE = "accept-due:"
 go out on the next link with that device."""
 
 
+@dataclass(slots=True)
+class _AfterCommit:
+    """What a batch of received envelopes leaves to do once it has committed."""
+
+    answers: list[tuple[Link, str, bytes]] = field(default_factory=list)
+    reasons: dict[bytes, str] = field(default_factory=dict)
+    typing: list[E.Event] = field(default_factory=list)
+    receipts: dict[bytes, tuple[C.Contact, list[bytes]]] = field(default_factory=dict)
+
+
 class Peer:
     """One device's messenger; open with :meth:`Peer.open`, close with :meth:`close`."""
 
@@ -156,6 +166,9 @@ class Peer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: set[asyncio.Queue[E.Event]] = set()
         self._after_hello: set[bytes] = set()
+        self._sends: list[tuple[Callable[[], list[Outgoing]], asyncio.Future[None]]] = []
+        self._inbound: list[tuple[bytes, Link, LinkMessage]] = []
+        self._closed = False
 
     # -- opening and closing -----------------------------------------------------------
 
@@ -212,6 +225,9 @@ class Peer:
 
     async def close(self) -> None:
         """Say goodbye on every link, close the store, release the home."""
+        self._closed = True
+        if self._sends:
+            self._commit_sends()  # what the callers were told is stored, is
         await self._control.close()
         for task in list(self._tasks):
             task.cancel()
@@ -503,16 +519,51 @@ class Peer:
         if not targets:
             raise PeerError(f"Cove has no keys for {printable(contact.name)}'s devices yet; "
                             "they arrive the next time both of you are online.")
-        with self._store.transaction():
+
+        def work() -> list[Outgoing]:
             self._conversation(contact, now)
             if store_row:
                 CV.add_text(self._store, contact.aid, self.account.aik, content, now=now,
                             status="pending")
-            outgoing = self._delivery.queue(content, targets, mid=mid, now=now)
-        faults.point("after_send_commit")
-        for out in outgoing:
-            self._transmit(out)
+            return self._delivery.queue(content, targets, mid=mid, now=now)
+
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sends.append((work, future))
+        if len(self._sends) == 1:
+            asyncio.get_running_loop().call_soon(self._commit_sends)
+        await future
         return mid
+
+    def _commit_sends(self) -> None:
+        """Commit every send asked for since the last turn of the event loop in one
+        transaction (DESIGN §8: several per transaction under load), each in its own
+        savepoint so that one failing send fails alone; then send the envelopes."""
+        batch, self._sends = self._sends, []
+        if not batch:
+            return  # close() committed them already
+        if self._node is None:  # closed: the store is gone
+            for _, future in batch:
+                future.set_exception(PeerError("Cove is closing; that was not sent."))
+            return
+        done: list[tuple[asyncio.Future[None], list[Outgoing]]] = []
+        try:
+            with self._store.transaction():
+                for work, future in batch:
+                    try:
+                        with self._store.savepoint():
+                            done.append((future, work()))
+                    except Exception as exc:  # handed to that send's caller
+                        future.set_exception(exc)
+        except Exception as exc:  # the commit failed: every caller hears it
+            for future, _ in done:
+                future.set_exception(exc)
+            return
+        for future, outgoing in done:
+            faults.point("after_send_commit")
+            for out in outgoing:
+                self._transmit(out)
+            if not future.done():
+                future.set_result(None)
 
     def _next_ts(self) -> int:
         """Now, but strictly after our previous message: history orders by (ts, id), so two
@@ -723,7 +774,7 @@ class Peer:
     def _on_message(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         handler = {
             "req": self._on_request, "accept": self._on_accept, "bundle": self._on_bundle,
-            "env": self._on_envelope, "ack": self._on_ack, "nack": self._on_nack,
+            "env": self._queue_inbound, "ack": self._queue_inbound, "nack": self._on_nack,
         }.get(message.t)
         if handler is not None:
             handler(ddk, link, message)
@@ -824,14 +875,51 @@ class Peer:
             return None
         return owner
 
-    def _on_envelope(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+    def _queue_inbound(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        self._inbound.append((ddk, link, message))
+        if len(self._inbound) == 1:
+            asyncio.get_running_loop().call_soon(self._drain_inbound)
+
+    def _drain_inbound(self) -> None:
+        """Every envelope and ack that arrived since the last turn of the event loop, in one
+        transaction (DESIGN §8: several per transaction under load), each in its own
+        savepoint so that a bad one fails alone; acks go out only after the commit."""
+        batch, self._inbound = self._inbound, []
+        if self._closed:
+            return
+        now = self._clock()
+        after = _AfterCommit()
+        with self._store.transaction():
+            for ddk, link, message in batch:
+                try:
+                    with self._store.savepoint():
+                        if message.t == "env":
+                            self._on_envelope(ddk, link, message, now, after)
+                        else:
+                            self._on_ack(ddk, message)
+                except (ProtocolError, CryptoError) as exc:
+                    log.info("ignored a message from a device: %s", exc)
+        for link, t, eid in after.answers:
+            if t == "ack":
+                faults.point("after_receive_commit")
+            with contextlib.suppress(CoveError):
+                if t == "ack":
+                    link.send("ack", id=eid)
+                else:
+                    link.send("nack", id=eid, reason=after.reasons[eid])
+        for hint in after.typing:
+            self._announce(hint)
+        for owner, ids in after.receipts.values():  # DESIGN §8: on to "delivered"
+            for start in range(0, len(ids), MAX_RECEIPT_IDS):
+                receipt = make("receipt", id=P.random_bytes(16), ts=now, kind="delivered",
+                               ids=ids[start : start + MAX_RECEIPT_IDS])
+                self._spawn(self._send_content(owner, receipt, store_row=False))
+
+    def _on_envelope(self, ddk: bytes, link: Link, message: LinkMessage, now: int,
+                     after: _AfterCommit) -> None:
         owner = self._proven_owner(ddk, link)
         if owner is None:
             return
-        now = self._clock()
-
-        receipts: list[bytes] = []
-        typing: list[E.Event] = []
 
         def commit(received: Received) -> None:
             content, cid, author = received.content, owner.aid, owner.acct
@@ -839,7 +927,7 @@ class Peer:
             if content.k == "text":
                 self._conversation(owner, now)
                 found = [CV.add_text(self._store, cid, author, content, now=now)]
-                receipts.append(content.id)
+                after.receipts.setdefault(owner.acct, (owner, []))[1].append(content.id)
             elif content.k == "edit":
                 found = [CV.apply_edit(self._store, cid, author, content)]
             elif content.k == "delete":
@@ -851,33 +939,26 @@ class Peer:
             else:
                 found = []
                 if content.k == "typing" and now - content.ts < TYPING_FRESH_MS:
-                    typing.append(E.Typing(cid, author, bool(content.fields["on"])))
+                    after.typing.append(E.Typing(cid, author, bool(content.fields["on"])))
             for event in found:
                 if event is not None:
                     self._record(event)
 
         outcome = self._delivery.receive(message["e"], sender=ddk, now=now, commit=commit)
-        faults.point("after_receive_commit")
         if isinstance(outcome, Undecryptable):
-            link.send("nack", id=outcome.eid, reason=outcome.reason)
+            after.answers.append((link, "nack", outcome.eid))
+            after.reasons[outcome.eid] = outcome.reason
         else:
-            link.send("ack", id=outcome.eid)
-        for hint in typing:
-            self._announce(hint)
-        if receipts:  # DESIGN §8: the sender's message moves on to "delivered"
-            receipt = make("receipt", id=P.random_bytes(16), ts=now, kind="delivered",
-                           ids=receipts)
-            self._spawn(self._send_content(owner, receipt, store_row=False))
+            after.answers.append((link, "ack", outcome.eid))
 
-    def _on_ack(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
-        with self._store.transaction():
-            mid = self._delivery.acked(ddk, message["id"])
-            if mid is None:
-                return
-            row = self._store.one("SELECT status FROM messages WHERE mid = ?", (mid,))
-            if row == ("pending",):
-                self._store.execute("UPDATE messages SET status = 'sent' WHERE mid = ?", (mid,))
-                self._record(E.MessageStatus(mid, "sent"))
+    def _on_ack(self, ddk: bytes, message: LinkMessage) -> None:
+        mid = self._delivery.acked(ddk, message["id"])
+        if mid is None:
+            return
+        row = self._store.one("SELECT status FROM messages WHERE mid = ?", (mid,))
+        if row == ("pending",):
+            self._store.execute("UPDATE messages SET status = 'sent' WHERE mid = ?", (mid,))
+            self._record(E.MessageStatus(mid, "sent"))
 
     def _on_nack(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         owner = C.owner_of(self._store, ddk)

@@ -104,6 +104,26 @@ class Store:
         self._depth = 0
         self._db.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside a transaction, a part that an exception undoes alone, leaving the rest of
+        the transaction to commit (one item of a batch); outside one, a transaction."""
+        if not self._depth:
+            with self.transaction():
+                yield
+            return
+        name = f"part{self._depth}"
+        self._db.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._db.execute(f"ROLLBACK TO {name}")
+            raise
+        finally:
+            self._depth -= 1
+            self._db.execute(f"RELEASE {name}")
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the rowid of an insert (else 0)."""
         try:
@@ -111,6 +131,14 @@ class Store:
         except (sqlcipher3.Error, OverflowError) as exc:
             raise StoreError(f"the database refused a change: {exc}") from exc
         return int(cursor.lastrowid or 0)
+
+    def changes(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns how many rows it changed."""
+        try:
+            cursor = self._db.execute(sql, params)
+        except (sqlcipher3.Error, OverflowError) as exc:
+            raise StoreError(f"the database refused a change: {exc}") from exc
+        return int(cursor.rowcount)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:

@@ -124,6 +124,22 @@ def test_transactions_commit_together_or_not_at_all() -> None:
     assert store.all("SELECT k FROM kv") == [("b",)]
 
 
+def test_a_savepoint_undoes_its_own_part_only() -> None:
+    store = Store(None, bytes(32))
+    with store.transaction():
+        store.execute("INSERT INTO kv VALUES ('c', x'03')")
+        with pytest.raises(StoreError), store.savepoint():
+            store.execute("INSERT INTO kv VALUES ('d', x'04')")
+            store.execute("INSERT INTO kv VALUES ('d', x'05')")  # fails: undoes 'd' only
+        with store.savepoint(), store.savepoint():  # nested parts
+            store.execute("INSERT INTO kv VALUES ('e', x'05')")
+    assert store.all("SELECT k FROM kv ORDER BY k") == [("c",), ("e",)]
+    with pytest.raises(StoreError), store.savepoint():  # outside a transaction: one
+        store.execute("INSERT INTO kv VALUES ('f', x'06')")
+        store.execute("INSERT INTO kv VALUES ('c', x'06')")
+    assert store.all("SELECT k FROM kv ORDER BY k") == [("c",), ("e",)]
+
+
 def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", bytes(32))
     assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 3
