@@ -145,6 +145,12 @@ class _AfterCommit:
     typing: list[E.Event] = field(default_factory=list)
     receipts: dict[bytes, tuple[C.Contact, list[bytes]]] = field(default_factory=dict)
 
+    def clear(self) -> None:
+        self.answers.clear()
+        self.reasons.clear()
+        self.typing.clear()
+        self.receipts.clear()
+
 
 class Peer:
     """One device's messenger; open with :meth:`Peer.open`, close with :meth:`close`."""
@@ -536,8 +542,8 @@ class Peer:
 
     def _commit_sends(self) -> None:
         """Commit every send asked for since the last turn of the event loop in one
-        transaction (DESIGN §8: several per transaction under load), each in its own
-        savepoint so that one failing send fails alone; then send the envelopes."""
+        transaction (DESIGN §8: several per transaction under load; a failing send fails
+        alone, see Store.batch); then send the envelopes."""
         batch, self._sends = self._sends, []
         if not batch:
             return  # close() committed them already
@@ -545,20 +551,16 @@ class Peer:
             for _, future in batch:
                 future.set_exception(PeerError("Cove is closing; that was not sent."))
             return
-        done: list[tuple[asyncio.Future[None], list[Outgoing]]] = []
         try:
-            with self._store.transaction():
-                for work, future in batch:
-                    try:
-                        with self._store.savepoint():
-                            done.append((future, work()))
-                    except Exception as exc:  # handed to that send's caller
-                        future.set_exception(exc)
+            results = self._store.batch([work for work, _ in batch], lambda work: work())
         except Exception as exc:  # the commit failed: every caller hears it
-            for future, _ in done:
+            for _, future in batch:
                 future.set_exception(exc)
             return
-        for future, outgoing in done:
+        for (_, future), outgoing in zip(batch, results, strict=True):
+            if isinstance(outgoing, Exception):
+                future.set_exception(outgoing)
+                continue
             faults.point("after_send_commit")
             for out in outgoing:
                 self._transmit(out)
@@ -882,23 +884,26 @@ class Peer:
 
     def _drain_inbound(self) -> None:
         """Every envelope and ack that arrived since the last turn of the event loop, in one
-        transaction (DESIGN §8: several per transaction under load), each in its own
-        savepoint so that a bad one fails alone; acks go out only after the commit."""
+        transaction (DESIGN §8: several per transaction under load; a bad one fails alone,
+        see Store.batch); acks go out only after the commit."""
         batch, self._inbound = self._inbound, []
         if self._closed:
             return
         now = self._clock()
         after = _AfterCommit()
-        with self._store.transaction():
-            for ddk, link, message in batch:
-                try:
-                    with self._store.savepoint():
-                        if message.t == "env":
-                            self._on_envelope(ddk, link, message, now, after)
-                        else:
-                            self._on_ack(ddk, message)
-                except (ProtocolError, CryptoError) as exc:
-                    log.info("ignored a message from a device: %s", exc)
+
+        def one(item: tuple[bytes, Link, LinkMessage]) -> None:
+            ddk, link, message = item
+            if message.t == "env":
+                self._on_envelope(ddk, link, message, now, after)
+            else:
+                self._on_ack(ddk, message)
+
+        for outcome in self._store.batch(batch, one, retry=after.clear):
+            if isinstance(outcome, (ProtocolError, CryptoError)):
+                log.info("ignored a message from a device: %s", outcome)
+            elif isinstance(outcome, Exception):
+                log.error("a message from a device could not be handled", exc_info=outcome)
         for link, t, eid in after.answers:
             if t == "ack":
                 faults.point("after_receive_commit")

@@ -16,14 +16,17 @@ the schema is migrated to :data:`SCHEMA_VERSION`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlcipher3
 
 from cove.errors import SchemaTooNew, StoreError, WrongPassphrase
 from cove.schema import MIGRATIONS, SCHEMA_VERSION
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 Row = tuple[Any, ...]
 
@@ -123,6 +126,32 @@ class Store:
         finally:
             self._depth -= 1
             self._db.execute(f"RELEASE {name}")
+
+    def batch(self, items: Sequence[T], do: Callable[[T], R], *,
+              retry: Callable[[], None] = lambda: None) -> list[R | Exception]:
+        """Run ``do`` on every item in one transaction; an item that raises is undone alone
+        and its exception takes its place in the answer.
+
+        The first try has no savepoints (they cost two statements an item, as much as the
+        item itself); only if an item raised is the whole batch rolled back, ``retry``
+        called (to forget what the first try gathered outside the store), and the batch
+        run again with a savepoint around each item. A failed commit raises.
+        """
+        assert not self._depth, "a batch is a transaction of its own"
+        try:
+            with self.transaction():
+                return [do(item) for item in items]
+        except Exception:  # which item it was is found on the second try
+            retry()
+        out: list[R | Exception] = []
+        with self.transaction():
+            for item in items:
+                try:
+                    with self.savepoint():
+                        out.append(do(item))
+                except Exception as exc:  # the item's own failure, kept for its caller
+                    out.append(exc)
+        return out
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the rowid of an insert (else 0)."""

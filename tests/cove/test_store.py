@@ -202,3 +202,19 @@ def test_migration_v2_to_v3_adds_reactions(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(StoreError):  # one reaction per person per message
         new.execute("INSERT INTO reactions (mid, author, emoji) VALUES (x'01', x'02', 'y')")
     new.close()
+
+
+def test_a_batch_commits_together_and_a_failing_item_fails_alone() -> None:
+    store = Store(None, bytes(32))
+    retried: list[bool] = []
+
+    def put(key: str) -> str:
+        store.execute("INSERT INTO kv VALUES (?, x'00')", (key,))
+        return key
+
+    assert store.batch(["a", "b"], put, retry=lambda: retried.append(True)) == ["a", "b"]
+    assert retried == []  # nothing failed: one try, no savepoints
+    out = store.batch(["c", "a", "d"], put, retry=lambda: retried.append(True))
+    assert out[0] == "c" and isinstance(out[1], StoreError) and out[2] == "d"
+    assert retried == [True]
+    assert store.all("SELECT k FROM kv ORDER BY k") == [("a",), ("b",), ("c",), ("d",)]
