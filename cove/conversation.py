@@ -18,7 +18,7 @@ _STATUS_ORDER = {"pending": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
 def add_text(store: Store, cid: bytes, author: bytes, content: Content, *, now: int,
-             status: str = "received") -> E.Event | None:
+             status: str = "received", verified: bool = False) -> E.Event | None:
     """Store a text; None if this message id is already here (it is shown once)."""
     body, reply = content.fields["body"], content.fields.get("reply")
     added = store.changes(
@@ -31,7 +31,7 @@ def add_text(store: Store, cid: bytes, author: bytes, content: Content, *, now: 
         return None
     if status == "received":
         store.execute("UPDATE conversations SET unread = unread + 1 WHERE cid = ?", (cid,))
-    return E.MessageReceived(content.id, cid, author, body, content.ts, reply)
+    return E.MessageReceived(content.id, cid, author, body, content.ts, reply, verified)
 
 
 def _authored(store: Store, cid: bytes, mid: bytes, author: bytes) -> bool:

@@ -72,6 +72,8 @@ class MessageReceived(Event):
     body: str
     ts: int
     reply: bytes | None = None
+    verified: bool = False
+    """Whether the author's safety number was verified on this device when it arrived."""
 
 
 @dataclass(frozen=True)

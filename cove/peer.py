@@ -502,8 +502,14 @@ class Peer:
         """React to a message (an empty emoji takes the reaction back)."""
         await self._change(to, "react", target=mid, emoji=emoji)
 
+    def _check_trust(self, contact: C.Contact) -> None:
+        if not contact.verified and self.trust_policy == "verified-only":
+            raise PeerError(f"{printable(contact.name)} is not verified, and this device's "
+                            "trust policy is verified-only; compare safety numbers first.")
+
     async def _change(self, to: bytes, k: str, **fields: object) -> None:
         contact = self._contact(to)
+        self._check_trust(contact)
         content = make(k, id=P.random_bytes(16), ts=self._next_ts(), **fields)
         handler = {"edit": CV.apply_edit, "delete": CV.apply_delete, "react": CV.apply_react}[k]
         with self._store.transaction():
@@ -515,6 +521,7 @@ class Peer:
 
     async def _send_content(self, contact: C.Contact, content: Content, *,
                             store_row: bool) -> bytes:
+        self._check_trust(contact)
         now = content.ts
         mid = content.id
         targets = [
@@ -656,6 +663,8 @@ class Peer:
         self._store.execute("UPDATE conversations SET unread = 0 WHERE cid = ?", (contact.aid,))
         if unread == 0 or not self.setting("read_receipts"):
             return
+        if not contact.verified and self.trust_policy == "verified-only":
+            return  # nothing goes to an unverified contact
         rows = self._store.all(
             "SELECT mid FROM messages WHERE cid = ? AND author = ? "
             "ORDER BY sort_ts DESC, mid DESC LIMIT ?",
@@ -667,8 +676,25 @@ class Peer:
                            ids=ids[start : start + MAX_RECEIPT_IDS])
             await self._send_content(contact, receipt, store_row=False)
 
-    SETTINGS: ClassVar[dict[str, bool]] = {"read_receipts": True}
-    """Settings and their defaults."""
+    SETTINGS: ClassVar[dict[str, bool]] = {"read_receipts": True, "typing": True}
+    """Settings and their defaults: send read receipts; send typing hints."""
+    TRUST_POLICIES: ClassVar[tuple[str, ...]] = ("tofu", "verified-only")
+
+    @property
+    def trust_policy(self) -> str:
+        """What this device does with contacts not verified by safety number (DESIGN §13,
+        like signal-cli's ``--trust-new-identities``): ``tofu`` (the default) talks to them
+        on first use; ``verified-only`` sends nothing to them until :meth:`verify`. Their
+        messages are kept either way, and each MessageReceived says whether its author was
+        verified, so a bot can ignore the rest."""
+        row = self._store.one("SELECT v FROM kv WHERE k = 'setting:trust'")
+        return "tofu" if row is None else bytes(row[0]).decode()
+
+    def set_trust_policy(self, policy: str) -> None:
+        if policy not in self.TRUST_POLICIES:
+            raise PeerError("The trust policy is 'tofu' or 'verified-only'.")
+        self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES ('setting:trust', ?)",
+                            (policy.encode(),))
 
     def setting(self, name: str) -> bool:
         if name not in self.SETTINGS:
@@ -714,8 +740,11 @@ class Peer:
             self._listeners.discard(transient)
 
     async def typing(self, to: bytes, on: bool = True) -> None:
-        """Tell the contact's devices that we are (or stopped) typing."""
+        """Tell the contact's devices that we are (or stopped) typing (unless the ``typing``
+        setting is off)."""
         contact = self._contact(to)
+        if not self.setting("typing"):
+            return
         content = make("typing", id=P.random_bytes(16), ts=self._clock(), on=on)
         await self._send_content(contact, content, store_row=False)
 
@@ -931,7 +960,8 @@ class Peer:
             found: list[E.Event | None]
             if content.k == "text":
                 self._conversation(owner, now)
-                found = [CV.add_text(self._store, cid, author, content, now=now)]
+                found = [CV.add_text(self._store, cid, author, content, now=now,
+                                     verified=owner.verified)]
                 after.receipts.setdefault(owner.acct, (owner, []))[1].append(content.id)
             elif content.k == "edit":
                 found = [CV.apply_edit(self._store, cid, author, content)]

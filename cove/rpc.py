@@ -69,6 +69,7 @@ class RpcServer:
             "accept_request": self._accept_request, "decline_request": self._decline_request,
             "nearby": self._nearby, "send_request": self._send_request,
             "set_discoverable": self._set_discoverable,
+            "settings": self._settings, "set_setting": self._set_setting,
         }
 
     async def handle_line(self, line: str) -> None:
@@ -167,6 +168,23 @@ class RpcServer:
             raise ValueError("seconds must be a number")
         await self._peer.set_discoverable(float(seconds))
         return {"discoverable": self._peer.discoverable}
+
+    async def _settings(self) -> dict[str, Any]:
+        peer = self._peer
+        return {**{name: peer.setting(name) for name in peer.SETTINGS},
+                "trust": peer.trust_policy}
+
+    async def _set_setting(self, name: str, value: Any) -> dict[str, Any]:
+        """``trust`` takes "tofu" or "verified-only"; the others true or false."""
+        if name == "trust":
+            if not isinstance(value, str):
+                raise ValueError("trust is a string")
+            self._peer.set_trust_policy(value)
+        elif isinstance(value, bool):
+            self._peer.set_setting(name, value)
+        else:
+            raise ValueError("that setting is true or false")
+        return await self._settings()
 
     async def _send(self, to: str, text: str, reply_to: str | None = None) -> dict[str, Any]:
         if not isinstance(text, str):

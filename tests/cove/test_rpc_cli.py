@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -56,6 +57,14 @@ def test_rpc_create_invite_add_send_receive_and_survive_junk(tmp_path: Path) -> 
         assert ann.call("whoami")["aid"] == me["aid"]  # still up and working
         contacts = ann.call("contacts")
         assert [c["name"] for c in contacts] == ["Bob"]
+        assert ann.call("settings") == {"read_receipts": True, "typing": True, "trust": "tofu"}
+        assert ann.call("set_setting", name="trust", value="verified-only")["trust"] == (
+            "verified-only")
+        assert ann.call("set_setting", name="typing", value=False)["typing"] is False
+        for name, value in (("trust", "anyone"), ("typing", "no"), ("telepathy", True)):
+            ann.line(json.dumps({"jsonrpc": "2.0", "id": 80, "method": "set_setting",
+                                 "params": {"name": name, "value": value}}))
+            assert "error" in ann.read()
     finally:
         ann.close()
         bob.close()

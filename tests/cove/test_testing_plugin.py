@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from cove import events as E
+from cove.peer import Peer, PeerError
 from cove.testing import PeerFactory
 
 
@@ -55,10 +58,6 @@ async def test_unread_counts_and_full_text_search(cove_peers: PeerFactory) -> No
 
 
 async def test_read_receipts_can_be_turned_off(cove_peers: PeerFactory) -> None:
-    import pytest
-
-    from cove.peer import PeerError
-
     ann, bob = await cove_peers("Ann", "Bob")
     ann.set_setting("read_receipts", False)
     assert ann.setting("read_receipts") is False
@@ -92,3 +91,48 @@ async def test_typing_reaches_live_subscribers_and_is_never_stored(
     await asyncio.wait_for(reader, 10)
     assert isinstance(seen[0], E.Typing) and seen[0].on and seen[0].author == bob.account.aik
     assert not [e for e in E.since(ann._store, 0) if e.type == "typing"]
+
+
+async def test_typing_setting_off_sends_no_hints(cove_peers: PeerFactory) -> None:
+    ann, bob = await cove_peers("Ann", "Bob")
+    bob.set_setting("typing", False)
+    await bob.typing(ann.account_id, True)
+    await bob.send(ann.account_id, "after the hint that was not sent")
+    seen: list[E.Event] = []
+
+    async def read() -> None:
+        async for event in ann.events(since=0):
+            seen.append(event)
+            if isinstance(event, E.MessageReceived):
+                return
+
+    await asyncio.wait_for(read(), 10)
+    assert not [e for e in seen if isinstance(e, E.Typing)]
+
+
+async def test_verified_only_sends_nothing_to_unverified_contacts(
+    cove_peers: PeerFactory,
+) -> None:
+    ann, bob = await cove_peers("Ann", "Bob")
+    assert ann.trust_policy == "tofu"
+    ann.set_trust_policy("verified-only")
+    with pytest.raises(PeerError, match="not verified"):
+        await ann.send(bob.account_id, "hello")
+    with pytest.raises(PeerError, match="'tofu' or 'verified-only'"):
+        ann.set_trust_policy("trust-everyone")
+    await bob.send(ann.account_id, "from an unverified contact")  # kept, and marked so
+
+    async def first_message(peer: Peer) -> E.MessageReceived:
+        async for event in peer.events(since=0):
+            if isinstance(event, E.MessageReceived):
+                return event
+        raise AssertionError("no message")
+
+    got = await asyncio.wait_for(first_message(ann), 10)
+    assert got.body == "from an unverified contact" and not got.verified
+    await ann.mark_read(bob.account_id)  # no read receipt goes out, and no error
+    ann.verify(bob.account_id)
+    bob.verify(ann.account_id)
+    await ann.send(bob.account_id, "now we have compared numbers")
+    got = await asyncio.wait_for(first_message(bob), 10)
+    assert got.body == "now we have compared numbers" and got.verified
