@@ -38,6 +38,9 @@ from crypto.session import Session, accept_first_message, start_session
 from crypto.x3dh import replay_key
 
 MAX_SESSIONS_PER_DEVICE = 40
+SEEN_KEEP_MS = 30 * 24 * 3600 * 1000
+"""How long a received envelope id is remembered. Older repeats are caught anyway: their
+message keys are spent (the device answers nack) and a content id is shown only once."""
 ENVELOPE_ID_LEN = 16
 
 
@@ -273,6 +276,15 @@ class Delivery:
             "(SELECT ek FROM sessions WHERE ddk = ? ORDER BY used DESC LIMIT ?)",
             (ddk, ddk, MAX_SESSIONS_PER_DEVICE),
         )
+
+    def trim(self, *, now: int) -> None:
+        """Forget envelope ids older than SEEN_KEEP_MS, and replay keys of first messages
+        whose signed prekey is gone (such a repeat cannot start a session any more)."""
+        with self._store.transaction():
+            self._store.execute("DELETE FROM seen_envelopes WHERE at < ?", (now - SEEN_KEEP_MS,))
+            self._store.execute(
+                "DELETE FROM replay_keys WHERE spk_id NOT IN (SELECT spk_id FROM prekeys)"
+            )
 
     def session_count(self, ddk: bytes) -> int:
         row = self._store.one("SELECT count(*) FROM sessions WHERE ddk = ?", (ddk,))

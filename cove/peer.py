@@ -203,6 +203,7 @@ class Peer:
                 )
             rotate_prekeys_if_due(store, account.device, now=tick())
             peer = cls(held, store, account, clock=tick)
+            peer._delivery.trim(now=tick())
             peer.created = created
             await peer._start(port=port, interfaces=interfaces, discovery=discovery)
             try:

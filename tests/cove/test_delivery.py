@@ -158,3 +158,25 @@ def test_an_envelope_from_another_device_than_its_link_is_refused() -> None:
     out = send(ann, bob, 1, "hi")
     with pytest.raises(RemoteProtocolError):
         bob.delivery.receive(out.envelope, sender=eve.account.device.ddk, now=T0)
+
+
+def test_old_envelope_ids_and_spent_replay_keys_are_trimmed() -> None:
+    from cove.delivery import SEEN_KEEP_MS
+
+    ann, bob = side("Ann"), side("Bob")
+    first = send(ann, bob, 1, "first")
+    deliver(first, ann, bob, now=T0)
+    later = send(ann, bob, 2, "later")
+    deliver(later, ann, bob, now=T0 + SEEN_KEEP_MS)
+    count = "SELECT count(*) FROM {}"
+    assert bob.store.one(count.format("replay_keys")) == (1,)
+    bob.delivery.trim(now=T0 + SEEN_KEEP_MS + 1)
+    assert bob.store.one(count.format("seen_envelopes")) == (1,)  # the 30-day-old id went
+    assert bob.store.one(count.format("replay_keys")) == (1,)  # its prekey is still kept
+    assert isinstance(deliver(later, ann, bob), Duplicate)
+    # The old one is still refused after its id is forgotten: its keys are spent.
+    assert isinstance(deliver(first, ann, bob), Undecryptable)
+    bob.store.execute("DELETE FROM prekeys")  # as when the prekey is retired and dropped
+    bob.delivery.trim(now=T0 + SEEN_KEEP_MS + 1)
+    assert bob.store.one(count.format("replay_keys")) == (0,)
+    assert bodies(bob) == ["first", "later"]
