@@ -151,6 +151,10 @@ def decode_map(m: Any) -> LinkMessage:
     if type(m) is not dict:
         raise RemoteProtocolError("a link message must be a map")
     t = m.get("t")
+    if t == "env" and len(m) == 2:  # every chat message: its one field checked inline
+        e = m.get("e")
+        if type(e) is bytes and len(e) <= MAX_BLOB:
+            return LinkMessage(t, m)
     spec = _COMPILED.get(t) if type(t) is str else None
     if spec is None or t is None:
         raise RemoteProtocolError("unknown link message type")
