@@ -23,7 +23,8 @@ crash at any point loses nothing and shows nothing twice:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from cove import faults
@@ -104,6 +105,46 @@ class Delivery:
         self._account = account
         self._mver = mver
         self._rng = rng
+        # While a batch runs (see deferring), the newest state of each session it touched,
+        # written once at the end instead of after every message: (ddk, ek) -> (session,
+        # used). Only sessions already written in this batch are kept here, and only while
+        # their ``used`` stays what was written (None: as stored), so the store's order of
+        # sessions holds.
+        self._deferred: dict[tuple[bytes, bytes], tuple[Session, int | None]] | None = None
+
+    # -- batches ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def deferring(self) -> Iterator[None]:
+        """Inside one transaction: keep session states in memory and write each once, at
+        :meth:`flush` (which must run before that transaction commits)."""
+        self._deferred = {}
+        try:
+            yield
+        finally:
+            self._deferred = None
+
+    def flush(self) -> None:
+        """Write the deferred session states (inside the batch's transaction)."""
+        if self._deferred:
+            self._store.executemany(
+                "UPDATE sessions SET state = ?, used = coalesce(?, used) WHERE ddk = ? AND ek = ?",
+                [(session.to_bytes(), used, ddk, ek)
+                 for (ddk, ek), (session, used) in self._deferred.items()],
+            )
+            self._deferred.clear()
+
+    def stop_deferring(self) -> None:
+        """The batch was rolled back: forget the deferred states and write through."""
+        self._deferred = None
+
+    def _held(self, ddk: bytes, ek: bytes, state: bytes) -> Session:
+        """The session (ddk, ek): the batch's newer state if it has one, else the stored."""
+        if self._deferred is not None:
+            found = self._deferred.get((ddk, ek))
+            if found is not None:
+                return found[0]
+        return Session.from_bytes(state)
 
     # -- sending ------------------------------------------------------------------
 
@@ -138,11 +179,11 @@ class Delivery:
 
     def _send_session(self, target: Target, *, fresh: bool = False) -> Session:
         row = self._store.one(
-            "SELECT state FROM sessions WHERE ddk = ? ORDER BY used DESC, rowid DESC LIMIT 1",
+            "SELECT ek, state FROM sessions WHERE ddk = ? ORDER BY used DESC, rowid DESC LIMIT 1",
             (target.ddk,),
         )
         if row is not None and not fresh:
-            return Session.from_bytes(bytes(row[0]))
+            return self._held(target.ddk, bytes(row[0]), bytes(row[1]))
         if target.bundle is None:
             raise NoSession("There is no session with that device and no prekey bundle for it.")
         return start_session(
@@ -231,9 +272,8 @@ class Delivery:
                 "SELECT state FROM sessions WHERE ddk = ? AND ek = ?", (sender, envelope.x3dh.ek)
             )
             if row is not None:
-                session, plaintext = Session.from_bytes(bytes(row[0])).decrypt(
-                    envelope, now=now, rng=self._rng
-                )
+                held = self._held(sender, envelope.x3dh.ek, bytes(row[0]))
+                session, plaintext = held.decrypt(envelope, now=now, rng=self._rng)
                 return session, plaintext, None
             if known:
                 raise DecryptionError("a repeat of a first message whose session is gone")
@@ -243,11 +283,12 @@ class Delivery:
             )
             return session, plaintext, key
         rows = self._store.all(
-            "SELECT state FROM sessions WHERE ddk = ? ORDER BY used DESC, rowid DESC", (sender,)
+            "SELECT ek, state FROM sessions WHERE ddk = ? ORDER BY used DESC, rowid DESC",
+            (sender,),
         )
-        for (state,) in rows:
+        for ek, state in rows:
             try:
-                session, plaintext = Session.from_bytes(bytes(state)).decrypt(
+                session, plaintext = self._held(sender, bytes(ek), bytes(state)).decrypt(
                     envelope, now=now, rng=self._rng
                 )
             except DecryptionError:
@@ -261,7 +302,16 @@ class Delivery:
         """Store a session; ``used`` is set when it decrypted (Sesame: the session that last
         decrypted is the one to send on) and kept as it was when it only encrypted."""
         ddk = session.remote_ddk
-        state = session.expire_skipped(now).to_bytes()
+        session = session.expire_skipped(now)
+        deferred = self._deferred
+        if deferred is not None:
+            key = (ddk, session.ek)
+            held = deferred.get(key)
+            if held is not None and (used is None or used == held[1]):
+                deferred[key] = (session, held[1])
+                return
+            deferred[key] = (session, used)  # written now; later states wait for flush
+        state = session.to_bytes()
         if self._store.changes(
             "UPDATE sessions SET state = ?, used = coalesce(?, used) WHERE ddk = ? AND ek = ?",
             (state, used, ddk, session.ek),

@@ -560,7 +560,10 @@ class Peer:
                 future.set_exception(PeerError("Cove is closing; that was not sent."))
             return
         try:
-            results = self._store.batch([work for work, _ in batch], lambda work: work())
+            with self._delivery.deferring():
+                results = self._store.batch([work for work, _ in batch], lambda work: work(),
+                                            retry=self._delivery.stop_deferring,
+                                            finish=self._delivery.flush)
         except Exception as exc:  # the commit failed: every caller hears it
             for _, future in batch:
                 future.set_exception(exc)
@@ -929,7 +932,13 @@ class Peer:
             else:
                 self._on_ack(ddk, message)
 
-        for outcome in self._store.batch(batch, one, retry=after.clear):
+        def retry() -> None:
+            after.clear()
+            self._delivery.stop_deferring()
+
+        with self._delivery.deferring():
+            outcomes = self._store.batch(batch, one, retry=retry, finish=self._delivery.flush)
+        for outcome in outcomes:
             if isinstance(outcome, (ProtocolError, CryptoError)):
                 log.info("ignored a message from a device: %s", outcome)
             elif isinstance(outcome, Exception):

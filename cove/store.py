@@ -128,19 +128,23 @@ class Store:
             self._db.execute(f"RELEASE {name}")
 
     def batch(self, items: Sequence[T], do: Callable[[T], R], *,
-              retry: Callable[[], None] = lambda: None) -> list[R | Exception]:
+              retry: Callable[[], None] = lambda: None,
+              finish: Callable[[], None] = lambda: None) -> list[R | Exception]:
         """Run ``do`` on every item in one transaction; an item that raises is undone alone
         and its exception takes its place in the answer.
 
         The first try has no savepoints (they cost two statements an item, as much as the
         item itself); only if an item raised is the whole batch rolled back, ``retry``
         called (to forget what the first try gathered outside the store), and the batch
-        run again with a savepoint around each item. A failed commit raises.
+        run again with a savepoint around each item. ``finish`` runs last inside the
+        transaction, on either try. A failed commit raises.
         """
         assert not self._depth, "a batch is a transaction of its own"
         try:
             with self.transaction():
-                return [do(item) for item in items]
+                done = [do(item) for item in items]
+                finish()
+            return list(done)
         except Exception:  # which item it was is found on the second try
             retry()
         out: list[R | Exception] = []
@@ -151,6 +155,7 @@ class Store:
                         out.append(do(item))
                 except Exception as exc:  # the item's own failure, kept for its caller
                     out.append(exc)
+            finish()
         return out
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:

@@ -180,3 +180,74 @@ def test_old_envelope_ids_and_spent_replay_keys_are_trimmed() -> None:
     bob.delivery.trim(now=T0 + SEEN_KEEP_MS + 1)
     assert bob.store.one(count.format("replay_keys")) == (0,)
     assert bodies(bob) == ["first", "later"]
+
+
+def _receive_batch(dst: Side, src: Side, batch: list[Outgoing], fail: set[bytes]) -> list[bytes]:
+    """Deliver ``batch`` the way the Peer does: one transaction, sessions written once at the
+    end; an envelope whose id is in ``fail`` makes its commit raise (the batch then runs
+    again item by item). Returns the ids that were received or recognised."""
+    got: list[Content] = []
+
+    def commit(received: Received) -> None:
+        if received.eid in fail:
+            raise RuntimeError("this item fails")
+        got.append(received.content)
+
+    def one(out: Outgoing) -> object:
+        return dst.delivery.receive(out.envelope, sender=src.account.device.ddk, now=T0,
+                                    commit=commit)
+
+    def retry() -> None:
+        got.clear()
+        dst.delivery.stop_deferring()
+
+    with dst.delivery.deferring():
+        results = dst.store.batch(batch, one, retry=retry, finish=dst.delivery.flush)
+    dst.got.extend(got)
+    return [out.eid for out, r in zip(batch, results, strict=True)
+            if isinstance(r, (Received, Duplicate))]
+
+
+def _send_batch(a: Side, b: Side, numbers: list[int]) -> list[Outgoing]:
+    def one(n: int) -> Outgoing:
+        (out,) = a.delivery.queue(text(n, f"m{n}"), [b.target()], mid=n.to_bytes(16, "big"),
+                                  now=T0 + n)
+        return out
+
+    with a.delivery.deferring():
+        sent = a.store.batch(numbers, one, finish=a.delivery.flush)
+    assert all(isinstance(o, Outgoing) for o in sent)
+    return sent  # type: ignore[return-value]
+
+
+def test_batches_with_deferred_session_writes_and_failing_items_lose_nothing() -> None:
+    ann, bob = side("Ann"), side("Bob")
+    rnd = random.Random(7)
+    deliver(send(ann, bob, 0, "start"), ann, bob)
+    deliver(send(bob, ann, 1, "reply"), bob, ann)
+    pending: dict[tuple[str, bytes], tuple[Outgoing, Side, Side]] = {}
+    n = 2
+    for _round in range(40):
+        for a, b, who in ((ann, bob, "ann"), (bob, ann, "bob")):
+            count = rnd.randint(0, 6)
+            for out in _send_batch(a, b, list(range(n, n + count))):
+                pending[(who, out.eid)] = (out, a, b)
+            n += count
+        for who, (dst, src) in (("ann", (bob, ann)), ("bob", (ann, bob))):
+            mine = [k for k in pending if k[0] == who]
+            rnd.shuffle(mine)
+            batch = [pending[k][0] for k in mine[: rnd.randint(0, len(mine))]]
+            fail = {o.eid for o in batch if rnd.random() < 0.1}
+            for eid in _receive_batch(dst, src, batch, fail):
+                src.delivery.acked(dst.account.device.ddk, eid)
+                pending.pop((who, eid))
+    for who, (dst, src) in (("ann", (bob, ann)), ("bob", (ann, bob))):
+        batch = [v[0] for k, v in pending.items() if k[0] == who]
+        for eid in _receive_batch(dst, src, batch, set()):
+            pending.pop((who, eid))
+    assert not pending
+    everything = sorted(bodies(ann) + bodies(bob))
+    assert everything == sorted(["start", "reply"] + [f"m{i}" for i in range(2, n)])
+    # The sessions in the store are the newest: both sides still talk on them.
+    assert isinstance(deliver(send(ann, bob, n, "after all"), ann, bob), Received)
+    assert isinstance(deliver(send(bob, ann, n + 1, "and back"), bob, ann), Received)
