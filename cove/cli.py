@@ -196,9 +196,24 @@ def main(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv))
     if args.command is None:
-        print("cove: the terminal app is not built yet; try 'cove --help' for the commands.",
-              file=sys.stderr)
-        return 2
+        # The app sits above cove (tui -> cove); the command line is only its launcher, so
+        # it is found by name at run time and importing cove never loads textual.
+        import importlib
+
+        port = 0
+        if args.listen:
+            _, _, text = args.listen.rpartition(":")
+            if not text.isdigit():
+                print("cove: --listen takes HOST:PORT, for example 0.0.0.0:47000.",
+                      file=sys.stderr)
+                return 1
+            port = int(text)
+        app = importlib.import_module("tui.app")
+        try:
+            return int(app.run(args.home, port=port, interfaces=args.interfaces,
+                               discovery=not args.no_discovery))
+        except KeyboardInterrupt:
+            return 130
     try:
         return asyncio.run(run(args))
     except CoveError as exc:

@@ -1,0 +1,84 @@
+"""What each ``/command`` typed in the composer does on the main screen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tui.slash_commands import SlashCommand
+
+if TYPE_CHECKING:
+    from tui.chat_lines import ChatMessage
+    from tui.screens.main import MainScreen
+
+
+def _target(screen: MainScreen, *, own: bool) -> ChatMessage | None:
+    """The selected message, else the last one of the right author."""
+    log = screen.log_view
+    if log.selected is not None and (log.selected.outgoing or not own):
+        return log.selected
+    return next((m for m in reversed(log.messages)
+                 if m.outgoing == own and not m.deleted), None)
+
+
+async def run_command(screen: MainScreen, command: SlashCommand, arg: str) -> None:
+    app = screen.app
+    name = command.name
+    if command.takes and not arg:
+        app.notify(f"/{name} takes {command.takes}: {command.help}.", severity="warning")
+        return
+    simple = {"info": "contact_info", "invite": "invite", "search": "search",
+              "settings": "settings", "lock": "lock"}
+    if name in simple and not (name == "search" and arg):
+        await (screen.run_action(simple[name]) if name != "lock" else app.run_action("lock"))
+        return
+    if name == "help":
+        await app.run_action("help")
+    elif name == "quit":
+        await app.action_quit()
+    elif name in ("mute", "unmute"):
+        if screen.current is not None and (screen.current in screen.session.muted) != (
+                name == "mute"):
+            screen.action_toggle_mute()
+    elif name == "search":
+        from tui.screens.search import SearchScreen
+
+        app.push_screen(SearchScreen(screen.session, arg), screen._jump)
+    elif name == "add":
+        from tui.screens.invite import InviteScreen
+
+        app.push_screen(InviteScreen(screen.session, code=arg), screen._reloaded)
+    elif name == "block":
+        from tui.screens.confirm import ConfirmScreen
+
+        chat = screen.chat()
+        if chat is not None:
+            def done(yes: bool | None) -> None:
+                if yes:
+                    screen.peer.block(chat.aid)
+                    screen.open_chat(None)
+                    screen.reload()
+
+            app.push_screen(ConfirmScreen(f"Block {chat.name}? They can no longer reach you.",
+                                          "Block"), done)
+    else:
+        await _on_message(screen, name, arg)
+
+
+async def _on_message(screen: MainScreen, name: str, arg: str) -> None:
+    app = screen.app
+    own = name in ("edit", "delete")
+    target = _target(screen, own=own)
+    if target is None:
+        app.notify("There is no message for that here.", severity="warning")
+        return
+    if name == "reply":
+        screen.start_reply(target)
+        await screen.send_text(arg)
+    elif name == "edit":
+        screen.start_edit(target)
+        screen.composer.text = ""
+        await screen.send_text(arg)
+    elif name == "delete":
+        await screen.delete(target)
+    elif name == "react":
+        await screen.react(target, arg.split()[0])

@@ -1,0 +1,39 @@
+"""Opening a home from the app: first run, passphrase, or straight in (DESIGN §12).
+
+The home's files say which screen comes first: no database means first run
+(create an account), a ``salt`` file means the database key comes from a
+passphrase (unlock screen), otherwise Cove opens at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cove.home import DB_NAME, SALT_NAME, resolve_home
+from cove.peer import Peer
+
+
+@dataclass(frozen=True)
+class PeerOpener:
+    """How to open one home, with the command line's network choices."""
+
+    home: Path
+    port: int = 0
+    interfaces: str | None = None
+    discovery: bool = True
+
+    @classmethod
+    def for_home(cls, home: str | Path | None, **options: object) -> PeerOpener:
+        return cls(resolve_home(home), **options)  # type: ignore[arg-type]
+
+    def needs_account(self) -> bool:
+        return not (self.home / DB_NAME).exists()
+
+    def needs_passphrase(self) -> bool:
+        return (self.home / SALT_NAME).exists()
+
+    async def open(self, *, name: str | None = None, passphrase: str | None = None) -> Peer:
+        return await Peer.open(self.home, name=name, passphrase=passphrase or None,
+                               port=self.port, interfaces=self.interfaces,
+                               discovery=self.discovery)

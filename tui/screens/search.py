@@ -1,0 +1,86 @@
+"""Search: full text over every chat (inside the encrypted store); Enter jumps to the hit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from tui import plain
+from tui.session import Session
+
+RESULTS = 100
+SNIPPET = 70
+
+
+class SearchScreen(ModalScreen[tuple[bytes, bytes] | None]):
+    """Returns ``(conversation, message id)`` of the chosen hit, or None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Back"),
+        Binding("down", "to_results", "Results", show=False),
+    ]
+
+    def __init__(self, session: Session, query: str = "") -> None:
+        super().__init__()
+        self.session = session
+        self.initial = query
+        self.hits: list[tuple[bytes, bytes]] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Static("Search every chat", classes="title")
+            yield Input(self.initial, placeholder="words to find", id="query")
+            yield Static("", id="count", classes="muted")
+            yield OptionList(id="results", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#query", Input).focus()
+        if self.initial:
+            self._search(self.initial)
+
+    @on(Input.Changed, "#query")
+    def _changed(self, event: Input.Changed) -> None:
+        self._search(event.value)
+
+    @on(Input.Submitted, "#query")
+    def _submitted(self) -> None:
+        results = self.query_one(OptionList)
+        if results.option_count:
+            results.focus()
+            results.highlighted = 0
+
+    def action_to_results(self) -> None:
+        self._submitted()
+
+    def _search(self, text: str) -> None:
+        peer = self.session.peer
+        names = {c.aid: c.name for c in peer.contacts()}
+        hits = peer.search(text, limit=RESULTS) if text.strip() else []
+        self.hits = [(h.conversation, h.mid) for h in hits]
+        options = []
+        for i, h in enumerate(hits):
+            when = dt.datetime.fromtimestamp(h.ts / 1000, self.session.tz)
+            body = plain.name_str(h.body.replace("\n", " "), SNIPPET)
+            options.append(Option(Content.assemble(
+                Content.styled(f"{when:%Y-%m-%d %H:%M} ", "$text-muted"),
+                plain.name(names.get(h.conversation, "?"), "bold", 14), Content("  "),
+                Content(body)), id=str(i)))
+        results = self.query_one(OptionList)
+        results.set_options(options)
+        found = len(hits)
+        self.query_one("#count", Static).update(
+            "" if not text.strip() else f"{found}{'+' if found == RESULTS else ''} "
+            f"message{'s' * (found != 1)} found")
+
+    @on(OptionList.OptionSelected, "#results")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.hits[int(event.option.id or 0)])

@@ -1,0 +1,87 @@
+"""The composer: multi-line (Enter sends, Ctrl+J adds a line), Up edits your last message,
+Tab completes a ``/command``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import TextArea
+
+from tui import slash_commands
+
+MAX_TEXT = 64 * 1024
+"""Characters the composer holds at most; a message body larger than this is refused."""
+
+
+class Composer(TextArea):
+    """Where messages are written."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "submit", "Send the message"),
+        Binding("ctrl+j", "newline", "Start a new line"),
+        Binding("up", "edit_last", "Edit your last message (composer empty)", show=False),
+        Binding("tab", "complete", "Complete a /command", show=False),
+    ]
+
+    class Submitted(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class EditLast(Message):
+        """Up in an empty composer: edit the last message you sent."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
+                         compact=True, placeholder="Write a message  (Enter sends, "
+                                                   "Ctrl+J new line, / for commands)")
+
+    async def _on_key(self, event: events.Key) -> None:
+        # TextArea inserts a newline on Enter and moves on Up before bindings are looked
+        # at; these keys mean something else in a chat composer.
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self.action_submit()
+            return
+        if event.key == "ctrl+j":
+            event.stop()
+            event.prevent_default()
+            self.action_newline()
+            return
+        if event.key == "up" and not self.text:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.EditLast())
+            return
+        if event.key == "tab" and slash_commands.matches(self.text):
+            event.stop()
+            event.prevent_default()
+            self.action_complete()
+            return
+        if event.is_printable and len(self.text) >= MAX_TEXT:
+            event.stop()
+            event.prevent_default()
+            self.app.bell()
+            return
+        await super()._on_key(event)
+
+    def action_submit(self) -> None:
+        text = self.text
+        if text.strip():
+            self.post_message(self.Submitted(text))
+
+    def action_newline(self) -> None:
+        self.insert("\n")
+
+    def action_edit_last(self) -> None:
+        self.post_message(self.EditLast())
+
+    def action_complete(self) -> None:
+        done = slash_commands.complete(self.text)
+        if done is not None:
+            self.text = done
+            self.move_cursor(self.document.end)
