@@ -37,6 +37,8 @@ class Contact:
     manifest: AccountManifest
     state: str
     verified: bool
+    note: str = ""
+    """The note its request came with (Requests shows it)."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -48,12 +50,13 @@ def _parse_manifest(wire: bytes) -> AccountManifest:
 
 
 def _row_to_contact(row: tuple[object, ...]) -> Contact:
-    acct, aid, name, manifest, state, verified = row
+    acct, aid, name, manifest, state, verified, note = row
     assert isinstance(acct, bytes) and isinstance(aid, bytes) and isinstance(manifest, bytes)
-    return Contact(acct, aid, str(name), _parse_manifest(manifest), str(state), bool(verified))
+    return Contact(acct, aid, str(name), _parse_manifest(manifest), str(state), bool(verified),
+                   str(note))
 
 
-_COLUMNS = "acct, aid, name, manifest, state, verified"
+_COLUMNS = "acct, aid, name, manifest, state, verified, note"
 
 
 def get(store: Store, acct: bytes) -> Contact | None:

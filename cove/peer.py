@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
@@ -107,6 +107,7 @@ class ConversationEntry:
     name: str
     unread: int
     last_ts: int
+    muted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +189,9 @@ class Peer:
         """Open (or create) the home and start linking; ``name`` is needed the first time."""
         held = hold_home(resolve_home(home))
         try:
-            store = Store(held.db_path, held.database_key(passphrase))
+            # Argon2id takes about a second: off the event loop, so an app stays drawn.
+            key = await asyncio.to_thread(held.database_key, passphrase)
+            store = Store(held.db_path, key)
             tick = clock or (lambda: int(time.time() * 1000))
             created = False
             if has_account(store):
@@ -231,7 +234,10 @@ class Peer:
         await self._node.start()
 
     async def close(self) -> None:
-        """Say goodbye on every link, close the store, release the home."""
+        """Say goodbye on every link, close the store, release the home (once; again is
+        harmless)."""
+        if self._closed:
+            return
         self._closed = True
         if self._sends:
             self._commit_sends()  # what the callers were told is stored, is
@@ -617,25 +623,31 @@ class Peer:
         if self._node is not None:
             self._node.registry.send_env(out.ddk, out.envelope)
 
-    def history(self, conversation: bytes, limit: int = 50,
-                before: bytes | None = None) -> list[HistoryEntry]:
-        """Up to ``limit`` messages of a conversation (a contact's aid), oldest first;
-        ``before`` (a message id) pages back from that message, in the same order."""
+    def history(self, conversation: bytes, limit: int = 50, before: bytes | None = None,
+                after: bytes | None = None) -> list[HistoryEntry]:
+        """Up to ``limit`` messages of a conversation (a contact's aid), oldest first: the
+        newest ones; or those just before message ``before``; or, with ``after`` (a message
+        id, or ``b""`` for the very start), those just after it."""
         contact = self._contact(conversation)
         limit = max(0, min(int(limit), 10_000))
-        key = (2**62, b"")
-        if before is not None:
-            row = self._store.one("SELECT sort_ts, mid FROM messages WHERE mid = ? AND cid = ?",
-                                  (before, contact.aid))
-            if row is None:
-                raise PeerError("There is no such message in that conversation.")
-            key = (int(row[0]), bytes(row[1]))
-        rows = self._store.all(
-            "SELECT mid, author, body, ts, status, reply, edited, deleted FROM messages "
-            "WHERE cid = ? AND (sort_ts < ? OR (sort_ts = ? AND mid < ?)) "
-            "ORDER BY sort_ts DESC, mid DESC LIMIT ?",
-            (contact.aid, key[0], key[0], key[1], limit),
-        )
+        columns = "mid, author, body, ts, status, reply, edited, deleted"
+        if after is not None:
+            start = self._sort_key(contact, after) if after else (-(2**62), b"")
+            rows = self._store.all(
+                f"SELECT {columns} FROM messages "
+                "WHERE cid = ? AND (sort_ts > ? OR (sort_ts = ? AND mid > ?)) "
+                "ORDER BY sort_ts, mid LIMIT ?",
+                (contact.aid, start[0], start[0], start[1], limit),
+            )
+            rows.reverse()
+        else:
+            key = self._sort_key(contact, before) if before is not None else (2**62, b"")
+            rows = self._store.all(
+                f"SELECT {columns} FROM messages "
+                "WHERE cid = ? AND (sort_ts < ? OR (sort_ts = ? AND mid < ?)) "
+                "ORDER BY sort_ts DESC, mid DESC LIMIT ?",
+                (contact.aid, key[0], key[0], key[1], limit),
+            )
         reacted: dict[bytes, list[tuple[bytes, str]]] = {}
         if rows:
             marks = ",".join("?" * len(rows))
@@ -651,12 +663,62 @@ class Peer:
             for m, a, b, t, s, r, e, d in reversed(rows)
         ]
 
+    def _sort_key(self, contact: C.Contact, mid: bytes) -> tuple[int, bytes]:
+        row = self._store.one("SELECT sort_ts, mid FROM messages WHERE mid = ? AND cid = ?",
+                              (mid, contact.aid))
+        if row is None:
+            raise PeerError("There is no such message in that conversation.")
+        return int(row[0]), bytes(row[1])
+
     def conversations(self) -> list[ConversationEntry]:
         """Every conversation, most recent activity first, with its unread count."""
         rows = self._store.all(
-            "SELECT cid, name, unread, last_ts FROM conversations ORDER BY last_ts DESC"
+            "SELECT cid, name, unread, last_ts, muted FROM conversations ORDER BY last_ts DESC"
         )
-        return [ConversationEntry(bytes(c), str(n), int(u), int(t)) for c, n, u, t in rows]
+        return [ConversationEntry(bytes(c), str(n), int(u), int(t), bool(m))
+                for c, n, u, t, m in rows]
+
+    def mute(self, conversation: bytes, on: bool = True) -> None:
+        """Mute (or unmute) a conversation: the app raises no notification for it."""
+        contact = self._contact(conversation)
+        self._conversation(contact, 0)
+        self._store.execute("UPDATE conversations SET muted = ? WHERE cid = ?",
+                            (int(on), contact.aid))
+
+    def preference(self, name: str, default: str = "") -> str:
+        """An app's own stored preference (the terminal app's auto-lock time, say); Cove
+        keeps it in the encrypted store and gives it no meaning."""
+        row = self._store.one("SELECT v FROM kv WHERE k = ?", ("pref:" + name,))
+        return default if row is None else bytes(row[0]).decode()
+
+    def set_preference(self, name: str, value: str) -> None:
+        if not 0 < len(name) <= 64 or len(value) > 4096:
+            raise PeerError("A preference has a name of 1 to 64 characters and a short value.")
+        self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                            ("pref:" + name, value.encode()))
+
+    @property
+    def cursor(self) -> int:
+        """The cursor of the newest stored event (pass it to :meth:`events` for new ones)."""
+        row = self._store.one("SELECT max(cursor) FROM events")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def online(self, contact: bytes) -> bool:
+        """True when a link is up with at least one device of the contact (or of this
+        account, given its own id)."""
+        if contact in (self.account.aid, self.account.aik):
+            return self.devices_online() > 0
+        found = self._contact(contact)
+        return self._node is not None and any(
+            self._node.registry.link(cert.ddk) is not None for cert in found.manifest.devices)
+
+    def devices_online(self) -> int:
+        """How many of this account's other devices have a link up with this one."""
+        if self._node is None:
+            return 0
+        return sum(1 for cert in self.account.manifest.devices
+                   if cert.ddk != self.account.device.ddk
+                   and self._node.registry.link(cert.ddk) is not None)
 
     async def mark_read(self, conversation: bytes) -> None:
         """Everything in this conversation has been seen here; with read receipts on (the
@@ -843,6 +905,9 @@ class Peer:
                 if held is not None and held.state != "request":
                     return  # already decided: a contact, blocked or declined
                 contact = C.remember(self._store, manifest, state="request", now=now)
+                self._store.execute("UPDATE accounts SET note = ? WHERE acct = ?",
+                                    (str(message["note"]), contact.acct))
+                contact = replace(contact, note=str(message["note"]))
                 twin = next((c.aid for c in self.contacts() if same_name(c.name, contact.name)),
                             None)
                 self._record(E.RequestReceived(contact.aid, contact.name,

@@ -70,6 +70,7 @@ class RpcServer:
             "nearby": self._nearby, "send_request": self._send_request,
             "set_discoverable": self._set_discoverable,
             "settings": self._settings, "set_setting": self._set_setting,
+            "mute": self._mute,
         }
 
     async def handle_line(self, line: str) -> None:
@@ -144,7 +145,7 @@ class RpcServer:
                 for c in self._peer.contacts()]
 
     async def _requests(self) -> list[dict[str, Any]]:
-        return [{"aid": c.aid, "name": c.name} for c in self._peer.requests()]
+        return [{"aid": c.aid, "name": c.name, "note": c.note} for c in self._peer.requests()]
 
     async def _accept_request(self, contact: str) -> dict[str, Any]:
         found = await self._peer.accept_request(id_from_text(contact))
@@ -192,10 +193,22 @@ class RpcServer:
         reply = id_from_text(reply_to) if reply_to else None
         return {"mid": await self._peer.send(id_from_text(to), text, reply)}
 
-    async def _history(self, conversation: str, limit: int = 50) -> list[dict[str, Any]]:
+    async def _history(self, conversation: str, limit: int = 50, before: str | None = None,
+                       after: str | None = None) -> list[dict[str, Any]]:
+        """``before``/``after``: a message id to page from (``after`` "" is the start)."""
         if type(limit) is not int or not 0 <= limit <= MAX_COUNT:
             raise ValueError("limit must be 0 to 10000")
-        return [to_json(h) for h in self._peer.history(id_from_text(conversation), limit)]
+        return [to_json(h) for h in self._peer.history(
+            id_from_text(conversation), limit,
+            before=id_from_text(before) if before else None,
+            after=(id_from_text(after) if after else b"") if after is not None else None,
+        )]
+
+    async def _mute(self, conversation: str, on: bool = True) -> dict[str, bool]:
+        if not isinstance(on, bool):
+            raise ValueError("on must be true or false")
+        self._peer.mute(id_from_text(conversation), on)
+        return {"muted": on}
 
     async def _safety(self, contact: str) -> dict[str, str]:
         return {"safety_number": self._peer.safety_number(id_from_text(contact))}

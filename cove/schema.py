@@ -135,7 +135,12 @@ CREATE TABLE reactions (
 """
 """v3: one reaction per person per message."""
 
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3]
+SCHEMA_V4 = """
+ALTER TABLE accounts ADD COLUMN note TEXT NOT NULL DEFAULT '';
+"""
+"""v4: the note a request came with, shown beside it in Requests."""
+
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4]
 """``MIGRATIONS[n]`` upgrades a database at version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

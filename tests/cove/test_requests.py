@@ -56,6 +56,7 @@ async def test_a_request_waits_in_requests_and_accepting_makes_contacts(tmp_path
         await _request(ann, bob)
         # In Requests, not in contacts or the chat list; the note arrives with it.
         assert bob.contacts() == [] and bob.conversations() == []
+        assert [r.note for r in bob.requests()] == ["we met at the cafe"]
         (event,) = [e for e in await _events(bob) if isinstance(e, E.RequestReceived)]
         assert (event.aid, event.name, event.note) == (ann.account_id, "Ann", "we met at the cafe")
         assert ann.contacts() == []
@@ -165,7 +166,7 @@ async def test_the_same_flow_over_json_rpc(tmp_path: Path) -> None:
         await call(a_rpc, "send_request", device=near["device"], note="hello")
         await wait_until(lambda: len(bob.requests()) == 1)
         assert await call(b_rpc, "requests") == [{"aid": id_to_text(ann.account_id),
-                                                  "name": "Ann"}]
+                                                  "name": "Ann", "note": "hello"}]
         assert await call(b_rpc, "accept_request", contact=id_to_text(ann.account_id)) == {
             "aid": id_to_text(ann.account_id), "name": "Ann"}
         await wait_until(lambda: len(ann.contacts()) == 1)

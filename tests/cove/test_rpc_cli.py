@@ -57,6 +57,10 @@ def test_rpc_create_invite_add_send_receive_and_survive_junk(tmp_path: Path) -> 
         assert ann.call("whoami")["aid"] == me["aid"]  # still up and working
         contacts = ann.call("contacts")
         assert [c["name"] for c in contacts] == ["Bob"]
+        first = ann.call("history", conversation=bob_aid, limit=1, after="")
+        assert [h["body"] for h in first] == ["hi Ann \x1b[31mred\x07"]
+        assert ann.call("history", conversation=bob_aid, after=first[0]["mid"]) == []
+        assert ann.call("mute", conversation=bob_aid) == {"muted": True}
         assert ann.call("settings") == {"read_receipts": True, "typing": True, "trust": "tofu"}
         assert ann.call("set_setting", name="trust", value="verified-only")["trust"] == (
             "verified-only")

@@ -142,7 +142,7 @@ def test_a_savepoint_undoes_its_own_part_only() -> None:
 
 def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", bytes(32))
-    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 3
+    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 4
     tables = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"kv", "accounts", "sessions", "messages", "outbox", "events", "messages_fts",
             "seen_envelopes", "replay_keys", "invites", "prekeys", "bundles"} <= tables
@@ -197,7 +197,7 @@ def test_migration_v2_to_v3_adds_reactions(tmp_path: Path, monkeypatch: pytest.M
     old.close()
     monkeypatch.undo()
     new = Store(tmp_path / "db", bytes(32))
-    assert new.version == 3 and new.one("SELECT v FROM kv WHERE k = 'kept'") == (b"\x01",)
+    assert new.version >= 3 and new.one("SELECT v FROM kv WHERE k = 'kept'") == (b"\x01",)
     new.execute("INSERT INTO reactions (mid, author, emoji) VALUES (x'01', x'02', 'x')")
     with pytest.raises(StoreError):  # one reaction per person per message
         new.execute("INSERT INTO reactions (mid, author, emoji) VALUES (x'01', x'02', 'y')")
@@ -218,3 +218,18 @@ def test_a_batch_commits_together_and_a_failing_item_fails_alone() -> None:
     assert out[0] == "c" and isinstance(out[1], StoreError) and out[2] == "d"
     assert retried == [True]
     assert store.all("SELECT k FROM kv ORDER BY k") == [("a",), ("b",), ("c",), ("d",)]
+
+
+def test_migration_v3_to_v4_adds_request_notes(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import cove.store as store_module
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 3)
+    old = Store(tmp_path / "db", bytes(32))
+    old.execute("INSERT INTO accounts (acct, aid, name, manifest, mver, state, verified, added) "
+                "VALUES (x'01', x'02', 'Ann', x'03', 1, 'request', 0, 5)")
+    old.close()
+    monkeypatch.undo()
+    new = Store(tmp_path / "db", bytes(32))
+    assert new.version == 4
+    assert new.all("SELECT name, note FROM accounts") == [("Ann", "")]

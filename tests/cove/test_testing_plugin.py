@@ -136,3 +136,49 @@ async def test_verified_only_sends_nothing_to_unverified_contacts(
     await ann.send(bob.account_id, "now we have compared numbers")
     got = await asyncio.wait_for(first_message(bob), 10)
     assert got.body == "now we have compared numbers" and got.verified
+
+
+async def test_app_facing_state_mute_preferences_cursor_presence_and_paging(
+    cove_peers: PeerFactory,
+) -> None:
+    ann, bob = await cove_peers("Ann", "Bob")
+    assert ann.cursor > 0  # "contact added" is stored
+    start = ann.cursor
+    for n in range(5):
+        await bob.send(ann.account_id, f"m{n}")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while len(ann.history(bob.account_id)) < 5 and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    assert ann.cursor > start
+    assert [e.type for e in E.since(ann._store, ann.cursor)] == []
+    bodies = [h.body for h in ann.history(bob.account_id)]
+    assert bodies == [f"m{n}" for n in range(5)]
+    first = ann.history(bob.account_id, limit=2, after=b"")
+    assert [h.body for h in first] == ["m0", "m1"]
+    assert [h.body for h in ann.history(bob.account_id, limit=2, after=first[-1].mid)] == [
+        "m2", "m3"]
+    assert [h.body for h in ann.history(bob.account_id, limit=2, before=first[-1].mid)] == [
+        "m0"]
+    with pytest.raises(PeerError, match="no such message"):
+        ann.history(bob.account_id, after=b"\x00" * 16)
+
+    assert ann.online(bob.account_id) and ann.devices_online() == 0
+    assert not ann.online(ann.account_id)
+    (entry,) = ann.conversations()
+    assert not entry.muted
+    ann.mute(bob.account_id)
+    assert ann.conversations()[0].muted
+    ann.mute(bob.account_id, False)
+    assert not ann.conversations()[0].muted
+
+    assert ann.preference("auto_lock_minutes", "0") == "0"
+    ann.set_preference("auto_lock_minutes", "15")
+    assert ann.preference("auto_lock_minutes") == "15"
+    with pytest.raises(PeerError):
+        ann.set_preference("", "x")
+    await bob.close()
+    deadline = loop.time() + 10
+    while ann.online(bob.account_id) and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    assert not ann.online(bob.account_id)
