@@ -5,6 +5,11 @@ AIK (this device is then the primary), its own device keys, a certificate,
 manifest version 1 and a signed prekey bundle. Later opens load them. The
 prekeys rotate when a week old; the private halves of retired prekeys stay
 30 days so that late first messages still open (DESIGN §3).
+
+A device linked to an existing account (DESIGN §9) stores what the primary
+sent with :func:`create_linked_account`: the same rows, without AIK. Either
+kind of device takes a newer manifest of its own account with
+:func:`adopt_own_manifest`.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from dataclasses import dataclass
 
 from cove.store import Store
 from crypto import primitives as P
+from crypto.errors import LocalProtocolError
 from crypto.identity import AccountKeys, DeviceCertificate, DeviceKeys, check_name
-from crypto.manifest import AccountManifest
+from crypto.manifest import AccountManifest, adopt_manifest
 from crypto.prekeys import PrekeyBundle, PrekeySecrets, make_bundle
 
 WEEK_MS = 7 * 24 * 3600 * 1000
@@ -151,3 +157,79 @@ def rotate_prekeys_if_due(
     if row and row[0] is not None and now - int(row[0]) < PREKEY_ROTATION_MS:
         return None
     return new_prekeys(store, device, now=now, rng=rng)
+
+
+def create_linked_account(
+    store: Store,
+    *,
+    device: DeviceKeys,
+    cert: DeviceCertificate,
+    manifest: AccountManifest,
+    now: int,
+    name: str | None = None,
+    rng: P.Rng = P.random_bytes,
+) -> Account:
+    """Store an account received by linking (DESIGN §9): this device is not the primary.
+
+    Writes the rows :func:`load_account` reads, without ``aik_seed``, marks
+    the account ``own`` with every listed device, and makes this device's
+    first prekey bundle. ``manifest`` must already be verified by the caller's
+    protocol; it is checked again here, as is that it lists ``cert`` for
+    ``device``. Joins the caller's transaction when there is one.
+    """
+    manifest.verify()
+    if manifest.device(device.ddk) != cert or cert.dsk != device.dsk:
+        raise LocalProtocolError("the manifest must list this device's own certificate")
+    account_name = check_name(manifest.name if name is None else name, "account name")
+    if has_account(store):
+        raise LocalProtocolError("this home already holds an account")
+    with store.transaction():
+        _put(store, "dsk_seed", device.dsk_seed)
+        _put(store, "ddk_private", device.ddk_private)
+        _put(store, "cert", cert.to_wire())
+        _put(store, "manifest", manifest.to_wire())
+        _put(store, "name", account_name.encode())
+        store.execute(
+            "INSERT INTO accounts (acct, aid, name, manifest, mver, state, verified, added) "
+            "VALUES (?, ?, ?, ?, ?, 'own', 1, ?)",
+            (manifest.acct, manifest.aid, manifest.name, manifest.to_wire(), manifest.ver, now),
+        )
+        _note_devices(store, manifest)
+        new_prekeys(store, device, now=now, rng=rng)
+    return Account(account_name, device, cert, manifest, None)
+
+
+def adopt_own_manifest(store: Store, manifest: AccountManifest) -> bool:
+    """Hold a newer manifest of this device's own account; True if it replaced the held one.
+
+    The primary calls this after linking (or unlinking) a device; a linked
+    device will call it when a sibling brings a newer version (§3: the
+    highest valid version wins). Verifies the signatures first; a lower
+    version raises StaleManifest, the same version with other bytes
+    ManifestFork, and a device key another known account holds LocalProtocolError.
+    """
+    held_wire = _get(store, "manifest")
+    if held_wire is None:
+        raise LookupError("this home has no account yet")
+    held = AccountManifest.from_wire(held_wire)
+    if manifest.acct != held.acct:
+        raise LocalProtocolError("that manifest belongs to another account")
+    if adopt_manifest(held, manifest) is held:
+        return False
+    for cert in manifest.devices:
+        row = store.one("SELECT acct FROM devices WHERE ddk = ?", (cert.ddk,))
+        if row is not None and bytes(row[0]) != manifest.acct:
+            raise LocalProtocolError("the manifest lists a device of another account")
+    with store.transaction():
+        _put(store, "manifest", manifest.to_wire())
+        store.execute("UPDATE accounts SET manifest = ?, mver = ?, name = ? WHERE acct = ?",
+                      (manifest.to_wire(), manifest.ver, manifest.name, manifest.acct))
+        _note_devices(store, manifest)
+    return True
+
+
+def _note_devices(store: Store, manifest: AccountManifest) -> None:
+    """Record which account each listed device belongs to (one account per device key)."""
+    for cert in manifest.devices:
+        store.execute("INSERT OR IGNORE INTO devices (ddk, acct) VALUES (?, ?)",
+                      (cert.ddk, manifest.acct))

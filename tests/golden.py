@@ -12,6 +12,15 @@ import hashlib
 from collections.abc import Callable
 
 from cove.invite import make_invite
+from cove.link_handshake import encode_pake, link_psk
+from cove.link_messages import (
+    DeviceHello,
+    LinkEnd,
+    LinkRefused,
+    SettingRecord,
+    StatePart,
+    encode_link_message,
+)
 from crypto import primitives as P
 from crypto.encoding import canonical
 from crypto.envelope import Envelope
@@ -193,6 +202,40 @@ def _prekey_bundle() -> bytes:
     return bundle.to_wire()
 
 
+# -- device linking (PROTOCOL.md §6c) --
+
+
+def _golden_pake() -> bytes:
+    from spake2 import SPAKE2_Symmetric
+
+    spake = SPAKE2_Symmetric(b"42-apple-river", idSymmetric=b"cove-link-v1",
+                             entropy_f=fixed_rng("link pake"))
+    return encode_pake(spake.start())
+
+
+def _golden_psk() -> bytes:
+    return link_psk(bytes(range(32)))
+
+
+def _golden_hello() -> bytes:
+    device = DeviceKeys.generate(fixed_rng("new desk"))
+    return encode_link_message(DeviceHello.make(device, "desk", bytes(64)))
+
+
+def _golden_part() -> bytes:
+    return encode_link_message(StatePart("setting", (SettingRecord("read_receipts", b"0"),)))
+
+
+_LINK_PAIRING: dict[str, Callable[[], bytes]] = {
+    "link_pairing_pake": _golden_pake,
+    "link_pairing_psk": _golden_psk,
+    "link_pairing_hello": _golden_hello,
+    "link_pairing_part": _golden_part,
+    "link_pairing_no": lambda: encode_link_message(LinkRefused("declined")),
+    "link_pairing_end": lambda: encode_link_message(LinkEnd()),
+}
+
+
 GOLDEN: dict[str, Callable[[], bytes]] = {
     "canonical": _canonical_example,
     "device_certificate": _device_certificate,
@@ -213,4 +256,5 @@ GOLDEN: dict[str, Callable[[], bytes]] = {
     "invite": _invite,
     "content_text": _content_text,
     "content_receipt": _content_receipt,
+    **_LINK_PAIRING,
 }

@@ -1,0 +1,219 @@
+"""Linking a new device to an account, the asyncio side (DESIGN §9 steps 1-3).
+
+Theory of operation
+-------------------
+The **new device** makes a :class:`LinkWaiter`: fresh device keys, a code
+``NN-word-word`` (``cove.link_code``), its fingerprint, and a listener.
+:meth:`LinkWaiter.wait` announces the nameplate (if given a board, such as
+``transport.discovery.Discovery``), then takes connections one at a time.
+Each connection is a *try*: it runs the handshake of
+``cove.link_handshake`` (SPAKE2 on the code, then Noise_XXpsk0). A try that
+ends without a verified handshake, for whatever reason (wrong code, garbage,
+a closed or silent connection), counts as a failure; after
+:data:`MAX_FAILURES` the code is closed. A code lives
+:data:`CODE_LIFETIME_MS`. Once a handshake is verified the code is spent:
+whatever happens next, the waiter ends, linked or with a LinkError.
+
+The **primary** calls :func:`link_device` with the code and a stream or an
+address. After the handshake the new device sends its ``hello``; the
+primary shows the name and fingerprint and asks ``confirm``; then it sends
+the certificate and manifest ``ver + 1`` (``offer``), the account state in
+``part`` messages and ``end``. The new device checks everything, stores the
+account in one transaction (``create_linked_account`` + ``write_state``),
+and answers ``done`` with its prekey bundle; only then does the primary
+adopt the new manifest as its own. If ``done`` is lost, the new device
+holds a version its primary lacks; by §3's rule (the highest valid version
+wins) the primary adopts it when the sibling first links to it.
+
+Protocol decisions live in the sans-I/O modules (``link_code``,
+``link_handshake``, ``link_messages``, ``link_transfer``, ``link_state``);
+the asyncio side moves frames (``link_io``), keeps time (timeouts in
+:class:`LinkTimings`, expiry on the injected ``clock``) and reports progress
+as :class:`LinkStatus` values. The new device's side is
+``cove.link_waiter``; this module is the primary's side and the one entry
+point: everything a caller needs is importable from here. Errors that reach
+the person are one sentence; details go to the local log only, and nothing
+is ever sent to the peer but ``no {why}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from cove import contacts as C
+from cove.account import adopt_own_manifest, load_account
+from cove.link_code import LinkCode, device_fingerprint, parse_code
+from cove.link_errors import LinkDeclined, LinkFailed, NotPrimary, TooManyDevices
+from cove.link_handshake import LinkChannel, LinkHandshake
+from cove.link_io import (
+    DEFAULT_TIMINGS,
+    LinkStatus,
+    LinkTimings,
+    LinkWire,
+    PeerClosed,
+    StatusCallback,
+    parse_link_address,
+    wall_ms,
+)
+from cove.link_messages import DeviceHello, LinkEnd, LinkRefused
+from cove.link_state import read_state
+from cove.link_transfer import FULL_MESSAGE, check_done, check_hello, make_offer
+from cove.link_waiter import (
+    CODE_LIFETIME_MS,
+    MAX_FAILURES,
+    MAX_QUEUED_CONNECTIONS,
+    LinkWaiter,
+    NameplateBoard,
+    await_link,
+)
+from cove.store import Store
+from crypto import primitives as P
+from crypto.errors import RemoteProtocolError
+from crypto.identity import DeviceCertificate
+from crypto.manifest import MAX_DEVICES, AccountManifest
+from crypto.prekeys import PrekeyBundle
+from transport.plaintext import printable
+from transport.stream import ByteStream, TcpStream
+
+__all__ = [
+    "CODE_LIFETIME_MS", "DEFAULT_TIMINGS", "MAX_FAILURES", "MAX_QUEUED_CONNECTIONS", "Confirm",
+    "LinkStatus", "LinkTimings", "LinkWaiter", "LinkedDevice", "NameplateBoard",
+    "StatusCallback", "await_link", "link_device", "parse_link_address", "wall_ms",
+]
+
+log = logging.getLogger("cove.linking")
+
+Confirm = Callable[[str, str], bool | Awaitable[bool]]
+"""``confirm(device_name, fingerprint)``: the person's answer on the primary."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedDevice:
+    """What the primary learned and issued when a device was linked."""
+
+    name: str
+    fingerprint: str
+    cert: DeviceCertificate
+    manifest: AccountManifest
+    bundle: PrekeyBundle
+
+
+async def link_device(
+    store: Store,
+    code: str | LinkCode,
+    peer: ByteStream | tuple[str, int],
+    *,
+    confirm: Confirm,
+    history_days: int | None = None,
+    on_status: StatusCallback | None = None,
+    clock: Callable[[], int] = wall_ms,
+    rng: P.Rng = P.random_bytes,
+    timings: LinkTimings = DEFAULT_TIMINGS,
+) -> LinkedDevice:
+    """Link the device showing ``code`` at ``peer`` to this account (§9 steps 2-3; primary only).
+
+    ``history_days``: None sends the whole history, 0 none, N the last N
+    days. On success the new manifest is this device's own (the caller
+    refreshes any Account it holds, and pushes manifest and bundle, §9 step 4).
+    """
+    parsed = code if isinstance(code, LinkCode) else parse_code(code)
+    account = load_account(store)
+    if account.account_keys is None:
+        raise NotPrimary("Only the primary device can link a new device; do this there.")
+    if len(account.manifest.devices) >= MAX_DEVICES:
+        raise TooManyDevices(FULL_MESSAGE)
+
+    def status(text: str, done: int = 0, total: int = 0) -> None:
+        if on_status is not None:
+            on_status(LinkStatus(text, done, total))
+
+    stream = await _dial(peer, timings)
+    wire = LinkWire(stream)
+    try:
+        handshake = LinkHandshake(parsed, initiator=True,
+                                  static_private=account.device.ddk_private, rng=rng)
+        try:
+            async with asyncio.timeout(timings.handshake):
+                channel = await wire.handshake(handshake)
+                hello = check_hello(await wire.receive(channel), channel)
+        except PeerClosed as exc:
+            raise LinkFailed("The new device did not accept the code; check the code and"
+                             " try again.") from exc
+        except TimeoutError as exc:
+            raise LinkFailed("The new device did not answer in time; check the code and the"
+                             " address and try again.") from exc
+        except RemoteProtocolError as exc:
+            log.info("the linking handshake failed: %s", exc)
+            raise LinkFailed("The linking handshake failed; check the code and try"
+                             " again.") from exc
+        shown = printable(hello.name)
+        if account.manifest.contains(hello.ddk) or any(
+            c.dsk == hello.dsk for c in account.manifest.devices
+        ):
+            raise LinkFailed(f"'{shown}' is already linked to this account; nothing was changed.")
+        fingerprint = device_fingerprint(hello.ddk, hello.dsk)
+        status(f"'{shown}' asks to join; its fingerprint must read {fingerprint}.")
+        answer = confirm(shown, fingerprint)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        if not answer:
+            await wire.send(channel, LinkRefused("declined"))
+            raise LinkDeclined(f"You declined to link '{shown}'; nothing was changed.")
+        try:
+            return await _offer(wire, channel, store, hello, fingerprint, shown,
+                                history_days, status, clock, timings)
+        except (RemoteProtocolError, TimeoutError) as exc:
+            log.info("linking failed after the handshake: %s", exc)
+            raise LinkFailed("The link broke off before the new device stored the account;"
+                             " nothing was changed here, start linking again.") from exc
+    finally:
+        stream.close()
+
+
+async def _dial(peer: ByteStream | tuple[str, int], timings: LinkTimings) -> ByteStream:
+    if not isinstance(peer, tuple):
+        return peer
+    host, port = peer
+    try:
+        async with asyncio.timeout(timings.handshake):
+            return await TcpStream.connect(host, port)
+    except (OSError, TimeoutError) as exc:
+        raise LinkFailed(f"Cove could not reach the new device at {host}:{port}; check the"
+                         " address and that the device is still waiting.") from exc
+
+
+async def _offer(
+    wire: LinkWire, channel: LinkChannel, store: Store, hello: DeviceHello, fingerprint: str,
+    shown: str, history_days: int | None, status: Callable[..., None],
+    clock: Callable[[], int], timings: LinkTimings,
+) -> LinkedDevice:
+    now = clock()
+    account = load_account(store)  # the manifest may have moved while the person decided
+    assert account.account_keys is not None
+    state = read_state(store, now=now, history_days=history_days)
+    try:
+        offer = make_offer(account.account_keys, account.manifest, hello, state, now=now)
+    except TooManyDevices:
+        await wire.send(channel, LinkRefused("full"))
+        raise
+    await wire.send(channel, offer)
+    sent, total = 0, sum(state.counts)
+    status("Sending the account.", sent, total)
+    for part in state.parts():
+        await wire.send(channel, part)
+        sent += len(part.items)
+        status("Sending the account.", sent, total)
+    await wire.send(channel, LinkEnd())
+    async with asyncio.timeout(timings.idle):
+        bundle = check_done(await wire.receive(channel), hello)
+    with store.transaction():
+        adopt_own_manifest(store, offer.manifest)
+        own = C.get(store, offer.manifest.acct)
+        if own is not None:
+            C.store_bundle(store, bundle, owner=own, now=clock())
+    status(f"Linked '{shown}'.")
+    return LinkedDevice(hello.name, fingerprint, offer.cert, offer.manifest, bundle)
