@@ -11,9 +11,11 @@ then types, STYLE rule 4). The kinds built here are the conversation ones:
 ``react``   ``target``, ``emoji`` (≤ 32 bytes; empty removes the reaction)
 ``receipt`` ``kind`` (``delivered`` or ``read``), ``ids`` (1-256 message ids)
 ``typing``  ``on`` (bool)
+``sent``    ``to`` (a contact's aid), ``c`` (a content this account sent there,
+            encoded): the copy a device sends its siblings (DESIGN §8)
 ========== ===========================================================
 
-Later kinds (``file``, ``group``, ``sent``, ``sync``, ``split``) join the
+Later kinds (``file``, ``group``, ``sync``, ``split``) join the
 table with the features that need them. Only the author may edit or delete;
 that rule is the conversation's, which knows who wrote what.
 """
@@ -27,6 +29,7 @@ from crypto.encoding import Wire, as_map, canonical, field_bytes, field_int, fie
 from crypto.errors import LocalProtocolError, RemoteProtocolError
 
 ID_LEN = 16
+AID_LEN = 20
 MAX_BODY_BYTES = 64 * 1024
 MAX_EMOJI_BYTES = 32
 MAX_RECEIPT_IDS = 256
@@ -76,6 +79,11 @@ def _typing(m: Wire) -> Wire:
     return {"on": on}
 
 
+def _sent(m: Wire) -> Wire:
+    return {"to": field_bytes(m, "to", size=AID_LEN),
+            "c": field_bytes(m, "c", max_len=MAX_BODY_BYTES + 8 * 1024)}
+
+
 KINDS = {
     "text": _text,
     "edit": _edit,
@@ -83,6 +91,7 @@ KINDS = {
     "react": _react,
     "receipt": _receipt,
     "typing": _typing,
+    "sent": _sent,
 }
 """Each content kind and the reader that checks its fields."""
 

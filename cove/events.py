@@ -143,3 +143,27 @@ def since(store: Store, cursor: int, limit: int = 1000) -> list[Event]:
         if cls is not None:
             out.append(cls(**unpack_map(bytes(body), MAX_EVENT_BYTES), cursor=int(number)))
     return out
+
+
+@dataclass(frozen=True)
+class DevicesChanged(Event):
+    """An account (a contact's, or this one) added or removed devices: a notice in its chat."""
+
+    aid: bytes
+    added: tuple[str, ...] | list[str] = ()
+    removed: tuple[str, ...] | list[str] = ()
+
+
+@dataclass(frozen=True)
+class DeviceUnlinked(Event):
+    """This device was removed from its account; it sends nothing more."""
+
+    aid: bytes
+
+
+@dataclass(frozen=True)
+class ManifestForked(Event):
+    """An account showed two different manifests of one version; the first is kept."""
+
+    aid: bytes
+    ver: int

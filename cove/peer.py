@@ -42,6 +42,7 @@ from cove.delivery import Delivery, Outgoing, Received, Target, Undecryptable
 from cove.errors import HomeError
 from cove.home import Home, hold_home, resolve_home
 from cove.invite import DEFAULT_LIFETIME_MS, make_invite, parse_invite
+from cove.peer_devices import DevicesPart
 from cove.store import Store
 from crypto import primitives as P
 from crypto.errors import CoveError, CryptoError, ProtocolError
@@ -75,6 +76,14 @@ TYPING_FRESH_MS = 10_000
 TRANSIENT_QUEUE = 100
 INVITE_ANSWER_TIMEOUT = 15.0
 """Seconds to wait for the inviting device to accept."""
+
+
+def _copied_to_siblings(content: Content) -> bool:
+    """Contents whose ``sent`` copy goes to own devices: what changes a conversation, and
+    read receipts (read state), not typing hints or delivered receipts."""
+    if content.k == "receipt":
+        return bool(content.fields["kind"] == "read")
+    return content.k in ("text", "edit", "delete", "react")
 
 
 class PeerError(CoveError):
@@ -153,7 +162,7 @@ class _AfterCommit:
         self.receipts.clear()
 
 
-class Peer:
+class Peer(DevicesPart):
     """One device's messenger; open with :meth:`Peer.open`, close with :meth:`close`."""
 
     def __init__(self, home: Home, store: Store, account: Account, *,
@@ -529,6 +538,8 @@ class Peer:
     async def _send_content(self, contact: C.Contact, content: Content, *,
                             store_row: bool) -> bytes:
         self._check_trust(contact)
+        if self.unlinked:
+            raise PeerError("This device was unlinked from its account; it sends nothing.")
         now = content.ts
         mid = content.id
         targets = [
@@ -539,13 +550,19 @@ class Peer:
         if not targets:
             raise PeerError(f"Cove has no keys for {printable(contact.name)}'s devices yet; "
                             "they arrive the next time both of you are online.")
+        siblings = self._sibling_targets() if _copied_to_siblings(content) else []
+        copy = make("sent", id=content.id, ts=content.ts, to=contact.aid,
+                    c=content.to_wire()) if siblings else None
 
         def work() -> list[Outgoing]:
             self._conversation(contact, now)
             if store_row:
                 CV.add_text(self._store, contact.aid, self.account.aik, content, now=now,
                             status="pending")
-            return self._delivery.queue(content, targets, mid=mid, now=now)
+            out = self._delivery.queue(content, targets, mid=mid, now=now)
+            if copy is not None:  # DESIGN §8: a `sent` copy to each own other device
+                out += self._delivery.queue(copy, siblings, mid=mid, now=now)
+            return out
 
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sends.append((work, future))
@@ -583,6 +600,12 @@ class Peer:
                 self._transmit(out)
             if not future.done():
                 future.set_result(None)
+
+    def _sibling_targets(self) -> list[Target]:
+        me = self.account.device.ddk
+        found = [Target(c.ddk, c.dsk, C.bundle_of(self._store, c.ddk))
+                 for c in self.account.manifest.devices if c.ddk != me]
+        return [t for t in found if t.bundle is not None or self._has_session(t.ddk)]
 
     def _next_ts(self) -> int:
         """Now, but strictly after our previous message: history orders by (ts, id), so two
@@ -845,26 +868,41 @@ class Peer:
                 self._on_link_up(event.ddk)
             elif isinstance(event, LinkMessageReceived):
                 self._on_message(event.ddk, event.link, event.message)
-            elif isinstance(event, HelloSeen) and event.ddk in self._after_hello:
-                self._after_hello.discard(event.ddk)
-                self._flush(event.ddk)
+            elif isinstance(event, HelloSeen):
+                self._on_hello(event)
         except (ProtocolError, CryptoError) as exc:
             log.info("ignored a message from a device: %s", exc)
+
+    # When to send our manifest, bundles and outbox on a new link: only once the far side
+    # admits us beyond stranger, since a stranger's anything-else closes the link. A
+    # responder has judged the initiator in message 3 and knows; an initiator waits for the
+    # responder's hello (sent only to the admitted); after an accept we owe, we wait for the
+    # requester's first bundle, its sign that it handled the accept.
 
     def _on_link_up(self, ddk: bytes) -> None:
         if C.owner_of(self._store, ddk) is None or self._node is None:
             return
         if self._send_due_accept(ddk):
-            # The peer reads anything after the accept as a stranger's, until the accept is
-            # handled: the rest waits for its hello, which says it now admits us.
             self._after_hello.add(ddk)
             return
-        self._flush(ddk)
+        link = self._node.registry.link(ddk)
+        if link is not None and not link.session.initiator and \
+                link.session.verdict.admission > Admission.STRANGER:
+            self._flush(ddk)
+
+    def _on_hello(self, event: HelloSeen) -> None:
+        self._ask_manifest(event.link, event.verdict)
+        if event.link.session.initiator and event.ddk not in self._after_hello and \
+                event.verdict.admission > Admission.STRANGER:
+            self._flush(event.ddk)
 
     def _flush(self, ddk: bytes) -> None:
-        """Our bundle and the outbox, on a new link with a contact's device."""
+        """Our manifest and bundles, then the outbox, on a new link with a contact's or an
+        own device."""
         assert self._node is not None
+        self._after_hello.discard(ddk)
         self._node.registry.send(ddk, "bundle", b=current_bundle(self._store).to_wire())
+        self._send_manifest(ddk)
         for out in self._delivery.outbox(ddk):
             self._transmit(out)
 
@@ -872,6 +910,7 @@ class Peer:
         handler = {
             "req": self._on_request, "accept": self._on_accept, "bundle": self._on_bundle,
             "env": self._queue_inbound, "ack": self._queue_inbound, "nack": self._on_nack,
+            "manifest": self._on_manifest, "manifest?": self._on_manifest_request,
         }.get(message.t)
         if handler is not None:
             handler(ddk, link, message)
@@ -951,9 +990,17 @@ class Peer:
         else:
             self._node.registry.accepted(ddk)
             self._node.know(ddk, [link.address] if link.address else [])
+        self._flush(ddk)  # also the accepting side's sign that we handled its accept
 
     def _on_bundle(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
-        self._keep_bundle(ddk, message["b"])
+        bundle = PrekeyBundle.from_wire(message["b"])
+        sender = C.owner_of(self._store, ddk)
+        owner = C.owner_of(self._store, bundle.ddk)
+        # A device serves its own bundle and its siblings' (DESIGN §9), no one else's.
+        if sender is not None and owner is not None and owner.acct == sender.acct:
+            C.store_bundle(self._store, bundle, owner=owner, now=self._clock())
+        if ddk in self._after_hello and sender is not None:
+            self._flush(ddk)  # the requester handled the accept we sent
 
     def _keep_bundle(self, ddk: bytes, data: bytes | None,
                      owner: C.Contact | None = None) -> None:
@@ -1031,28 +1078,11 @@ class Peer:
             return
 
         def commit(received: Received) -> None:
-            content, cid, author = received.content, owner.aid, owner.acct
-            found: list[E.Event | None]
-            if content.k == "text":
-                self._conversation(owner, now)
-                found = [CV.add_text(self._store, cid, author, content, now=now,
-                                     verified=owner.verified)]
-                after.receipts.setdefault(owner.acct, (owner, []))[1].append(content.id)
-            elif content.k == "edit":
-                found = [CV.apply_edit(self._store, cid, author, content)]
-            elif content.k == "delete":
-                found = [CV.apply_delete(self._store, cid, author, content)]
-            elif content.k == "react":
-                found = [CV.apply_react(self._store, cid, author, content)]
-            elif content.k == "receipt":
-                found = list(CV.apply_receipt(self._store, cid, self.account.aik, content))
-            else:
-                found = []
-                if content.k == "typing" and now - content.ts < TYPING_FRESH_MS:
-                    after.typing.append(E.Typing(cid, author, bool(content.fields["on"])))
-            for event in found:
-                if event is not None:
-                    self._record(event)
+            content = received.content
+            if owner.state == "own":
+                self._apply_own_copy(content, now)
+            elif owner.state == "contact":
+                self._apply(owner, owner.acct, content, now, after)
 
         outcome = self._delivery.receive(message["e"], sender=ddk, now=now, commit=commit)
         if isinstance(outcome, Undecryptable):
@@ -1061,10 +1091,55 @@ class Peer:
         else:
             after.answers.append((link, "ack", outcome.eid))
 
+    def _apply(self, contact: C.Contact, author: bytes, content: Content, now: int,
+               after: _AfterCommit | None) -> None:
+        """What one content does to the conversation with ``contact``; ``author`` is the
+        contact's account, or ours for a copy of what a sibling sent (``after`` None)."""
+        cid = contact.aid
+        found: list[E.Event | None]
+        if content.k == "text":
+            self._conversation(contact, now)
+            if after is None:
+                found = [CV.add_text(self._store, cid, author, content, now=now, status="sent")]
+            else:
+                found = [CV.add_text(self._store, cid, author, content, now=now,
+                                     verified=contact.verified)]
+                after.receipts.setdefault(contact.acct, (contact, []))[1].append(content.id)
+        elif content.k == "edit":
+            found = [CV.apply_edit(self._store, cid, author, content)]
+        elif content.k == "delete":
+            found = [CV.apply_delete(self._store, cid, author, content)]
+        elif content.k == "react":
+            found = [CV.apply_react(self._store, cid, author, content)]
+        elif content.k == "receipt" and after is not None:
+            found = list(CV.apply_receipt(self._store, cid, self.account.aik, content))
+        elif content.k == "receipt" and content.fields["kind"] == "read":
+            # A sibling read this conversation: it is read here too.
+            self._store.execute("UPDATE conversations SET unread = 0 WHERE cid = ?", (cid,))
+            found = []
+        else:
+            found = []
+            if content.k == "typing" and after is not None and now - content.ts < TYPING_FRESH_MS:
+                after.typing.append(E.Typing(cid, author, bool(content.fields["on"])))
+        for event in found:
+            if event is not None:
+                self._record(event)
+
+    def _apply_own_copy(self, content: Content, now: int) -> None:
+        """A ``sent`` copy from a sibling: what it sent to a contact, shown here too."""
+        if content.k != "sent":
+            return
+        inner = Content.from_wire(content.fields["c"])
+        contact = next((c for c in C.all_in(self._store, "contact")
+                        if c.aid == content.fields["to"]), None)
+        if contact is not None and inner.k != "sent":
+            self._apply(contact, self.account.aik, inner, now, None)
+
     def _on_ack(self, ddk: bytes, message: LinkMessage) -> None:
         mid = self._delivery.acked(ddk, message["id"])
-        if mid is None:
-            return
+        owner = C.owner_of(self._store, ddk)
+        if mid is None or owner is None or owner.state != "contact":
+            return  # a sibling's ack clears its copy; "sent" means a contact's device has it
         row = self._store.one("SELECT status FROM messages WHERE mid = ?", (mid,))
         if row == ("pending",):
             self._store.execute("UPDATE messages SET status = 'sent' WHERE mid = ?", (mid,))

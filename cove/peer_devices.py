@@ -1,0 +1,325 @@
+"""The multi-device part of ``cove.Peer`` (DESIGN §3, §9): linking, device lists, manifests.
+
+:class:`DevicesPart` is mixed into :class:`cove.peer.Peer`; it holds no state
+of its own beyond what Peer gives it. What it does:
+
+* ``Peer.await_link(home)`` on a new device and ``peer.link_device(code, ...)``
+  on the primary wrap :mod:`cove.linking`; afterwards the primary pushes its
+  new manifest and the new device's bundle on every open link (§9 step 4).
+* On every new link with a contact's or an own device, a multi-device account
+  sends its manifest and the bundles of its devices (siblings serve each
+  other's bundles), so a contact can encrypt to a new device at once.
+* ``manifest?`` is answered with the manifest; a received ``manifest`` is
+  taken only from a device of that very account, verified, and kept if
+  newer (§3); devices that joined are dialled, devices that left are dropped
+  with their sessions, outbox rows and links; the change is an event.
+* ``devices()``, ``rename_device`` and ``unlink`` (primary only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
+
+from cove import contacts as C
+from cove import events as E
+from cove.account import Account, adopt_own_manifest, load_account
+from cove.delivery import Delivery
+from cove.home import hold_home, resolve_home
+from cove.link_code import parse_code
+from cove.link_io import DEFAULT_TIMINGS, LinkTimings, StatusCallback, parse_link_address
+from cove.linking import LinkedDevice, LinkWaiter, link_device
+from cove.store import Store
+from crypto.errors import CoveError
+from crypto.identity import DeviceCertificate
+from crypto.manifest import AccountManifest, ManifestFork, ManifestRejected
+from transport.discovery import Discovery
+from transport.interfaces import announced_addresses, chosen_interfaces
+from transport.link import Link
+from transport.messages import LinkMessage
+from transport.node import TransportNode
+from transport.session import Admission, Verdict
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger("cove.peer")
+
+NAMEPLATE_SEARCH_S = 5.0
+"""How long the primary looks for a code's nameplate by mDNS."""
+
+
+class DevicesError(CoveError):
+    """A device request cannot be done; the message says why in one sentence."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEntry:
+    """One device of this account, as ``cove devices`` lists it."""
+
+    device_id: bytes
+    name: str
+    this_device: bool
+    online: bool
+    last_seen: int | None
+    """When a link with it last came up here (ms), if ever."""
+
+
+class DevicesPart:
+    """Mixed into Peer; see the module docstring."""
+
+    _store: Store
+    _node: TransportNode | None
+    _delivery: Delivery
+    account: Account
+    _clock: Callable[[], int]
+    unlinked: bool = False
+    """True once this device learned that its account unlinked it."""
+
+    if TYPE_CHECKING:
+        def _record(self, event: E.Event) -> None: ...
+        def _addresses(self, ddk: bytes) -> list[tuple[str, int]]: ...
+        def _flush(self, ddk: bytes) -> None: ...
+
+    # -- linking a new device ------------------------------------------------------
+
+    @classmethod
+    async def await_link(
+        cls, home: str | os.PathLike[str] | None = None, *, device_name: str = "device",
+        passphrase: str | None = None, port: int = 0, interfaces: str | None = None,
+        discovery: bool = True, on_status: StatusCallback | None = None,
+        on_ready: Callable[[LinkWaiter], None] | None = None,
+        timings: LinkTimings = DEFAULT_TIMINGS,
+    ) -> Self:
+        """Make this home a new device of an existing account (DESIGN §9): show a code
+        through ``on_status`` (``on_ready`` gets the waiter, with its ``code``,
+        ``fingerprint`` and ``address``), wait for the primary, then open as a Peer."""
+        from cove.peer import Peer
+
+        held = hold_home(resolve_home(home))
+        try:
+            key = await asyncio.to_thread(held.database_key, passphrase)
+            store = Store(held.db_path, key)
+            board: Discovery | None = None
+            try:
+                addresses = announced_addresses(chosen_interfaces(interfaces).addresses)
+                waiter = LinkWaiter(store, device_name=device_name, on_status=on_status,
+                                    timings=timings)
+                host = addresses[0] if interfaces else "0.0.0.0"
+                _, bound = await waiter.listen(host, port)
+                waiter.address = (addresses[0], bound)
+                if on_ready is not None:
+                    on_ready(waiter)
+                if discovery:
+                    board = Discovery(addresses, browse=False)
+                    await board.start()
+                await waiter.wait(board)
+            finally:
+                if board is not None:
+                    await board.close()
+                store.close()
+        finally:
+            held.release()
+        peer = await Peer.open(home, passphrase=passphrase, port=port, interfaces=interfaces,
+                               discovery=discovery)
+        assert isinstance(peer, cls)
+        return peer
+
+    async def link_device(
+        self, code: str, confirm: Callable[[str, str], bool | Awaitable[bool]], *,
+        address: str | None = None, history_days: int | None = None,
+        on_status: StatusCallback | None = None, timings: LinkTimings = DEFAULT_TIMINGS,
+    ) -> LinkedDevice:
+        """Link the device showing ``code`` (primary only): found by mDNS, or at ``address``
+        (HOST:PORT); ``confirm(name, fingerprint)`` asks the person. Then every contact and
+        own device hears of it."""
+        parsed = parse_code(code)
+        if not self.account.is_primary:
+            raise DevicesError("Only the primary device can link a new device; do this there.")
+        target = parse_link_address(address) if address else await self._find(parsed)
+        before = self.account.manifest
+        linked = await link_device(self._store, parsed, target, confirm=confirm,
+                                   history_days=history_days, on_status=on_status,
+                                   timings=timings)
+        self.account = load_account(self._store)
+        self._manifest_changed(self._own(), before, self.account.manifest)
+        return linked
+
+    async def _find(self, code: Any) -> tuple[str, int]:
+        discovery = self._node.discovery if self._node is not None else None
+        if discovery is None:
+            raise DevicesError("Discovery is off here; give the new device's HOST:PORT.")
+        found = await discovery.find_nameplate(code.nameplate_text, NAMEPLATE_SEARCH_S)
+        for host, port in found:
+            if self._node is not None and self._node.may_dial(host):
+                return host, port
+        raise DevicesError("No device nearby shows that code's number; check the code, or "
+                           "give the new device's HOST:PORT.")
+
+    # -- the device list --------------------------------------------------------------
+
+    def devices(self) -> list[DeviceEntry]:
+        """This account's devices, this one first."""
+        me = self.account.device.ddk
+        out = []
+        for cert in self.account.manifest.devices:
+            row = self._store.one("SELECT max(seen) FROM addresses WHERE ddk = ?", (cert.ddk,))
+            seen = int(row[0]) if row and row[0] is not None else None
+            online = self._node is not None and self._node.registry.link(cert.ddk) is not None
+            out.append(DeviceEntry(cert.did, cert.name, cert.ddk == me, online or cert.ddk == me,
+                                   seen))
+        return sorted(out, key=lambda d: (not d.this_device, d.name.casefold()))
+
+    async def unlink(self, device_id: bytes) -> None:
+        """Remove a device from the account (primary only): a manifest without it goes to
+        every contact and own device, which drop its sessions, outbox rows and links."""
+        keys = self.account.account_keys
+        if keys is None:
+            raise DevicesError("Only the primary device can unlink a device; do this there.")
+        cert = next((c for c in self.account.manifest.devices if c.did == device_id), None)
+        if cert is None:
+            raise DevicesError("That device is not in this account.")
+        if cert.ddk == self.account.device.ddk:
+            raise DevicesError("The primary cannot unlink itself.")
+        before = self.account.manifest
+        after = AccountManifest.issue(
+            keys, name=before.name, ver=before.ver + 1,
+            devices=[c for c in before.devices if c.ddk != cert.ddk], ts=self._clock(),
+        )
+        adopt_own_manifest(self._store, after)
+        self.account = load_account(self._store)
+        if self._node is not None:  # the unlinked device hears it first, if it is online
+            self._node.registry.send(cert.ddk, "manifest", m=after.to_wire())
+        self._manifest_changed(self._own(), before, after)
+
+    # -- manifests on links -------------------------------------------------------
+
+    def _own(self) -> C.Contact:
+        own = C.get(self._store, self.account.aik)
+        assert own is not None
+        return own
+
+    def _send_manifest(self, ddk: bytes) -> None:
+        """Our manifest and the bundles of our other devices we hold, to device ``ddk``
+        (this device's own bundle goes with every flush)."""
+        if self._node is None:
+            return
+        registry = self._node.registry
+        registry.send(ddk, "manifest", m=self.account.manifest.to_wire())
+        for cert in self.account.manifest.devices:
+            bundle = C.bundle_of(self._store, cert.ddk)
+            if bundle is not None and cert.ddk not in (ddk, self.account.device.ddk):
+                registry.send(ddk, "bundle", b=bundle.to_wire())
+
+    def _on_manifest_request(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        # Only the manifest: the asker judges us a stranger until it holds it, and a
+        # stranger may send nothing else; the bundles follow once it admits us.
+        if message["acct"] == self.account.aik:
+            link.send("manifest", m=self.account.manifest.to_wire())
+
+    def _on_manifest(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        manifest = AccountManifest.from_wire(message["m"])
+        cert = link.session.remote_cert
+        if cert is None or cert.acct != manifest.acct:
+            return  # only an account's own devices speak for it
+        manifest.verify()
+        held = C.get(self._store, manifest.acct)
+        if held is None:
+            return
+        before = held.manifest
+        try:
+            if held.state == "own":
+                if not adopt_own_manifest(self._store, manifest):
+                    return
+                if manifest.contains(self.account.device.ddk):
+                    self.account = load_account(self._store)
+            else:
+                C.remember(self._store, manifest, state=held.state, now=self._clock())
+        except ManifestFork:
+            # Same version, other bytes: keep what is held, and say so loudly (§3).
+            log.warning("account %s has two manifests of version %d", held.name, manifest.ver)
+            self._record(E.ManifestForked(held.aid, manifest.ver))
+            return
+        except ManifestRejected:
+            return  # older than the one held
+        found = C.get(self._store, manifest.acct)
+        assert found is not None
+        if found.manifest.ver != before.ver:
+            self._manifest_changed(found, before, found.manifest)
+        if not self.unlinked:
+            self._judge_again(link)  # a newer manifest may have come by another way
+
+    def _judge_again(self, link: Link) -> None:
+        """Judge a link again on the manifests held now; one that becomes admitted gets our
+        manifest, bundles and outbox."""
+        remote = link.session.remote_cert
+        if remote is None or link.session.is_closed:
+            return
+        verdict = C.policy(self._store, remote, link.session.remote_mver or 0)
+        admitted_before = link.session.verdict.admission > Admission.STRANGER
+        link.set_verdict(verdict)
+        if not admitted_before and verdict.admission > Admission.STRANGER:
+            self._flush(remote.ddk)
+
+    def _manifest_changed(self, owner: C.Contact, before: AccountManifest,
+                          after: AccountManifest) -> None:
+        """Dial devices that joined, drop those that left, tell everyone, record it."""
+        old = {c.ddk: c for c in before.devices}
+        new = {c.ddk: c for c in after.devices}
+        added = [c for k, c in new.items() if k not in old]
+        removed = [c for k, c in old.items() if k not in new]
+        me = self.account.device.ddk
+        if me in old and me not in new:
+            # This device was unlinked: tell the person, and send nothing more (§9).
+            self.unlinked = True
+            self._record(E.DeviceUnlinked(owner.aid))
+            if self._node is not None:
+                for cert in before.devices:
+                    self._node.forget(cert.ddk)
+            return
+        for cert in removed:
+            self._drop_device(cert)
+        if self._node is not None:
+            for cert in added:
+                if cert.ddk != me:
+                    self._node.know(cert.ddk, self._addresses(cert.ddk))
+                    link = self._node.registry.link(cert.ddk)
+                    if link is not None:  # it came before its manifest did
+                        self._judge_again(link)
+        if added or removed:
+            self._record(E.DevicesChanged(owner.aid, tuple(c.name for c in added),
+                                          tuple(c.name for c in removed)))
+        if owner.state == "own":
+            self._push_manifest()
+
+    def _drop_device(self, cert: DeviceCertificate) -> None:
+        with self._store.transaction():
+            for table in ("sessions", "outbox", "bundles", "addresses"):
+                self._store.execute(f"DELETE FROM {table} WHERE ddk = ?", (cert.ddk,))
+        if self._node is not None:
+            link = self._node.registry.link(cert.ddk)
+            self._node.forget(cert.ddk)
+            if link is not None:
+                link.close("that device left its account")
+
+    def _push_manifest(self) -> None:
+        """Our new manifest on every open link with a contact's or own device."""
+        if self._node is None:
+            return
+        for account in C.all_in(self._store, "contact", "own"):
+            for cert in account.manifest.devices:
+                if cert.ddk != self.account.device.ddk and self._node.registry.link(cert.ddk):
+                    self._send_manifest(cert.ddk)
+
+    def _ask_manifest(self, link: Link, verdict: Verdict) -> None:
+        """A link whose peer has a newer manifest than the one held: ask for it (DESIGN §4)."""
+        cert = link.session.remote_cert
+        if not verdict.manifest_stale or cert is None:
+            return
+        held = C.get(self._store, cert.acct)
+        if held is not None and held.state in ("own", "contact"):  # not a stranger's
+            link.send("manifest?", acct=cert.acct)

@@ -1,0 +1,141 @@
+"""Multi-device (DESIGN §9, issue 5), with real Peers on loopback: a second device linked to
+Ann's account, contacts learning of it, fan-out and `sent` copies, unlinking."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from cove import events as E
+from cove.link_io import LinkTimings
+from cove.linking import LinkWaiter
+from cove.peer import Peer, PeerError
+from cove.peer_devices import DevicesError
+from tests.cove.test_peer import befriend, wait_until
+from tests.transport.test_discovery import needs_loopback_namespace
+
+pytestmark = needs_loopback_namespace  # devices find each other by mDNS, as on a LAN
+
+FAST = LinkTimings(handshake=5.0, confirm=10.0, idle=10.0, poll=0.1)
+
+
+async def open_peer(home: Path, name: str) -> Peer:
+    return await Peer.open(home, name=name, device_name="laptop", interfaces="127.0.0.1")
+
+
+async def link_second_device(ann: Peer, home: Path, name: str = "phone") -> Peer:
+    """Ann's primary links a new device at ``home``; returns it, opened."""
+    ready: asyncio.Future[LinkWaiter] = asyncio.get_running_loop().create_future()
+    waiting = asyncio.ensure_future(Peer.await_link(
+        home, device_name=name, interfaces="127.0.0.1",
+        on_ready=ready.set_result, timings=FAST))
+    waiter = await asyncio.wait_for(ready, 10)
+    assert waiter.address is not None
+    asked: list[tuple[str, str]] = []
+
+    def confirm(device_name: str, fingerprint: str) -> bool:
+        asked.append((device_name, fingerprint))
+        return True
+
+    linked = await ann.link_device(str(waiter.code), confirm,
+                                   address=f"{waiter.address[0]}:{waiter.address[1]}",
+                                   timings=FAST)
+    assert asked == [(name, waiter.fingerprint)] and linked.fingerprint == waiter.fingerprint
+    return await asyncio.wait_for(waiting, 15)
+
+
+def bodies(peer: Peer, other: Peer) -> list[str]:
+    return [h.body for h in peer.history(other.account_id, limit=1000)]
+
+
+async def test_a_linked_device_shares_the_account_and_every_conversation(tmp_path: Path) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    phone: Peer | None = None
+    try:
+        await befriend(ann, bob)
+        await ann.send(bob.account_id, "before the phone")
+        await wait_until(lambda: bodies(bob, ann) == ["before the phone"])
+        phone = await link_second_device(ann, tmp_path / "phone")
+        assert phone.account_id == ann.account_id and not phone.account.is_primary
+        assert ann.account.manifest.ver == phone.account.manifest.ver == 2
+        assert [d.name for d in ann.devices()] == ["laptop", "phone"]
+        assert ann.devices()[0].this_device
+        # The history came along; Bob learns of the phone and can write to it at once.
+        assert bodies(phone, bob) == ["before the phone"]
+        await wait_until(lambda: len(bob.contacts()[0].manifest.devices) == 2)
+        await wait_until(lambda: bob._has_keys_for(ann.account_id))
+        await bob.send(ann.account_id, "hello both of you")
+        await wait_until(lambda: bodies(ann, bob)[-1:] == ["hello both of you"])
+        await wait_until(lambda: bodies(phone, bob)[-1:] == ["hello both of you"])
+        # What one of Ann's devices sends, the other shows as sent.
+        await phone.send(bob.account_id, "from my phone")
+        await wait_until(lambda: bodies(bob, ann)[-1:] == ["from my phone"])
+        await wait_until(lambda: bodies(ann, bob)[-1:] == ["from my phone"])
+        mine = ann.history(bob.account_id)[-1]
+        assert mine.outgoing and mine.author == ann.account.aik
+        await ann.send(bob.account_id, "from my laptop")
+        await wait_until(lambda: bodies(phone, bob)[-1:] == ["from my laptop"])
+        # Read on the phone, read on the laptop.
+        assert ann.conversations()[0].unread >= 1
+        await phone.mark_read(bob.account_id)
+        await wait_until(lambda: ann.conversations()[0].unread == 0)
+        kinds = [e.type for e in E.since(bob._store, 0)]
+        assert "devices_changed" in kinds
+    finally:
+        for peer in (phone, bob, ann):
+            if peer is not None:
+                await peer.close()
+
+
+async def test_a_contact_offline_during_linking_learns_at_its_next_link(tmp_path: Path) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    phone: Peer | None = None
+    try:
+        await befriend(ann, bob)
+        await bob.close()
+        phone = await link_second_device(ann, tmp_path / "phone")
+        bob = await open_peer(tmp_path / "bob", "Bob")
+        await wait_until(lambda: len(bob.contacts()[0].manifest.devices) == 2, 15)
+        await wait_until(lambda: bob._has_keys_for(ann.account_id))
+        await bob.send(ann.account_id, "found you")
+        await wait_until(lambda: bodies(phone, bob)[-1:] == ["found you"], 15)
+    finally:
+        for peer in (phone, bob, ann):
+            if peer is not None:
+                await peer.close()
+
+
+async def test_unlinking_removes_the_device_everywhere(tmp_path: Path) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    phone: Peer | None = None
+    try:
+        await befriend(ann, bob)
+        phone = await link_second_device(ann, tmp_path / "phone")
+        await wait_until(lambda: len(bob.contacts()[0].manifest.devices) == 2)
+        with pytest.raises(DevicesError, match="Only the primary"):
+            await phone.unlink(ann.device_id)
+        with pytest.raises(DevicesError, match="cannot unlink itself"):
+            await ann.unlink(ann.device_id)
+        phone_ddk = phone.account.device.ddk
+        assert ann._node is not None
+        await wait_until(lambda: ann._node.registry.link(phone_ddk) is not None)
+        await ann.unlink(phone.device_id)
+        assert [d.name for d in ann.devices()] == ["laptop"] and ann.account.manifest.ver == 3
+        await wait_until(lambda: len(bob.contacts()[0].manifest.devices) == 1)
+        await wait_until(lambda: phone.unlinked)
+        assert any(isinstance(e, E.DeviceUnlinked) for e in E.since(phone._store, 0))
+        with pytest.raises(PeerError, match="unlinked"):
+            await phone.send(bob.account_id, "still here?")
+        assert bob._delivery.session_count(phone_ddk) == 0
+        await bob.send(ann.account_id, "just the laptop now")
+        await wait_until(lambda: bodies(ann, bob)[-1:] == ["just the laptop now"])
+        assert bob._store.one("SELECT count(*) FROM outbox WHERE ddk = ?", (phone_ddk,)) == (0,)
+    finally:
+        for peer in (phone, bob, ann):
+            if peer is not None:
+                await peer.close()
