@@ -20,6 +20,8 @@ from typing import Any
 
 from cove.control import Caller, LocalCaller, SocketCaller
 from cove.home import SALT_NAME, SOCKET_NAME, resolve_home
+from cove.link_io import LinkStatus
+from cove.linking import LinkWaiter
 from cove.peer import Peer, PeerError
 from cove.rpc import serve_stdio
 from crypto.errors import CoveError
@@ -59,6 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("contact")
     verify.add_argument("--yes", action="store_true", help="mark it verified without asking")
     sub.add_parser("rpc", help="JSON-RPC 2.0 on stdin/stdout")
+    link = sub.add_parser("link", help="make this new home a device of an existing account")
+    link.add_argument("--device", default="device", help="this device's name")
+    link.add_argument("--passphrase", action="store_true",
+                      help="protect the home with a passphrase (asked for, never an argument)")
+    devices = sub.add_parser("devices", help="list, link or unlink this account's devices")
+    actions = devices.add_subparsers(dest="action")
+    add_device = actions.add_parser("link", help="link the device showing CODE (primary only)")
+    add_device.add_argument("code")
+    add_device.add_argument("--address", help="HOST:PORT the new device shows, beyond the LAN")
+    add_device.add_argument("--history-days", type=int, default=None,
+                            help="send only the last N days of history (default: all)")
+    add_device.add_argument("--yes", action="store_true",
+                            help="link without asking (compare the fingerprint first)")
+    unlink = actions.add_parser("unlink", help="remove a device from the account (primary only)")
+    unlink.add_argument("device", help="the device id, as 'cove devices' lists it")
     return p
 
 
@@ -87,23 +104,34 @@ def resolve_contact(candidates: list[Contact], text: str) -> Contact:
     raise PeerError(f"{printable(text)!r} matches more than one contact: {listed}.")
 
 
+def listen_port(text: str | None) -> int:
+    """The port of ``--listen HOST:PORT`` (0: any)."""
+    if not text:
+        return 0
+    _, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise PeerError("--listen takes HOST:PORT, for example 0.0.0.0:47000.")
+    return int(port)
+
+
 async def run(args: argparse.Namespace) -> int:
     """Run one command: through the running Cove's control socket when another process
     holds the home, else by opening the home here."""
     home = resolve_home(args.home)
+    port = listen_port(args.listen)
+    if args.command == "link":
+        return await _link_here(args, port)
+    linking = args.command == "devices" and args.action == "link"
     if args.command not in ("init", "rpc"):
         caller = await SocketCaller.connect(home / SOCKET_NAME)
         if caller is not None:
+            if linking and not args.yes:
+                raise PeerError("Cove is running in another process: link from its devices "
+                                "screen, or pass --yes after comparing the fingerprint.")
             try:
                 return await _command(caller, args)
             finally:
                 await caller.close()
-    port = 0
-    if args.listen:
-        _, _, text = args.listen.rpartition(":")
-        if not text.isdigit():
-            raise PeerError("--listen takes HOST:PORT, for example 0.0.0.0:47000.")
-        port = int(text)
     name = args.name if args.command == "init" else None
     peer = await Peer.open(home, name=name, device_name=getattr(args, "device", "device"),
                            passphrase=_passphrase(args), port=port, interfaces=args.interfaces,
@@ -115,6 +143,8 @@ async def run(args: argparse.Namespace) -> int:
         if args.command == "rpc":
             await serve_stdio(peer)
             return 0
+        if linking and not args.yes:
+            return await _link_asking(peer, args)
         local = LocalCaller(peer)
         try:
             return await _command(local, args)
@@ -128,16 +158,57 @@ def _passphrase(args: argparse.Namespace) -> str | None:
     """From COVE_PASSPHRASE or asked at the terminal: never a command-line argument, which
     other users see in the process list and the shell keeps in its history."""
     home = resolve_home(args.home)
-    wanted = (home / SALT_NAME).exists() or (args.command == "init" and args.passphrase)
+    creating = args.command in ("init", "link")
+    wanted = (home / SALT_NAME).exists() or (creating and args.passphrase)
     if not wanted:
         return None
     given = os.environ.get("COVE_PASSPHRASE")
     if given:
         return given
     first = getpass.getpass("Passphrase: ")
-    if args.command == "init" and getpass.getpass("Again: ") != first:
+    if creating and getpass.getpass("Again: ") != first:
         raise PeerError("The two passphrases differ; nothing was created.")
     return first
+
+
+async def _link_here(args: argparse.Namespace, port: int) -> int:
+    """``cove link``: wait, showing the code, for the primary to link this new home."""
+
+    def ready(waiter: LinkWaiter) -> None:
+        assert waiter.address is not None
+        print(f"Code:        {waiter.code}\nFingerprint: {waiter.fingerprint}\n"
+              f"Address:     {waiter.address[0]}:{waiter.address[1]}\n"
+              "On your primary device: cove devices link CODE (or Ctrl+L in the app).",
+              flush=True)
+
+    def status(line: LinkStatus) -> None:
+        progress = f" ({line.done}/{line.total})" if line.total else ""
+        print(f"... {line.text}{progress}", file=sys.stderr, flush=True)
+
+    peer = await Peer.await_link(args.home, device_name=args.device,
+                                 passphrase=_passphrase(args), port=port,
+                                 interfaces=args.interfaces, discovery=not args.no_discovery,
+                                 on_ready=ready, on_status=status)
+    try:
+        print(f"Linked: this device is now part of {printable(peer.account.name)}'s account.")
+    finally:
+        await peer.close()
+    return 0
+
+
+async def _link_asking(peer: Peer, args: argparse.Namespace) -> int:
+    """``cove devices link CODE`` on the primary, asking the person at this terminal."""
+
+    async def confirm(name: str, fingerprint: str) -> bool:
+        question = (f"Link the device '{printable(name)}' with fingerprint {fingerprint}?\n"
+                    "It must be the fingerprint the new device shows. [y/N] ")
+        answer = await asyncio.to_thread(input, question)
+        return answer.strip().lower() in ("y", "yes")
+
+    linked = await peer.link_device(args.code, confirm, address=args.address,
+                                    history_days=args.history_days)
+    print(f"Linked '{printable(linked.name)}'.")
+    return 0
 
 
 async def _command(cove: Caller, args: argparse.Namespace) -> int:
@@ -170,6 +241,18 @@ async def _command(cove: Caller, args: argparse.Namespace) -> int:
         for h in await cove.call("history", conversation=contact["aid"], limit=args.limit):
             who = "me" if h["outgoing"] else printable(contact["name"])
             print(f"{who}: {printable(h['body'], multiline=True)}", file=out)
+    elif args.command == "devices" and args.action == "link":
+        linked = await cove.call("link_device", code=args.code, address=args.address,
+                                 history_days=args.history_days, yes=True)
+        print(f"Linked '{printable(linked['name'])}'.", file=out)
+    elif args.command == "devices" and args.action == "unlink":
+        await cove.call("unlink", device=args.device)
+        print("Unlinked; every contact and device will hear of it.", file=out)
+    elif args.command == "devices":
+        for d in await cove.call("devices"):
+            here = "  (this device)" if d["this_device"] else ""
+            state = "online" if d["online"] else "offline"
+            print(f"{d['device_id']}  {printable(d['name'])}  {state}{here}", file=out)
     elif args.command == "verify":
         contact = resolve_contact(await cove.call("contacts"), args.contact)
         number = (await cove.call("safety_number", contact=contact["aid"]))["safety_number"]
@@ -200,14 +283,11 @@ def main(argv: Sequence[str]) -> int:
         # it is found by name at run time and importing cove never loads textual.
         import importlib
 
-        port = 0
-        if args.listen:
-            _, _, text = args.listen.rpartition(":")
-            if not text.isdigit():
-                print("cove: --listen takes HOST:PORT, for example 0.0.0.0:47000.",
-                      file=sys.stderr)
-                return 1
-            port = int(text)
+        try:
+            port = listen_port(args.listen)
+        except PeerError as exc:
+            print(f"cove: {exc}", file=sys.stderr)
+            return 1
         app = importlib.import_module("tui.app")
         try:
             return int(app.run(args.home, port=port, interfaces=args.interfaces,

@@ -70,7 +70,8 @@ class RpcServer:
             "nearby": self._nearby, "send_request": self._send_request,
             "set_discoverable": self._set_discoverable,
             "settings": self._settings, "set_setting": self._set_setting,
-            "mute": self._mute,
+            "mute": self._mute, "devices": self._devices, "link_device": self._link_device,
+            "unlink": self._unlink,
         }
 
     async def handle_line(self, line: str) -> None:
@@ -186,6 +187,33 @@ class RpcServer:
         else:
             raise ValueError("that setting is true or false")
         return await self._settings()
+
+    async def _devices(self) -> list[Any]:
+        return [to_json(d) for d in self._peer.devices()]
+
+    async def _link_device(self, code: str, address: str | None = None,
+                           history_days: int | None = None, fingerprint: str | None = None,
+                           yes: bool = False) -> dict[str, Any]:
+        """RPC cannot ask a person: pass the ``fingerprint`` the new device shows (it must
+        match), or ``yes`` once someone compared it."""
+        if not isinstance(code, str) or (address is not None and not isinstance(address, str)):
+            raise ValueError("code and address are strings")
+        if history_days is not None and (type(history_days) is not int or history_days < 0):
+            raise ValueError("history_days is a whole number of days")
+        if fingerprint is None and yes is not True:
+            raise ValueError("give the fingerprint the new device shows, or yes=true")
+
+        def confirm(name: str, shown: str) -> bool:
+            return yes is True or shown == fingerprint
+
+        linked = await self._peer.link_device(code, confirm, address=address,
+                                              history_days=history_days)
+        return {"name": linked.name, "fingerprint": linked.fingerprint,
+                "device": linked.cert.did}
+
+    async def _unlink(self, device: str) -> dict[str, bool]:
+        await self._peer.unlink(id_from_text(device))
+        return {"unlinked": True}
 
     async def _send(self, to: str, text: str, reply_to: str | None = None) -> dict[str, Any]:
         if not isinstance(text, str):

@@ -149,3 +149,41 @@ def test_a_wrong_passphrase_and_a_second_init_are_one_line_each(tmp_path: Path) 
         "cove: This home already has an account (Pat); nothing was changed."
     ]
     assert "Pat" in run("right horse", "whoami").stdout
+
+
+def test_cli_links_a_device_lists_and_unlinks_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.cove.procs import BASE, ROOT
+
+    assert cove(tmp_path / "ann", "init", "Ann", "--device", "laptop").returncode == 0
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "cove", "--home", str(tmp_path / "phone"), *BASE, "link",
+         "--device", "phone"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        assert waiting.stdout is not None
+        shown = dict(waiting.stdout.readline().split(":", 1) for _ in range(3))
+        code, address = shown["Code"].strip(), shown["Address"].strip()
+        wrong = cove(tmp_path / "ann", "devices", "link", code, "--address", "127.0.0.1:1",
+                     "--yes")
+        assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1  # one sentence
+        linked = cove(tmp_path / "ann", "devices", "link", code, "--address", address, "--yes")
+        assert linked.returncode == 0, linked.stderr
+        assert linked.stdout.strip() == "Linked 'phone'."
+        out, err = waiting.communicate(timeout=30)
+        assert waiting.returncode == 0, err
+        assert "part of Ann's account" in out
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    listed = cove(tmp_path / "ann", "devices").stdout.splitlines()
+    assert [line.split()[1] for line in listed] == ["laptop", "phone"]
+    assert "(this device)" in listed[0]
+    phone_id = listed[1].split()[0]
+    refused = cove(tmp_path / "phone", "devices", "unlink", phone_id)
+    assert refused.returncode == 1 and "Only the primary" in refused.stderr
+    assert cove(tmp_path / "ann", "devices", "unlink", phone_id).returncode == 0
+    assert [line.split()[1] for line in cove(tmp_path / "ann", "devices").stdout.splitlines()] \
+        == ["laptop"]
