@@ -1,13 +1,11 @@
 """``bench e2e``: end-to-end messages between two Peers with their stores, against floors.
 
-* Sustained rate: Ann sends text messages to Bob as fast as ``Peer.send``
-  returns; timed until Bob has committed every one (SQLCipher, WAL,
+* Sustained rate: Ann sends text messages to Bob, 200 sends in flight at a
+  time as a busy bot would; timed until Bob has committed every one (SQLCipher, WAL,
   ``synchronous=FULL`` on both sides).
 * No-storage path, same run: the same Double Ratchet sessions and envelopes
-  (encrypt, wire encoding, decrypt) with no database. It does not yet carry
-  them over a link, so it is a gentler floor than the issue's "path without
-  storage": to be completed with the link when this bench's goals are
-  worked on.
+  (encrypt, wire encoding, decrypt) carried over a real Cove link on
+  127.0.0.1, with no database.
 * Latency at 100 messages/s, p50 and p99, against the bare asyncio TCP
   ping-pong round trip measured in this run.
 * ``cove send`` to an online contact as a whole process.
@@ -62,10 +60,20 @@ async def _sustained(ann: Peer, bob: Peer) -> float:
 
 
 async def _no_storage() -> float:
+    """The same messages with no store: Double Ratchet sessions, envelopes and their wire
+    form, carried over a real Cove link on 127.0.0.1 (Noise, framing, link messages) from
+    an encrypting side to a decrypting side, in this process like the Peers above."""
+    from bench.transport_bench import _contact, _device
     from crypto import primitives as P
+    from crypto.envelope import Envelope
     from crypto.identity import DeviceKeys
     from crypto.prekeys import make_bundle
     from crypto.session import accept_first_message, start_session
+    from transport.link import Link
+    from transport.listener import LinkListener
+    from transport.messages import LinkMessage
+    from transport.session import LinkEvent, LinkSession
+    from transport.stream import TcpStream
 
     a_keys, b_keys = DeviceKeys.generate(), DeviceKeys.generate()
     bundle, secrets = make_bundle(dsk_seed=b_keys.dsk_seed, ddk=b_keys.ddk, spk_id=1,
@@ -77,13 +85,42 @@ async def _no_storage() -> float:
                                 now=0)
     b, reply = b.encrypt(b"hi", envelope_id=P.random_bytes(16), mver=1)
     a, _ = a.decrypt(reply, now=0)
-    from crypto.envelope import Envelope
+    received = 0
+    done = asyncio.Event()
 
+    def on_receive(link: Link, event: LinkEvent) -> None:
+        nonlocal b, received
+        if isinstance(event, LinkMessage) and event.t == "env":
+            b, _ = b.decrypt(Envelope.from_wire(event["e"]), now=0)
+            received += 1
+            if received == COUNT:
+                done.set()
+
+    keys, hello = _device("receiver")
+    listener = LinkListener(
+        make_session=lambda: LinkSession(initiator=False, static_private=keys.ddk_private,
+                                         hello=hello, policy=_contact),
+        on_event=on_receive,
+    )
+    await listener.start()
+    s_keys, s_hello = _device("sender")
+    session = LinkSession(initiator=True, static_private=s_keys.ddk_private, hello=s_hello,
+                          policy=_contact, expected_remote=keys.ddk)
+    link = Link(session, await TcpStream.connect("127.0.0.1", listener.port),
+                on_event=lambda link, event: None)
+    link.start()
+    await link.opened.wait()
     start = time.perf_counter()
     for i in range(COUNT):
         a, env = a.encrypt(f"message {i}".encode(), envelope_id=P.random_bytes(16), mver=1)
-        b, _ = b.decrypt(Envelope.from_wire(env.to_wire()), now=0)
-    return COUNT / (time.perf_counter() - start)
+        link.send_env(env.to_wire())
+        if i % WINDOW == WINDOW - 1:
+            await link.drain()
+    await asyncio.wait_for(done.wait(), 60)
+    rate = COUNT / (time.perf_counter() - start)
+    link.close()
+    await listener.close()
+    return rate
 
 
 async def _latency(ann: Peer, bob: Peer) -> list[float]:
