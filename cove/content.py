@@ -13,9 +13,11 @@ then types, STYLE rule 4). The kinds built here are the conversation ones:
 ``typing``  ``on`` (bool)
 ``sent``    ``to`` (a contact's aid), ``c`` (a content this account sent there,
             encoded): the copy a device sends its siblings (DESIGN §8)
+``sync``    ``what`` ``account`` (``manifest``, ``state``, ``verified``) or
+            ``setting`` (``key``, ``value``): a decision made on a sibling (§9)
 ========== ===========================================================
 
-Later kinds (``file``, ``group``, ``sync``, ``split``) join the
+Later kinds (``file``, ``group``, ``split``) join the
 table with the features that need them. Only the author may edit or delete;
 that rule is the conversation's, which knows who wrote what.
 """
@@ -84,6 +86,29 @@ def _sent(m: Wire) -> Wire:
             "c": field_bytes(m, "c", max_len=MAX_BODY_BYTES + 8 * 1024)}
 
 
+MAX_SYNC_MANIFEST = 16 * 1024
+MAX_SETTING_KEY = 64
+MAX_SETTING_VALUE = 4096
+SYNC_STATES = ("contact", "blocked", "declined")
+
+
+def _sync(m: Wire) -> Wire:
+    what = m.get("what")
+    if what == "account":
+        state = m.get("state")
+        if state not in SYNC_STATES:
+            raise RemoteProtocolError("a synced account is a contact, blocked or declined")
+        verified = m.get("verified")
+        if not isinstance(verified, bool):
+            raise RemoteProtocolError("a synced account says whether it is verified")
+        return {"what": what, "manifest": field_bytes(m, "manifest", max_len=MAX_SYNC_MANIFEST),
+                "state": state, "verified": verified}
+    if what == "setting":
+        return {"what": what, "key": field_str(m, "key", max_len=MAX_SETTING_KEY),
+                "value": field_bytes(m, "value", max_len=MAX_SETTING_VALUE)}
+    raise RemoteProtocolError("a sync names an account or a setting")
+
+
 KINDS = {
     "text": _text,
     "edit": _edit,
@@ -92,6 +117,7 @@ KINDS = {
     "receipt": _receipt,
     "typing": _typing,
     "sent": _sent,
+    "sync": _sync,
 }
 """Each content kind and the reader that checks its fields."""
 

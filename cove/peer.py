@@ -141,6 +141,9 @@ class Nearby:
 
 REQUESTED = "requested:"
 """kv key prefix (+ the device key in hex): a request we sent, waiting for its ``accept``."""
+FOR_SIBLING = "for-sibling:"
+"""kv key prefix (+ a device key in hex, ':', a content id in hex): a `sent` copy or `sync`
+kept for an own device whose keys are not here yet."""
 ACCEPT_DUE = "accept-due:"
 """kv key prefix (+ the device key in hex): a request we accepted whose ``accept`` is still to
 go out on the next link with that device."""
@@ -342,6 +345,7 @@ class Peer(DevicesPart):
                  if link.address else 0, self._clock()),
             )
             self._node.know(inv.ddk, [link.address] if link.address else [])
+            self._sync_account(contact.acct)
             return contact
         finally:
             self._pending.pop(inv.ddk, None)
@@ -368,10 +372,13 @@ class Peer(DevicesPart):
         return safety_number(self.account.aik, self._contact(contact).acct)
 
     def verify(self, contact: bytes) -> None:
-        self._store.execute("UPDATE accounts SET verified = 1 WHERE acct = ?",
-                            (self._contact(contact).acct,))
+        """Mark a contact verified (its safety number compared), on every own device."""
+        acct = self._contact(contact).acct
+        self._store.execute("UPDATE accounts SET verified = 1 WHERE acct = ?", (acct,))
+        self._sync_account(acct)
 
     def block(self, contact: bytes) -> None:
+        """Block an account: its links close after the handshake, on every own device."""
         found = self._contact(contact, states=("contact", "request", "declined"))
         C.set_state(self._store, found.acct, "blocked")
         assert self._node is not None
@@ -379,6 +386,16 @@ class Peer(DevicesPart):
             link = self._node.registry.link(cert.ddk)
             if link is not None:
                 link.set_verdict(Verdict(Admission.BLOCKED))
+        self._sync_account(found.acct)
+
+    def unblock(self, contact: bytes) -> None:
+        """Take a block back: the account is a contact again."""
+        found = self._contact(contact, states=("blocked",))
+        C.set_state(self._store, found.acct, "contact")
+        assert self._node is not None
+        for cert in found.manifest.devices:
+            self._node.know(cert.ddk, self._addresses(cert.ddk))
+        self._sync_account(found.acct)
 
     # -- nearby and requests (DESIGN §5-6) ------------------------------------------
 
@@ -466,6 +483,7 @@ class Peer(DevicesPart):
                 if self._send_due_accept(cert.ddk):
                     self._after_hello.add(cert.ddk)
             self._node.know(cert.ddk, self._addresses(cert.ddk))
+        self._sync_account(found.acct)
         return self._contact(found.aid)
 
     def decline_request(self, contact: bytes) -> None:
@@ -473,6 +491,7 @@ class Peer(DevicesPart):
         dropped unseen (until a valid invite token)."""
         found = self._contact(contact, states=("request",))
         C.set_state(self._store, found.acct, "declined")
+        self._sync_account(found.acct)
 
     def _send_due_accept(self, ddk: bytes) -> bool:
         """Send an accept still owed to ``ddk``; True if one went out now."""
@@ -550,9 +569,11 @@ class Peer(DevicesPart):
         if not targets:
             raise PeerError(f"Cove has no keys for {printable(contact.name)}'s devices yet; "
                             "they arrive the next time both of you are online.")
-        siblings = self._sibling_targets() if _copied_to_siblings(content) else []
         copy = make("sent", id=content.id, ts=content.ts, to=contact.aid,
-                    c=content.to_wire()) if siblings else None
+                    c=content.to_wire()) if _copied_to_siblings(content) else None
+        siblings = self._sibling_targets(keep=copy) if copy is not None else []
+        if not siblings:
+            copy = None
 
         def work() -> list[Outgoing]:
             self._conversation(contact, now)
@@ -564,12 +585,36 @@ class Peer(DevicesPart):
                 out += self._delivery.queue(copy, siblings, mid=mid, now=now)
             return out
 
+        await self._commit_soon(work)
+        return mid
+
+    async def _commit_soon(self, work: Callable[[], list[Outgoing]]) -> None:
+        """Run ``work`` (it queues envelopes) in the next batch commit; returns once the
+        batch has committed and its envelopes went out."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sends.append((work, future))
         if len(self._sends) == 1:
             asyncio.get_running_loop().call_soon(self._commit_sends)
         await future
-        return mid
+
+    def _sync(self, what: str, **fields: object) -> None:
+        """Tell this account's other devices of a decision made here (DESIGN §9): a contact
+        added, blocked, declined or verified, or a setting. It waits in the outbox for a
+        sibling that is offline."""
+        if self.unlinked or len(self.account.manifest.devices) < 2:
+            return
+        content = make("sync", id=P.random_bytes(16), ts=self._clock(), what=what, **fields)
+        siblings = self._sibling_targets(keep=content)
+        if not siblings:
+            return
+        self._spawn(self._commit_soon(
+            lambda: self._delivery.queue(content, siblings, mid=content.id, now=content.ts)))
+
+    def _sync_account(self, acct: bytes) -> None:
+        found = C.get(self._store, acct)
+        if found is not None and found.state in ("contact", "blocked", "declined"):
+            self._sync("account", manifest=found.manifest.to_wire(), state=found.state,
+                       verified=found.verified)
 
     def _commit_sends(self) -> None:
         """Commit every send asked for since the last turn of the event loop in one
@@ -601,11 +646,40 @@ class Peer(DevicesPart):
             if not future.done():
                 future.set_result(None)
 
-    def _sibling_targets(self) -> list[Target]:
+    def _sibling_targets(self, keep: Content | None = None) -> list[Target]:
+        """Own other devices this one holds keys for; ``keep`` is stored for the others
+        (a device linked a moment ago whose bundle has not arrived yet) and goes out to
+        each when its bundle does."""
         me = self.account.device.ddk
         found = [Target(c.ddk, c.dsk, C.bundle_of(self._store, c.ddk))
                  for c in self.account.manifest.devices if c.ddk != me]
-        return [t for t in found if t.bundle is not None or self._has_session(t.ddk)]
+        ready = [t for t in found if t.bundle is not None or self._has_session(t.ddk)]
+        if keep is not None:
+            for t in found:
+                if t not in ready:
+                    self._store.execute(
+                        "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                        (f"{FOR_SIBLING}{t.ddk.hex()}:{keep.id.hex()}", keep.to_wire()))
+        return ready
+
+    def _send_kept(self, ddk: bytes) -> None:
+        """A sibling's bundle arrived: what was kept for it goes out now."""
+        prefix = f"{FOR_SIBLING}{ddk.hex()}:"
+        rows = self._store.all("SELECT k, v FROM kv WHERE k LIKE ?", (prefix + "%",))
+        cert = self.account.manifest.device(ddk)
+        if not rows or cert is None:
+            return
+        target = Target(ddk, cert.dsk, C.bundle_of(self._store, ddk))
+
+        def work() -> list[Outgoing]:
+            out: list[Outgoing] = []
+            for key, wire in rows:
+                content = Content.from_wire(bytes(wire))
+                out += self._delivery.queue(content, [target], mid=content.id, now=content.ts)
+                self._store.execute("DELETE FROM kv WHERE k = ?", (key,))
+            return out
+
+        self._spawn(self._commit_soon(work))
 
     def _next_ts(self) -> int:
         """Now, but strictly after our previous message: history orders by (ts, id), so two
@@ -784,6 +858,7 @@ class Peer(DevicesPart):
             raise PeerError("The trust policy is 'tofu' or 'verified-only'.")
         self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES ('setting:trust', ?)",
                             (policy.encode(),))
+        self._sync("setting", key="trust", value=policy.encode())
 
     def setting(self, name: str) -> bool:
         if name not in self.SETTINGS:
@@ -792,9 +867,12 @@ class Peer(DevicesPart):
         return self.SETTINGS[name] if row is None else bytes(row[0]) == b"1"
 
     def set_setting(self, name: str, value: bool) -> None:
+        """Change a setting, on every own device."""
         self.setting(name)  # refuses an unknown name
+        raw = b"1" if value else b"0"
         self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
-                            (f"setting:{name}", b"1" if value else b"0"))
+                            (f"setting:{name}", raw))
+        self._sync("setting", key=name, value=raw)
 
     def search(self, text: str, limit: int = 50) -> list[SearchHit]:
         """Full-text search over every conversation (inside the encrypted database)."""
@@ -958,6 +1036,7 @@ class Peer(DevicesPart):
                       bundle=current_bundle(self._store).to_wire())
             assert self._node is not None
             self._node.know(ddk)
+            self._sync_account(manifest.acct)
 
     def _on_accept(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         manifest = AccountManifest.from_wire(message["manifest"])
@@ -991,6 +1070,8 @@ class Peer(DevicesPart):
             self._node.registry.accepted(ddk)
             self._node.know(ddk, [link.address] if link.address else [])
         self._flush(ddk)  # also the accepting side's sign that we handled its accept
+        if pending is None:
+            self._sync_account(contact.acct)  # (accept_invite syncs its own)
 
     def _on_bundle(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         bundle = PrekeyBundle.from_wire(message["b"])
@@ -998,7 +1079,9 @@ class Peer(DevicesPart):
         owner = C.owner_of(self._store, bundle.ddk)
         # A device serves its own bundle and its siblings' (DESIGN §9), no one else's.
         if sender is not None and owner is not None and owner.acct == sender.acct:
-            C.store_bundle(self._store, bundle, owner=owner, now=self._clock())
+            if C.store_bundle(self._store, bundle, owner=owner, now=self._clock()) and \
+                    owner.state == "own":
+                self._send_kept(bundle.ddk)
         if ddk in self._after_hello and sender is not None:
             self._flush(ddk)  # the requester handled the accept we sent
 
@@ -1126,7 +1209,11 @@ class Peer(DevicesPart):
                 self._record(event)
 
     def _apply_own_copy(self, content: Content, now: int) -> None:
-        """A ``sent`` copy from a sibling: what it sent to a contact, shown here too."""
+        """A ``sent`` copy from a sibling: what it sent to a contact, shown here too; or a
+        ``sync``: a decision made there."""
+        if content.k == "sync":
+            self._apply_sync(content.fields, now)
+            return
         if content.k != "sent":
             return
         inner = Content.from_wire(content.fields["c"])
@@ -1134,6 +1221,34 @@ class Peer(DevicesPart):
                         if c.aid == content.fields["to"]), None)
         if contact is not None and inner.k != "sent":
             self._apply(contact, self.account.aik, inner, now, None)
+
+    def _apply_sync(self, fields: dict[str, Any], now: int) -> None:
+        if fields["what"] == "setting":
+            key = str(fields["key"])
+            if key in self.SETTINGS or key == "trust" or key.startswith("pref:"):
+                name = key if key.startswith("pref:") else f"setting:{key}"
+                self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                                    (name, bytes(fields["value"])))
+            return
+        manifest = AccountManifest.from_wire(fields["manifest"])
+        if manifest.acct == self.account.aik:
+            return
+        held = C.get(self._store, manifest.acct)
+        state = str(fields["state"])
+        contact = C.remember(self._store, manifest, state=state, now=now)
+        if fields["verified"]:
+            self._store.execute("UPDATE accounts SET verified = 1 WHERE acct = ?",
+                                (contact.acct,))
+        if state == "contact" and (held is None or held.state != "contact"):
+            self._record(E.ContactAdded(contact.aid, contact.name))
+        if self._node is None:
+            return
+        for cert in contact.manifest.devices:
+            if state == "contact":
+                self._node.know(cert.ddk, self._addresses(cert.ddk))
+            link = self._node.registry.link(cert.ddk)
+            if link is not None and state == "blocked":
+                link.set_verdict(Verdict(Admission.BLOCKED))
 
     def _on_ack(self, ddk: bytes, message: LinkMessage) -> None:
         mid = self._delivery.acked(ddk, message["id"])

@@ -71,7 +71,7 @@ class RpcServer:
             "set_discoverable": self._set_discoverable,
             "settings": self._settings, "set_setting": self._set_setting,
             "mute": self._mute, "devices": self._devices, "link_device": self._link_device,
-            "unlink": self._unlink,
+            "unlink": self._unlink, "unblock": self._unblock,
         }
 
     async def handle_line(self, line: str) -> None:
@@ -248,6 +248,10 @@ class RpcServer:
     async def _block(self, contact: str) -> dict[str, bool]:
         self._peer.block(id_from_text(contact))
         return {"blocked": True}
+
+    async def _unblock(self, contact: str) -> dict[str, bool]:
+        self._peer.unblock(id_from_text(contact))
+        return {"blocked": False}
 
     async def _conversations(self) -> list[Any]:
         return [to_json(c) for c in self._peer.conversations()]

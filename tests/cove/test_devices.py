@@ -139,3 +139,68 @@ async def test_unlinking_removes_the_device_everywhere(tmp_path: Path) -> None:
         for peer in (phone, bob, ann):
             if peer is not None:
                 await peer.close()
+
+
+async def test_decisions_made_on_one_device_hold_on_the_other(tmp_path: Path) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    carol = await open_peer(tmp_path / "carol", "Carol")
+    phone: Peer | None = None
+    try:
+        await befriend(ann, bob)
+        phone = await link_second_device(ann, tmp_path / "phone")
+        # A contact added on the phone can talk to the laptop at once.
+        await phone.accept_invite(carol.invite())
+        await wait_until(lambda: carol.account_id in [c.aid for c in ann.contacts()])
+        await wait_until(lambda: ann._has_keys_for(carol.account_id))
+        await ann.send(carol.account_id, "hi Carol, from the laptop")
+        await wait_until(lambda: bodies(carol, ann) == ["hi Carol, from the laptop"])
+        # A block, a verification and a setting made on the phone hold on the laptop.
+        phone.verify(carol.account_id)
+        phone.set_setting("read_receipts", False)
+        phone.block(bob.account_id)
+        await wait_until(lambda: [c.aid for c in ann.contacts()] == [carol.account_id])
+        await wait_until(lambda: ann.contacts()[0].verified)
+        await wait_until(lambda: not ann.setting("read_receipts"))
+        assert ann._store.one("SELECT state FROM accounts WHERE acct = ?",
+                              (bob.account.aik,)) == ("blocked",)
+        phone.unblock(bob.account_id)
+        await wait_until(lambda: bob.account_id in [c.aid for c in ann.contacts()])
+    finally:
+        for peer in (phone, carol, bob, ann):
+            if peer is not None:
+                await peer.close()
+
+
+async def test_a_contact_cannot_send_sent_or_sync_contents(tmp_path: Path) -> None:
+    from cove.content import make
+
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    carol = await open_peer(tmp_path / "carol", "Carol")
+    try:
+        await befriend(ann, bob)
+        await carol.accept_invite(ann.invite())
+        await wait_until(lambda: ann._has_keys_for(carol.account_id)
+                         and carol._has_keys_for(ann.account_id))
+        bob_contact = bob._contact(ann.account_id)
+        forged_text = make("text", id=b"\x01" * 16, ts=1, body="Ann never wrote this")
+        attacks = [
+            make("sent", id=b"\x02" * 16, ts=1, to=carol.account_id, c=forged_text.to_wire()),
+            make("sync", id=b"\x03" * 16, ts=1, what="account",
+                 manifest=carol.account.manifest.to_wire(), state="blocked", verified=True),
+            make("sync", id=b"\x04" * 16, ts=1, what="setting", key="read_receipts",
+                 value=b"0"),
+        ]
+        for content in attacks:
+            await bob._send_content(bob_contact, content, store_row=False)
+        await bob.send(ann.account_id, "after the attempts")
+        await wait_until(lambda: bodies(ann, bob) == ["after the attempts"])
+        assert bodies(ann, carol) == []
+        carol_row = ann._store.one("SELECT state, verified FROM accounts WHERE acct = ?",
+                                   (carol.account.aik,))
+        assert carol_row == ("contact", 0)
+        assert ann.setting("read_receipts")
+    finally:
+        for peer in (carol, bob, ann):
+            await peer.close()
