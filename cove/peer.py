@@ -1078,10 +1078,10 @@ class Peer(DevicesPart):
         sender = C.owner_of(self._store, ddk)
         owner = C.owner_of(self._store, bundle.ddk)
         # A device serves its own bundle and its siblings' (DESIGN §9), no one else's.
-        if sender is not None and owner is not None and owner.acct == sender.acct:
-            if C.store_bundle(self._store, bundle, owner=owner, now=self._clock()) and \
-                    owner.state == "own":
-                self._send_kept(bundle.ddk)
+        same = sender is not None and owner is not None and owner.acct == sender.acct
+        if same and owner is not None and C.store_bundle(
+                self._store, bundle, owner=owner, now=self._clock()) and owner.state == "own":
+            self._send_kept(bundle.ddk)
         if ddk in self._after_hello and sender is not None:
             self._flush(ddk)  # the requester handled the accept we sent
 
