@@ -230,16 +230,20 @@ class Delivery:
     def receive(
         self, data: bytes, *, sender: bytes, now: int,
         commit: Callable[[Received], None] = lambda received: None,
+        forwarded: bool = False,
     ) -> Outcome:
         """Open an envelope that arrived from device ``sender`` (its link's proven key).
 
         ``commit`` runs inside the same transaction as the session update and
         the envelope id, so the message row commits with them or not at all.
         Raises RemoteProtocolError for an envelope that is not well formed or
-        not from ``sender``.
+        not from ``sender``; with ``forwarded`` (an own device passing on what it
+        held for this one, DESIGN §8) the envelope may come from any device, and
+        only a session with that device opens it.
         """
         envelope = Envelope.from_wire(data)
-        if envelope.sender != sender or envelope.recipient != self._account.device.ddk:
+        if envelope.recipient != self._account.device.ddk or (
+                envelope.sender != sender and not forwarded):
             raise RemoteProtocolError("an envelope's from/to do not match the link")
         if self._store.one("SELECT 1 FROM seen_envelopes WHERE eid = ?", (envelope.id,)):
             return Duplicate(envelope.id)
@@ -249,7 +253,7 @@ class Delivery:
         except (DecryptionError, RemoteProtocolError) as exc:
             reason = "undecryptable" if isinstance(exc, DecryptionError) else "malformed"
             return Undecryptable(envelope.id, reason)
-        received = Received(envelope.id, sender, content)
+        received = Received(envelope.id, envelope.sender, content)
         faults.point("after_decrypt")
         with self._store.transaction():
             self._save_session(session, used=now, now=now)

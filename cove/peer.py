@@ -43,8 +43,10 @@ from cove.errors import HomeError
 from cove.home import Home, hold_home, resolve_home
 from cove.invite import DEFAULT_LIFETIME_MS, make_invite, parse_invite
 from cove.peer_devices import DevicesPart
+from cove.peer_forward import ForwardPart
 from cove.store import Store
 from crypto import primitives as P
+from crypto.envelope import Envelope
 from crypto.errors import CoveError, CryptoError, ProtocolError
 from crypto.identity import AID_LEN, DeviceCertificate, id_from_text
 from crypto.manifest import AccountManifest
@@ -157,15 +159,18 @@ class _AfterCommit:
     reasons: dict[bytes, str] = field(default_factory=dict)
     typing: list[E.Event] = field(default_factory=list)
     receipts: dict[bytes, tuple[C.Contact, list[bytes]]] = field(default_factory=dict)
+    owed: set[bytes] = field(default_factory=set)
+    """Devices owed acks for envelopes a sibling passed on."""
 
     def clear(self) -> None:
+        self.owed.clear()
         self.answers.clear()
         self.reasons.clear()
         self.typing.clear()
         self.receipts.clear()
 
 
-class Peer(DevicesPart):
+class Peer(DevicesPart, ForwardPart):
     """One device's messenger; open with :meth:`Peer.open`, close with :meth:`close`."""
 
     def __init__(self, home: Home, store: Store, account: Account, *,
@@ -219,6 +224,7 @@ class Peer(DevicesPart):
             rotate_prekeys_if_due(store, account.device, now=tick())
             peer = cls(held, store, account, clock=tick)
             peer._delivery.trim(now=tick())
+            peer._trim_held(tick())
             peer.created = created
             await peer._start(port=port, interfaces=interfaces, discovery=discovery)
             try:
@@ -716,10 +722,6 @@ class Peer(DevicesPart):
             (contact.aid, contact.acct, contact.name, now),
         )
 
-    def _transmit(self, out: Outgoing) -> None:
-        if self._node is not None:
-            self._node.registry.send_env(out.ddk, out.envelope)
-
     def history(self, conversation: bytes, limit: int = 50, before: bytes | None = None,
                 after: bytes | None = None) -> list[HistoryEntry]:
         """Up to ``limit`` messages of a conversation (a contact's aid), oldest first: the
@@ -983,6 +985,10 @@ class Peer(DevicesPart):
         self._send_manifest(ddk)
         for out in self._delivery.outbox(ddk):
             self._transmit(out)
+        self._send_owed_acks(ddk)
+        if ddk in {c.ddk for c in self.account.manifest.devices}:
+            self._forward_held(ddk)
+        self._deposit_for_siblings(ddk)
 
     def _on_message(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         handler = {
@@ -1144,8 +1150,12 @@ class Peer(DevicesPart):
             with contextlib.suppress(CoveError):
                 if t == "ack":
                     link.send("ack", id=eid)
+                elif t == "custody":
+                    link.send("ack", id=eid, custody=True)
                 else:
                     link.send("nack", id=eid, reason=after.reasons[eid])
+        for sender in after.owed:
+            self._send_owed_acks(sender)
         for hint in after.typing:
             self._announce(hint)
         for owner, ids in after.receipts.values():  # DESIGN §8: on to "delivered"
@@ -1159,15 +1169,28 @@ class Peer(DevicesPart):
         owner = self._proven_owner(ddk, link)
         if owner is None:
             return
+        if message.get("hold"):  # left with us for a sibling that is away (DESIGN §8)
+            if self._hold(ddk, link, message, now):
+                after.answers.append((link, "custody", Envelope.from_wire(message["e"]).id))
+            return
 
         def commit(received: Received) -> None:
-            content = received.content
-            if owner.state == "own":
-                self._apply_own_copy(content, now)
-            elif owner.state == "contact":
-                self._apply(owner, owner.acct, content, now, after)
+            author = owner
+            if received.sender != ddk:  # a sibling passes on what it held for us
+                found = C.owner_of(self._store, received.sender)
+                if found is None:
+                    return
+                author = found
+                self._store.execute("INSERT OR IGNORE INTO owed_acks (ddk, eid) VALUES (?, ?)",
+                                    (received.sender, received.eid))
+                after.owed.add(received.sender)
+            if author.state == "own":
+                self._apply_own_copy(received.content, now)
+            elif author.state == "contact":
+                self._apply(author, author.acct, received.content, now, after)
 
-        outcome = self._delivery.receive(message["e"], sender=ddk, now=now, commit=commit)
+        outcome = self._delivery.receive(message["e"], sender=ddk, now=now, commit=commit,
+                                         forwarded=owner.state == "own")
         if isinstance(outcome, Undecryptable):
             after.answers.append((link, "nack", outcome.eid))
             after.reasons[outcome.eid] = outcome.reason
@@ -1251,9 +1274,15 @@ class Peer(DevicesPart):
                 link.set_verdict(Verdict(Admission.BLOCKED))
 
     def _on_ack(self, ddk: bytes, message: LinkMessage) -> None:
+        if message.get("custody"):
+            self._on_custody(ddk, message["id"])
+            return
         mid = self._delivery.acked(ddk, message["id"])
+        if mid is None:
+            self._release_held(ddk, message["id"])  # it had what we held for it
+            return
         owner = C.owner_of(self._store, ddk)
-        if mid is None or owner is None or owner.state != "contact":
+        if owner is None or owner.state != "contact":
             return  # a sibling's ack clears its copy; "sent" means a contact's device has it
         row = self._store.one("SELECT status FROM messages WHERE mid = ?", (mid,))
         if row == ("pending",):

@@ -140,7 +140,26 @@ ALTER TABLE accounts ADD COLUMN note TEXT NOT NULL DEFAULT '';
 """
 """v4: the note a request came with, shown beside it in Requests."""
 
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4]
+SCHEMA_V5 = """
+CREATE TABLE held (
+    eid BLOB PRIMARY KEY,
+    target BLOB NOT NULL,
+    depositor BLOB NOT NULL,
+    envelope BLOB NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX held_by_target ON held (target, at);
+CREATE INDEX held_by_depositor ON held (depositor);
+CREATE TABLE owed_acks (
+    ddk BLOB NOT NULL,
+    eid BLOB NOT NULL,
+    PRIMARY KEY (ddk, eid)
+);
+"""
+"""v5: store-and-forward (DESIGN §8): envelopes held for an own device that is away, and
+acks owed to original senders for envelopes a sibling forwarded."""
+
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5]
 """``MIGRATIONS[n]`` upgrades a database at version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -204,3 +204,49 @@ async def test_a_contact_cannot_send_sent_or_sync_contents(tmp_path: Path) -> No
     finally:
         for peer in (carol, bob, ann):
             await peer.close()
+
+
+async def test_a_device_that_was_away_gets_it_from_whichever_sibling_is_online(
+    tmp_path: Path,
+) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    peers: list[Peer] = [ann, bob]
+    try:
+        await befriend(ann, bob)
+        phone = await link_second_device(ann, tmp_path / "phone", "phone")
+        peers.append(phone)
+        tablet = await link_second_device(ann, tmp_path / "tablet", "tablet")
+        peers.append(tablet)
+        tablet_ddk = tablet.account.device.ddk
+        await wait_until(lambda: len(bob.contacts()[0].manifest.devices) == 3, 15)
+        await wait_until(lambda: bob._has_keys_for(ann.account_id), 15)
+        for peer in (ann, phone):  # both siblings hold the tablet's manifest and links
+            await wait_until(lambda p=peer: p._node is not None
+                             and p._node.registry.link(bob.account.device.ddk) is not None, 15)
+        await tablet.close()
+        peers.remove(tablet)
+        await wait_until(lambda: bob._node is not None
+                         and bob._node.registry.link(tablet_ddk) is None)
+        await bob.send(ann.account_id, "while the tablet is away")
+        held = "SELECT count(*) FROM held WHERE target = ?"
+        await wait_until(lambda: ann._store.one(held, (tablet_ddk,)) == (1,)
+                         and phone._store.one(held, (tablet_ddk,)) == (1,))
+        row = "SELECT state FROM outbox WHERE ddk = ?"
+        await wait_until(lambda: bob._store.one(row, (tablet_ddk,)) == ("held",))
+        await bob.close()  # the sender goes away, and so does one holder
+        peers.remove(bob)
+        await ann.close()
+        peers.remove(ann)
+        tablet = await Peer.open(tmp_path / "tablet", interfaces="127.0.0.1")
+        peers.append(tablet)
+        await wait_until(lambda: bodies(tablet, bob)[-1:] == ["while the tablet is away"], 20)
+        await wait_until(lambda: phone._store.one(held, (tablet_ddk,)) == (0,))
+        # The sender hears the final ack at their next link, and its outbox clears.
+        bob = await Peer.open(tmp_path / "bob", interfaces="127.0.0.1")
+        peers.append(bob)
+        await wait_until(lambda: bob._store.one(row, (tablet_ddk,)) is None, 20)
+        assert bodies(tablet, bob).count("while the tablet is away") == 1
+    finally:
+        for peer in reversed(peers):
+            await peer.close()

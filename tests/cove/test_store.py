@@ -142,7 +142,7 @@ def test_a_savepoint_undoes_its_own_part_only() -> None:
 
 def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", bytes(32))
-    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 4
+    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 5
     tables = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"kv", "accounts", "sessions", "messages", "outbox", "events", "messages_fts",
             "seen_envelopes", "replay_keys", "invites", "prekeys", "bundles"} <= tables
@@ -231,5 +231,21 @@ def test_migration_v3_to_v4_adds_request_notes(tmp_path: Path,
     old.close()
     monkeypatch.undo()
     new = Store(tmp_path / "db", bytes(32))
-    assert new.version == 4
+    assert new.version >= 4
     assert new.all("SELECT name, note FROM accounts") == [("Ann", "")]
+
+
+def test_migration_v4_to_v5_adds_store_and_forward(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import cove.store as store_module
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 4)
+    old = Store(tmp_path / "db", bytes(32))
+    old.execute("INSERT INTO kv (k, v) VALUES ('kept', x'01')")
+    old.close()
+    monkeypatch.undo()
+    new = Store(tmp_path / "db", bytes(32))
+    assert new.version == 5 and new.one("SELECT v FROM kv WHERE k = 'kept'") == (b"\x01",)
+    new.execute("INSERT INTO held (eid, target, depositor, envelope, at) "
+                "VALUES (x'01', x'02', x'03', x'04', 5)")
+    new.execute("INSERT INTO owed_acks (ddk, eid) VALUES (x'02', x'01')")
