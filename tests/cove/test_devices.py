@@ -15,6 +15,7 @@ from cove.peer import Peer, PeerError
 from cove.peer_devices import DevicesError
 from tests.cove.test_peer import befriend, wait_until
 from tests.transport.test_discovery import needs_loopback_namespace
+from transport.session import Admission
 
 pytestmark = needs_loopback_namespace  # devices find each other by mDNS, as on a LAN
 
@@ -135,6 +136,13 @@ async def test_unlinking_removes_the_device_everywhere(tmp_path: Path) -> None:
         await bob.send(ann.account_id, "just the laptop now")
         await wait_until(lambda: bodies(ann, bob)[-1:] == ["just the laptop now"])
         assert bob._store.one("SELECT count(*) FROM outbox WHERE ddk = ?", (phone_ddk,)) == (0,)
+        await asyncio.sleep(0.5)
+        assert "just the laptop now" not in bodies(phone, bob)  # checked in its own store
+        # Neither Bob's devices nor Ann's admit the unlinked phone beyond a stranger.
+        for peer in (bob, ann):
+            assert peer._node is not None
+            link = peer._node.registry.link(phone_ddk)
+            assert link is None or link.session.verdict.admission <= Admission.STRANGER
     finally:
         for peer in (phone, bob, ann):
             if peer is not None:
@@ -250,3 +258,42 @@ async def test_a_device_that_was_away_gets_it_from_whichever_sibling_is_online(
     finally:
         for peer in reversed(peers):
             await peer.close()
+
+
+async def test_linking_brings_ten_thousand_messages_quickly_and_the_device_talks_at_once(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    from cove.content import make
+    from cove.conversation import add_text
+
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    phone: Peer | None = None
+    try:
+        await befriend(ann, bob)
+        bob_contact = ann._contact(bob.account_id)
+        with ann._store.transaction():
+            ann._conversation(bob_contact, 1)
+            for n in range(10_000):
+                author = ann.account.aik if n % 2 else bob.account.aik
+                content = make("text", id=n.to_bytes(16, "big"), ts=1_000_000 + n,
+                               body=f"old message {n}")
+                add_text(ann._store, bob.account_id, author, content, now=2_000_000,
+                         status="sent" if n % 2 else "received")
+        started = time.perf_counter()
+        phone = await link_second_device(ann, tmp_path / "phone")
+        took = time.perf_counter() - started
+        print(f"linked with 10,000 messages in {took:.2f} s")
+        assert took < 10
+        assert len(phone.history(bob.account_id, limit=10_000)) == 10_000
+        # The new device writes to its contacts at once; they take it with no prompt.
+        await wait_until(lambda: phone is not None and phone._has_keys_for(bob.account_id))
+        await phone.send(bob.account_id, "hello from the new phone")
+        await wait_until(lambda: bodies(bob, ann)[-1:] == ["hello from the new phone"], 15)
+        assert bob.requests() == []
+    finally:
+        for peer in (phone, bob, ann):
+            if peer is not None:
+                await peer.close()
