@@ -139,9 +139,9 @@ async def test_unlinking_removes_the_device_everywhere(tmp_path: Path) -> None:
         await asyncio.sleep(0.5)
         assert "just the laptop now" not in bodies(phone, bob)  # checked in its own store
         # Neither Bob's devices nor Ann's admit the unlinked phone beyond a stranger.
-        for peer in (bob, ann):
-            assert peer._node is not None
-            link = peer._node.registry.link(phone_ddk)
+        for other in (bob, ann):
+            assert other._node is not None
+            link = other._node.registry.link(phone_ddk)
             assert link is None or link.session.verdict.admission <= Admission.STRANGER
     finally:
         for peer in (phone, bob, ann):
