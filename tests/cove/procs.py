@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,16 @@ def cove(home: Path, *args: str, timeout: float = 30) -> subprocess.CompletedPro
 class Rpc:
     """A ``cove rpc`` process; ``fault`` arms a named fault point (cove/faults.py)."""
 
-    def __init__(self, home: Path, *extra: str, fault: str | None = None) -> None:
+    def __init__(self, home: Path, *extra: str, fault: str | None = None,
+                 prefix: Sequence[str] = (), base: Sequence[str] = BASE) -> None:
+        """``prefix`` runs it inside something (``ip netns exec NS``); ``base`` replaces the
+        loopback-only, no-discovery options."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if fault:
             env["COVE_FAULT"] = fault
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cove", "--home", str(home), *BASE, *extra, "rpc"], cwd=ROOT,
+            [*prefix, sys.executable, "-m", "cove", "--home", str(home), *base, *extra, "rpc"],
+            cwd=ROOT,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env=env,
         )
