@@ -121,7 +121,7 @@ def policy(store: Store, cert: DeviceCertificate, mver: int) -> Verdict:
     """The link layer's verdict on a verified certificate, judged on the manifest held."""
     held = get(store, cert.acct)
     if held is None:
-        return Verdict(Admission.STRANGER, manifest_stale=True)
+        return Verdict(Admission.STRANGER)  # nothing to fetch: its req carries its manifest
     if held.state == "blocked":
         return Verdict(Admission.BLOCKED)
     stale = mver > held.manifest.ver

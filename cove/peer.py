@@ -387,6 +387,7 @@ class Peer(DevicesPart, ForwardPart):
         """Block an account: its links close after the handshake, on every own device."""
         found = self._contact(contact, states=("contact", "request", "declined"))
         C.set_state(self._store, found.acct, "blocked")
+        self._store.execute("DELETE FROM invites WHERE used_by = ?", (found.acct,))
         assert self._node is not None
         for cert in found.manifest.devices:
             link = self._node.registry.link(cert.ddk)
@@ -1002,9 +1003,14 @@ class Peer(DevicesPart, ForwardPart):
     def _on_request(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         manifest = AccountManifest.from_wire(message["manifest"])
         manifest.verify()
-        if not manifest.contains(ddk):
-            link.abort("a request whose manifest does not list its device")
+        cert = link.session.remote_cert
+        if not manifest.contains(ddk) or cert is None or cert.acct != manifest.acct:
+            # The hello proved one account; the request must be that account's own.
+            link.abort("a request whose manifest is not the link's own account")
             return
+        held = C.get(self._store, manifest.acct)
+        if held is not None and held.state == "blocked":
+            return  # a block holds, token or not
         now = self._clock()
         tok = message.get("tok")
         # A token is good once, for one account: the same account may come back with it

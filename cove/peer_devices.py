@@ -218,7 +218,10 @@ class DevicesPart:
     def _on_manifest_request(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         # Only the manifest: the asker judges us a stranger until it holds it, and a
         # stranger may send nothing else; the bundles follow once it admits us.
-        if message["acct"] == self.account.aik:
+        # Only to a device we know (a contact's or our own), never to a stranger: the
+        # manifest names the account and every device.
+        asker = C.owner_of(self._store, ddk)
+        if message["acct"] == self.account.aik and asker is not None:
             link.send("manifest", m=self.account.manifest.to_wire())
 
     def _on_manifest(self, ddk: bytes, link: Link, message: LinkMessage) -> None:

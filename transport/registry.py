@@ -236,7 +236,7 @@ class LinkRegistry:
         if known is not None and known.task is not None:
             known.task.cancel()
         for link, target in list(self._dials.items()):
-            if target == ddk:
+            if target == ddk and not link.session.is_open:  # open ones close below, cleanly
                 link.abort("the device was removed")
         for link in list(self._all.get(ddk, ())):
             link.close("the device was removed")

@@ -443,6 +443,22 @@ async def test_forget_stops_a_dial_in_flight(when: str) -> None:
         proxy.close()
 
 
+async def test_forget_closes_an_open_dialled_link_cleanly_after_what_was_queued() -> None:
+    a_dev, b_dev = make_device(name="a"), make_device(name="b")
+    a, b = Peer(a_dev, [b_dev]), Peer(b_dev, [a_dev])
+    await b.reg.start()
+    await a.reg.start()
+    try:
+        a.reg.know(b_dev.keys.ddk, [("127.0.0.1", b.reg.port)])  # a dials: its link stays a dial
+        await a.until(lambda: a.of(LinkUp))
+        assert a.reg.send(b_dev.keys.ddk, "env", e=b"last words")
+        a.reg.forget(b_dev.keys.ddk)  # e.g. the device was unlinked: it must hear why first
+        await b.until(lambda: b.of(LinkMessageReceived))
+        assert [e.message["e"] for e in b.of(LinkMessageReceived)] == [b"last words"]
+    finally:
+        await asyncio.gather(a.reg.close(), b.reg.close())
+
+
 # -- accept across links --------------------------------------------------------
 
 
