@@ -5,7 +5,8 @@ transaction (the shape ``cove.conversation.add_text`` writes, FTS index
 included), plus a contact, Cat, with no messages. In one app run the
 bench opens Cat's empty chat, then Bob's: time from the switch to the log's
 first drawn line, and the peak RSS after each (the peak is reset once the
-store is filled, so filling does not count).
+store is filled, so filling does not count). In Bob's chat, Home (to the
+first message) and End (back to the newest), each to the next frame.
 
 Goals (issue 6): first paint of the 100,000-message chat < 300 ms and peak
 RSS < 150 MB; the empty chat is the floor measured in the same run.
@@ -80,6 +81,22 @@ async def _first_paint(app: Any, aid: bytes) -> float:
     return float(log.first_paint - start) * 1000
 
 
+async def _home_and_end(app: Any, pilot: Any) -> tuple[float, float]:
+    """Home (the first message: one page read with ``history(after=b"")``) and End (the
+    newest page again), each to the next drawn frame."""
+    from tui.widgets.chat_log import ChatLog
+
+    log = app.main_screen.query_one(ChatLog)
+    times = []
+    for action in (log.action_scroll_top, log.action_scroll_bottom):
+        start = time.perf_counter()
+        action()
+        await pilot.pause()
+        times.append((time.perf_counter() - start) * 1000)
+    assert log.at_newest and log.messages[-1].body.startswith(f"#{MESSAGES - 1} ")
+    return times[0], times[1]
+
+
 async def _start_to_paint(ann: Peer) -> float:
     """From creating the app to the first line of the chat it opens (the latest one)."""
     from tui.app import CoveApp
@@ -123,6 +140,7 @@ async def _run(root: Path) -> dict[str, float]:
             await pilot.pause()
             out["full"] = await _first_paint(app, bob.account_id)
             await pilot.pause()
+            out["home"], out["end"] = await _home_and_end(app, pilot)
             out["empty_again"] = await _first_paint(app, cat.account_id)
             await pilot.pause()
             out["rss"] = _peak_rss_mb()
@@ -142,6 +160,8 @@ def main() -> None:
     print(f"{'open the 100,000-message chat, to first paint':<46} {full:>8.1f} ms   "
           f"ratio {full / max(floor, 0.1):5.1f}  goal < 300 ms  "
           f"{'ok' if full < 300 else 'ABOVE GOAL'}")
+    print(f"{'Home: to the first message, drawn':<46} {r['home']:>8.1f} ms")
+    print(f"{'End: back to the newest message, drawn':<46} {r['end']:>8.1f} ms")
     start = r["start_full"]
     print(f"{'app start to first paint, 100,000-message chat':<46} {start:>8.1f} ms   "
           f"(a cold store; includes Textual's own start)")

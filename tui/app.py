@@ -16,6 +16,7 @@ from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.theme import Theme
 
 from cove.errors import HomeError, HomeInUse, WrongPassphrase
 from cove.events import Event
@@ -24,6 +25,7 @@ from tui.event_pump import EventPump
 from tui.lock import PassphraseCheck
 from tui.opening import PeerOpener
 from tui.peer_api import PeerApi
+from tui.screens.devices import DevicesScreen
 from tui.screens.first_run import FirstRunScreen
 from tui.screens.help import HelpScreen, Section
 from tui.screens.main import MainScreen
@@ -120,16 +122,27 @@ class CoveApp(App[int]):
     async def _begin(self, peer: PeerApi, passphrase: str | None) -> None:
         if passphrase:
             self.check = await asyncio.to_thread(PassphraseCheck, passphrase)
-        self.session = Session(peer, clock=self._clock, tz=self._tz,
-                               discovery=self._discovery, has_passphrase=bool(passphrase))
-        main = MainScreen(self.session)
+        self.session = session = Session(peer, clock=self._clock, tz=self._tz,
+                                         discovery=self._discovery,
+                                         has_passphrase=bool(passphrase))
+        if session.theme in self.available_themes:
+            self.theme = session.theme
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        # The screen reads the store as it is now; the events after this cursor are
+        # what changed since (an event both stored and read is merged twice, harmlessly).
+        since = peer.cursor
+        main = MainScreen(session)
         if len(self.screen_stack) > 1:
             await self.switch_screen(main)
         else:
             await self.push_screen(main)
-        self.pump = EventPump(peer, self._deliver)
+        self.pump = EventPump(peer, self._deliver, since=since)
         self.pump.start()
         self.set_interval(LOCK_CHECK_INTERVAL, self._check_idle)
+
+    def _theme_changed(self, theme: Theme) -> None:
+        if self.session is not None:
+            self.session.set_theme(theme.name)
 
     def _deliver(self, batch: list[Event]) -> None:
         main = self.main_screen
@@ -184,6 +197,7 @@ class CoveApp(App[int]):
             ("Chat list", Sidebar.BINDINGS),
             ("Messages (F5 or click a message)", ChatLog.BINDINGS),
             ("Composer", Composer.BINDINGS),
+            ("Devices (Ctrl+L)", DevicesScreen.BINDINGS),
         ]
 
     def action_help(self) -> None:
@@ -201,7 +215,6 @@ class CoveApp(App[int]):
                     yield SystemCommand(binding.description, f"key: {binding.key}",
                                         _runner(owner, binding.action))
         yield SystemCommand("Help: every key and command", "key: f1", self.action_help)
-        yield SystemCommand("Lock now", "key: ctrl+l", self.action_lock)
 
     # -- stop ---------------------------------------------------------------------------
 

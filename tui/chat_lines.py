@@ -38,7 +38,7 @@ class ChatMessage(NamedTuple):
     A tuple of plain values, so that the garbage collector stops scanning it
     once it has survived a collection: a log of 100,000 dataclass objects
     made every full collection take 130 ms. Changes (an edit, a receipt, a
-    reaction) replace the tuple; ``reactions`` is never changed in place.
+    reaction) replace the tuple.
     """
 
     mid: bytes
@@ -50,16 +50,23 @@ class ChatMessage(NamedTuple):
     reply: bytes | None = None
     edited: bool = False
     deleted: bool = False
-    reactions: dict[bytes, str] | None = None
+    reactions: tuple[tuple[bytes, str], ...] = ()
+    """``(author, emoji)`` pairs, one per author."""
     day_header: bool = False
 
     @classmethod
     def from_history(cls, entry: HistoryView) -> ChatMessage:
-        # Peer's HistoryEntry does not carry these yet; they fill in from events meanwhile.
-        reactions = getattr(entry, "reactions", None)
         return cls(entry.mid, entry.author, entry.body, entry.ts, entry.status, entry.outgoing,
-                   getattr(entry, "reply", None), bool(getattr(entry, "edited", False)),
-                   bool(getattr(entry, "deleted", False)), dict(reactions) if reactions else None)
+                   entry.reply, entry.edited, entry.deleted, tuple(entry.reactions))
+
+    def reaction_of(self, author: bytes) -> str:
+        return next((emoji for who, emoji in self.reactions if who == author), "")
+
+    def with_reaction(self, author: bytes, emoji: str) -> ChatMessage:
+        """This message with ``author``'s reaction set to ``emoji`` ("" takes it back)."""
+        kept = tuple(p for p in self.reactions if p[0] != author)
+        return self._replace(reactions=tuple(sorted((*kept, (author, emoji)))) if emoji
+                             else kept)
 
 
 _PLAIN = Style()
@@ -138,7 +145,7 @@ def marks(message: ChatMessage) -> str:
 
 def reactions_text(message: ChatMessage) -> str:
     counts: dict[str, int] = {}
-    for emoji in (message.reactions or {}).values():
+    for _, emoji in message.reactions:
         if emoji:
             counts[emoji] = counts.get(emoji, 0) + 1
     return "  ".join(f"{safe(e)} {n}" if n > 1 else safe(e) for e, n in counts.items())

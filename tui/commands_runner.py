@@ -27,7 +27,7 @@ async def run_command(screen: MainScreen, command: SlashCommand, arg: str) -> No
         app.notify(f"/{name} takes {command.takes}: {command.help}.", severity="warning")
         return
     simple = {"info": "contact_info", "invite": "invite", "search": "search",
-              "settings": "settings", "lock": "lock"}
+              "settings": "settings", "devices": "devices", "lock": "lock"}
     if name in simple and not (name == "search" and arg):
         await (screen.run_action(simple[name]) if name != "lock" else app.run_action("lock"))
         return
@@ -36,13 +36,13 @@ async def run_command(screen: MainScreen, command: SlashCommand, arg: str) -> No
     elif name == "quit":
         await app.action_quit()
     elif name in ("mute", "unmute"):
-        if screen.current is not None and (screen.current in screen.session.muted) != (
-                name == "mute"):
-            screen.action_toggle_mute()
+        chat = screen.chat()
+        if chat is not None and chat.muted != (name == "mute"):
+            screen.set_muted(chat, name == "mute")
     elif name == "search":
         from tui.screens.search import SearchScreen
 
-        app.push_screen(SearchScreen(screen.session, arg), screen._jump)
+        app.push_screen(SearchScreen(screen.session, arg), screen.jump)
     elif name == "add":
         from tui.screens.invite import InviteScreen
 
@@ -65,20 +65,20 @@ async def run_command(screen: MainScreen, command: SlashCommand, arg: str) -> No
 
 
 async def _on_message(screen: MainScreen, name: str, arg: str) -> None:
-    app = screen.app
-    own = name in ("edit", "delete")
-    target = _target(screen, own=own)
+    pane = screen.pane
+    target = _target(screen, own=name in ("edit", "delete"))
     if target is None:
-        app.notify("There is no message for that here.", severity="warning")
+        screen.app.notify("There is no message for that here.", severity="warning")
         return
     if name == "reply":
-        screen.start_reply(target)
-        await screen.send_text(arg)
+        pane.start_reply(target)
+        if await pane.send_text(arg):
+            screen.reload()
     elif name == "edit":
-        screen.start_edit(target)
-        screen.composer.text = ""
-        await screen.send_text(arg)
+        pane.start_edit(target)
+        pane.composer.text = ""
+        await pane.send_text(arg)
     elif name == "delete":
-        await screen.delete(target)
+        pane.delete(target)
     elif name == "react":
-        await screen.react(target, arg.split()[0])
+        await pane.react(target, arg.split()[0])

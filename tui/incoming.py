@@ -2,9 +2,11 @@
 
 However many events a batch holds, the roster is read once, the open chat's
 newest page is merged once, and the log is laid out and drawn once.
-Notifications follow the unread counts: a chat whose count grew rings the
-bell and shows a toast (no message text unless the user asked for it; no
-name either while the app is locked), except the open chat and muted ones.
+Notifications follow the unread counts: a chat whose count grew shows a
+toast, rings the bell and asks the terminal for a desktop notification
+(``tui.desktop_notify``), with no message text unless the user asked for
+it and no name either while the app is locked; never for the open chat,
+never for a muted one.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cove import events as E
-from tui import plain
+from tui import desktop_notify, plain
 from tui.roster import Roster
+from tui.widgets.chat_log import ChatLog
 
 if TYPE_CHECKING:
     from tui.screens.main import MainScreen
@@ -24,50 +27,51 @@ STATUS_ORDER = ("pending", "sent", "delivered", "read")
 
 
 def apply_batch(screen: MainScreen, batch: list[E.Event]) -> None:
-    log = screen.log_view
-    replies: set[bytes] = set()
+    pane = screen.pane
+    log = pane.chat_log
+    me = screen.peer.account.aik
     newest = 0
+    typing: bool | None = None
     requests: list[E.RequestReceived] = []
+    accounts: list[E.Event] = []
     for event in batch:
         if isinstance(event, E.MessageReceived):
-            if event.reply is not None:
-                screen.replies[event.mid] = event.reply
-                replies.add(event.mid)
             if event.conversation == screen.current:
                 newest += 1
+                if event.author != me:
+                    typing = False  # their message is what they were typing
         elif isinstance(event, (E.MessageEdited, E.MessageDeleted, E.ReactionChanged,
                                 E.MessageStatus)):
-            _change(screen, event)
-        elif isinstance(event, E.Typing) and event.conversation == screen.current:
-            screen.set_typing(event.on)
+            _change(log, event)
+        elif (isinstance(event, E.Typing) and event.conversation == screen.current
+              and event.author != me):
+            typing = event.on
         elif isinstance(event, E.RequestReceived):
             requests.append(event)
+        elif isinstance(event, (E.DevicesChanged, E.DeviceUnlinked, E.ManifestForked)):
+            accounts.append(event)
     if newest and screen.current is not None:
         log.add_newest(screen.peer.history(screen.current, limit=min(newest + 20, NEWEST_MAX)))
-    for mid in replies:
-        log.patch(mid, reply=screen.replies[mid])
     log.flush()
+    if typing is not None:
+        pane.set_typing(typing)
     old = screen.reload()
     _notify(screen, old, requests)
+    if accounts:
+        _accounts(screen, accounts)
 
 
-def _change(screen: MainScreen, event: E.MessageEdited | E.MessageDeleted | E.ReactionChanged
+def _change(log: ChatLog, event: E.MessageEdited | E.MessageDeleted | E.ReactionChanged
             | E.MessageStatus) -> None:
-    log = screen.log_view
     message = log.message(event.mid)
     if message is None:
-        return  # not loaded: history gives its current text when it is
+        return  # not loaded: history gives its current state when it is
     if isinstance(event, E.MessageEdited):
         log.patch(event.mid, body=event.body, edited=True)
     elif isinstance(event, E.MessageDeleted):
         log.patch(event.mid, body="", deleted=True)
     elif isinstance(event, E.ReactionChanged):
-        reactions = dict(message.reactions or {})
-        if event.emoji:
-            reactions[event.author] = event.emoji
-        else:
-            reactions.pop(event.author, None)
-        log.patch(event.mid, reactions=reactions or None)
+        log.replace(message.with_reaction(event.author, event.emoji))
     elif (event.status in STATUS_ORDER and message.status in STATUS_ORDER
           and STATUS_ORDER.index(event.status) > STATUS_ORDER.index(message.status)):
         log.patch(event.mid, status=event.status)
@@ -76,7 +80,7 @@ def _change(screen: MainScreen, event: E.MessageEdited | E.MessageDeleted | E.Re
 def _notify(screen: MainScreen, old: Roster, requests: list[E.RequestReceived]) -> None:
     app = screen.app
     locked = bool(getattr(app, "locked", False))
-    rang = False
+    shown: list[str] = []
     for chat in screen.roster.chats:
         before = old.chat(chat.aid)
         if chat.unread <= (before.unread if before else 0):
@@ -89,12 +93,44 @@ def _notify(screen: MainScreen, old: Roster, requests: list[E.RequestReceived]) 
         text = "New message" if locked else f"New message from {plain.name_str(chat.name)}"
         if screen.session.notify_body and not locked:
             text += f": {plain.name_str(chat.preview, 60)}"
-        app.notify(text, markup=False)
-        rang = True
+        shown.append(text)
     for request in requests:
-        app.notify("New contact request" if locked else
-                   f"{plain.name_str(request.name)} asked to be your contact; see Requests.",
-                   markup=False)
-        rang = True
-    if rang:
+        shown.append("New contact request" if locked else
+                     f"{plain.name_str(request.name)} asked to be your contact; see Requests.")
+    for text in shown:
+        app.notify(text, markup=False)
+        # Textual has no public call for a raw escape; App.bell writes to the driver too.
+        desktop_notify.emit(app._driver, text)
+    if shown:
         app.bell()
+
+
+def _accounts(screen: MainScreen, events: list[E.Event]) -> None:
+    """Devices that joined or left an account; this device unlinked; a forked manifest."""
+    app = screen.app
+    names = {c.aid: c.name for c in screen.roster.chats}
+    mine = screen.peer.account_id
+
+    def whose(aid: bytes) -> str:
+        return "Your account" if aid == mine else \
+            f"{plain.name_str(names.get(aid, 'A contact'))}'s account"
+
+    for event in events:
+        if isinstance(event, E.DeviceUnlinked):
+            from tui.screens.problem import ProblemScreen
+
+            app.push_screen(ProblemScreen(
+                "This device was unlinked",
+                "Your primary device removed this device from your account, so it can no "
+                "longer send or receive messages. Quit Cove; to use this device again, link "
+                "it anew from an empty home."))
+        elif isinstance(event, E.DevicesChanged):
+            for verb, listed in (("added", event.added), ("removed", event.removed)):
+                if listed:
+                    shown = ", ".join(plain.name_str(n) for n in listed)
+                    app.notify(f"{whose(event.aid)} {verb} a device: {shown}.", markup=False)
+        elif isinstance(event, E.ManifestForked):
+            app.notify(f"{whose(event.aid)} showed two different device lists; Cove kept the "
+                       "first. Compare safety numbers (F2).", severity="warning",
+                       markup=False, timeout=30)
+    screen.show_status()

@@ -7,11 +7,9 @@ with no conversation yet follow, so a new contact can be written to.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 
 from cove.peer import same_name
-from tui import optional_api
 from tui.peer_api import PeerApi
 
 PREVIEW_CHARS = 60
@@ -23,7 +21,7 @@ class ChatEntry:
     name: str
     unread: int
     verified: bool
-    online: bool | None
+    online: bool
     preview: str
     muted: bool
 
@@ -36,17 +34,24 @@ class RequestEntry:
     """The name of an existing contact this request's name reads like (DESIGN §3)."""
     device: bytes | None = None
     """For a nearby peer: the device to send a request to."""
+    note: str = ""
+    """What the stranger wrote with their request."""
 
 
 @dataclass(frozen=True, slots=True)
 class Roster:
     chats: tuple[ChatEntry, ...]
     requests: tuple[RequestEntry, ...]
-    nearby: tuple[RequestEntry, ...] | None
-    """None while the Peer has no Nearby yet."""
+    nearby: tuple[RequestEntry, ...]
 
     def chat(self, aid: bytes) -> ChatEntry | None:
         return next((c for c in self.chats if c.aid == aid), None)
+
+    def presence(self) -> dict[bytes, bool]:
+        return {c.aid: c.online for c in self.chats}
+
+
+EMPTY = Roster((), (), ())
 
 
 def _preview(peer: PeerApi, aid: bytes) -> str:
@@ -58,7 +63,12 @@ def _preview(peer: PeerApi, aid: bytes) -> str:
     return text[:PREVIEW_CHARS]
 
 
-def read_roster(peer: PeerApi, muted: Collection[bytes] = ()) -> Roster:
+def presence(peer: PeerApi, roster: Roster) -> dict[bytes, bool]:
+    """Who of the roster's chats has a device online now (cheap: no store reads)."""
+    return {c.aid: peer.online(c.aid) for c in roster.chats}
+
+
+def read_roster(peer: PeerApi) -> Roster:
     contacts = {c.aid: c for c in peer.contacts()}
     chats: list[ChatEntry] = []
     seen: set[bytes] = set()
@@ -68,21 +78,18 @@ def read_roster(peer: PeerApi, muted: Collection[bytes] = ()) -> Roster:
             continue  # a conversation with someone blocked or gone
         seen.add(conv.conversation)
         chats.append(ChatEntry(conv.conversation, contact.name, conv.unread, contact.verified,
-                               optional_api.online(peer, conv.conversation),
-                               _preview(peer, conv.conversation), conv.conversation in muted))
+                               peer.online(conv.conversation),
+                               _preview(peer, conv.conversation), conv.muted))
     for aid, contact in contacts.items():
         if aid not in seen:
-            chats.append(ChatEntry(aid, contact.name, 0, contact.verified,
-                                   optional_api.online(peer, aid), "", aid in muted))
-    requests = tuple(
-        RequestEntry(r.aid, r.name, next((c.name for c in contacts.values()
-                                          if same_name(c.name, r.name)), None))
-        for r in peer.requests()
-    )
-    found = optional_api.nearby(peer)
-    nearby = None if found is None else tuple(
-        RequestEntry(n.account, n.name, next((c.name for c in contacts.values()
-                                              if same_name(c.name, n.name)), None), n.device)
-        for n in found
-    )
+            chats.append(ChatEntry(aid, contact.name, 0, contact.verified, peer.online(aid),
+                                   "", False))
+
+    def twin(name: str) -> str | None:
+        return next((c.name for c in contacts.values() if same_name(c.name, name)), None)
+
+    requests = tuple(RequestEntry(r.aid, r.name, twin(r.name), note=r.note)
+                     for r in peer.requests())
+    nearby = tuple(RequestEntry(n.account, n.name, twin(n.name), n.device)
+                   for n in peer.nearby())
     return Roster(tuple(chats), requests, nearby)

@@ -1,8 +1,8 @@
 """What every screen shares: the open Peer and the app's own preferences.
 
-Preferences the Peer has no place for yet (per-chat mute, auto-lock time,
-message text in notifications) live here for the run of the app; the
-report to the lead asks for Peer settings to keep them.
+The app's preferences (auto-lock time, message text in notifications, the
+theme) are kept by the Peer in its encrypted store (``Peer.preference``), so
+they survive a restart and never sit in a plain file.
 """
 
 from __future__ import annotations
@@ -19,9 +19,22 @@ DEFAULT_LOCK_AFTER = 10 * 60.0
 LOCK_CHOICES = (0.0, 60.0, 5 * 60.0, 10 * 60.0, 30 * 60.0, 60 * 60.0)
 """Auto-lock choices in the settings (0: never)."""
 
+PREF_LOCK_MINUTES = "tui.lock_minutes"
+PREF_NOTIFY_BODY = "tui.notify_body"
+PREF_THEME = "tui.theme"
+
 
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _minutes(text: str) -> float:
+    try:
+        minutes = float(text)
+    except ValueError:
+        return DEFAULT_LOCK_AFTER
+    seconds = minutes * 60
+    return seconds if seconds in LOCK_CHOICES else DEFAULT_LOCK_AFTER
 
 
 @dataclass
@@ -31,10 +44,30 @@ class Session:
     tz: dt.tzinfo | None = None
     discovery: bool = True
     has_passphrase: bool = False
-    lock_after: float = DEFAULT_LOCK_AFTER
-    notify_body: bool = False
-    """Show message text in toasts (off by default: DESIGN §13)."""
-    muted: set[bytes] = field(default_factory=set)
+    lock_after: float = field(init=False)
+    """Seconds idle before the app locks (0: never)."""
+    notify_body: bool = field(init=False)
+    """Show message text in notifications (off by default: DESIGN §13)."""
+    theme: str = field(init=False)
+    """The Textual theme's name ("" until the user picks one)."""
+
+    def __post_init__(self) -> None:
+        self.lock_after = _minutes(self.peer.preference(PREF_LOCK_MINUTES, ""))
+        self.notify_body = self.peer.preference(PREF_NOTIFY_BODY, "0") == "1"
+        self.theme = self.peer.preference(PREF_THEME, "")
+
+    def set_lock_after(self, seconds: float) -> None:
+        self.lock_after = seconds
+        self.peer.set_preference(PREF_LOCK_MINUTES, f"{seconds / 60:g}")
+
+    def set_notify_body(self, on: bool) -> None:
+        self.notify_body = on
+        self.peer.set_preference(PREF_NOTIFY_BODY, "1" if on else "0")
+
+    def set_theme(self, name: str) -> None:
+        if name != self.theme:
+            self.theme = name
+            self.peer.set_preference(PREF_THEME, name)
 
     def today(self) -> dt.date:
         return dt.datetime.fromtimestamp(self.clock() / 1000, self.tz).date()

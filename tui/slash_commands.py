@@ -25,6 +25,7 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("search", "WORDS", "search every chat"),
     SlashCommand("block", "", "block this contact"),
     SlashCommand("settings", "", "open the settings"),
+    SlashCommand("devices", "", "your devices: link a new one, unlink one"),
     SlashCommand("help", "", "every key and command"),
     SlashCommand("lock", "", "lock the app now"),
     SlashCommand("quit", "", "leave Cove"),

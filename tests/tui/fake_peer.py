@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cove import events as E
 
@@ -22,6 +22,16 @@ MINUTE = 60_000
 class FakeAccount:
     name: str
     aik: bytes
+    is_primary: bool = True
+
+
+@dataclass(frozen=True)
+class FakeDevice:
+    device_id: bytes
+    name: str
+    this_device: bool
+    online: bool
+    last_seen: int | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,7 @@ class FakeContact:
     name: str
     verified: bool = False
     acct: bytes = b""
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,7 +54,7 @@ class FakeEntry:
     reply: bytes | None = None
     edited: bool = False
     deleted: bool = False
-    reactions: dict[bytes, str] = field(default_factory=dict)
+    reactions: tuple[tuple[bytes, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class FakeConversation:
     name: str
     unread: int
     last_ts: int
+    muted: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,10 +88,17 @@ class FakePeer:
         self._requests: list[FakeContact] = []
         self._messages: dict[bytes, list[FakeEntry]] = {}
         self._unread: dict[bytes, int] = {}
-        self._settings = {"read_receipts": True}
+        self._settings = {"read_receipts": True, "typing": True}
+        self._preferences: dict[str, str] = {}
+        self._muted: set[bytes] = set()
+        self._online: set[bytes] = set()
         self._queue: asyncio.Queue[E.Event] = asyncio.Queue()
         self.sent: list[tuple[bytes, str, bytes | None]] = []
         self.verified: list[bytes] = []
+        self.typed: list[tuple[bytes, bool]] = []
+        self.cursor = 0
+        self.discoverable = False
+        self.trust_policy = "tofu"
 
     # -- building the fixture ----------------------------------------------------------
 
@@ -87,9 +106,12 @@ class FakePeer:
         self._contacts.append(FakeContact(aid(n), name, verified, bytes([n]) * 32))
         return aid(n)
 
-    def add_request(self, n: int, name: str) -> bytes:
-        self._requests.append(FakeContact(aid(n), name))
+    def add_request(self, n: int, name: str, note: str = "") -> bytes:
+        self._requests.append(FakeContact(aid(n), name, note=note))
         return aid(n)
+
+    def set_online(self, conv: bytes, on: bool = True) -> None:
+        (self._online.add if on else self._online.discard)(conv)
 
     def add_message(self, conv: bytes, body: str, minute: int, *, outgoing: bool = False,
                     status: str = "received", **extra: object) -> bytes:
@@ -127,6 +149,39 @@ class FakePeer:
     def requests(self) -> list[FakeContact]:
         return list(self._requests)
 
+    async def accept_request(self, contact: bytes) -> FakeContact:
+        found = next(r for r in self._requests if r.aid == contact)
+        self._requests.remove(found)
+        self._contacts.append(found)
+        return found
+
+    def decline_request(self, contact: bytes) -> None:
+        self._requests = [r for r in self._requests if r.aid != contact]
+
+    def nearby(self) -> list[object]:
+        return []
+
+    async def send_request(self, device: bytes, note: str = "") -> None:
+        return None
+
+    async def set_discoverable(self, seconds: float = 600) -> None:
+        self.discoverable = seconds > 0
+
+    def online(self, contact: bytes) -> bool:
+        return contact in self._online
+
+    def devices(self) -> list[FakeDevice]:
+        return [FakeDevice(b"\xdd" * 16, "laptop", True, True, T0)]
+
+    async def link_device(self, code: str, confirm: object, **options: object) -> object:
+        from cove.link_code import parse_code
+
+        parse_code(code)  # the real Peer's first step, with its plain-words error
+        raise NotImplementedError
+
+    async def unlink(self, device_id: bytes) -> None:
+        raise NotImplementedError
+
     def safety_number(self, contact: bytes) -> str:
         return "".join(str((i * 7 + contact[0]) % 10) for i in range(60))
 
@@ -153,20 +208,26 @@ class FakePeer:
         self.push(E.ReactionChanged(mid, to, self.account.aik, emoji))
 
     async def typing(self, to: bytes, on: bool = True) -> None:
-        return None
+        self.typed.append((to, on))
 
-    def history(self, conversation: bytes, limit: int = 50,
-                before: bytes | None = None) -> list[FakeEntry]:
+    def history(self, conversation: bytes, limit: int = 50, before: bytes | None = None,
+                after: bytes | None = None) -> list[FakeEntry]:
         rows = self._messages.get(conversation, [])
+        if after is not None:
+            start = [m.mid for m in rows].index(after) + 1 if after else 0
+            return rows[start : start + limit]
         if before is not None:
             rows = rows[: [m.mid for m in rows].index(before)]
         return rows[-limit:] if limit else []
 
     def conversations(self) -> list[FakeConversation]:
         out = [FakeConversation(c, next(x.name for x in self._contacts if x.aid == c),
-                                self._unread.get(c, 0), rows[-1].ts)
+                                self._unread.get(c, 0), rows[-1].ts, c in self._muted)
                for c, rows in self._messages.items() if rows]
         return sorted(out, key=lambda c: -c.last_ts)
+
+    def mute(self, conversation: bytes, on: bool = True) -> None:
+        (self._muted.add if on else self._muted.discard)(conversation)
 
     async def mark_read(self, conversation: bytes) -> None:
         self._unread[conversation] = 0
@@ -176,6 +237,15 @@ class FakePeer:
 
     def set_setting(self, name: str, value: bool) -> None:
         self._settings[name] = value
+
+    def set_trust_policy(self, policy: str) -> None:
+        self.trust_policy = policy
+
+    def preference(self, name: str, default: str = "") -> str:
+        return self._preferences.get(name, default)
+
+    def set_preference(self, name: str, value: str) -> None:
+        self._preferences[name] = value
 
     def search(self, text: str, limit: int = 50) -> list[FakeHit]:
         return [FakeHit(m.mid, c, m.body, m.ts) for c, rows in self._messages.items()
@@ -199,10 +269,11 @@ def demo_peer() -> FakePeer:
                      reply=first)
     peer.add_message(bob, "Great. I will bring [bold]the map[/bold] tomorrow, it is the "
                      "old one with the coffee stain on the corner.", 3,
-                     reactions={b"\xaa" * 32: "👍"})
+                     reactions=((b"\xaa" * 32, "👍"),))
     peer.add_message(bob, "Lunch at one?", 5, outgoing=True, status="delivered", edited=True)
     peer.add_message(bob, "", 6, deleted=True)
     peer.add_message(bob, "On my way", 7, outgoing=True, status="sent")
     peer.add_message(bob, "typing this from the train", 8, outgoing=True, status="pending")
     peer.set_unread(cat, 1)
+    peer.set_online(bob)
     return peer

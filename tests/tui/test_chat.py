@@ -9,6 +9,7 @@ from typing import Any
 from cove.peer import Peer
 from cove.testing import PeerFactory, introduce
 from tests.tui.conftest import app_for, screen_text, wait_for
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.contact_info import ContactInfoScreen
 from tui.screens.main import MainScreen
 from tui.screens.search import SearchScreen
@@ -86,7 +87,7 @@ async def test_reply_edit_delete_react(pair: tuple[Peer, Peer]) -> None:
 
         # Edit: Up in the empty composer takes the last message sent.
         await pilot.press("up")
-        assert main.editing is not None and main.composer.text == "answer"
+        assert main.pane.editing is not None and main.composer.text == "answer"
         main.composer.text = "better answer"
         await pilot.press("enter")
         await wait_for(lambda: bob.history(ann.account_id)[-1].body == "better answer")
@@ -101,8 +102,17 @@ async def test_reply_edit_delete_react(pair: tuple[Peer, Peer]) -> None:
         assert main.log_view.selected.body == "question?"
         await pilot.press("plus")
         await wait_for(lambda: main.log_view.messages[0].reactions
-                       == {ann.account.aik: "👍"})
+                       == ((ann.account.aik, "👍"),))
+        # Delete asks first: Cancel keeps the message, Delete deletes it.
         await pilot.press("down", "d")
+        await wait_for(lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for(lambda: "Delete your message “better answer”" in screen_text(app))
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert bob.history(ann.account_id)[-1].body == "better answer"
+        await pilot.press("d")
+        await wait_for(lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
         await wait_for(lambda: bob.history(ann.account_id)[-1].body == "")
         await wait_for(lambda: main.log_view.messages[-1].deleted)
         await pilot.pause()
@@ -124,7 +134,7 @@ async def test_slash_commands(pair: tuple[Peer, Peer]) -> None:
         assert main.composer.text == "/react "
         main.composer.insert("❤")  # not a key a Pilot can press
         await pilot.press("enter")
-        await wait_for(lambda: main.log_view.messages[0].reactions == {ann.account.aik: "❤"})
+        await wait_for(lambda: main.log_view.messages[0].reactions == ((ann.account.aik, "❤"),))
         await _type(pilot, "/reply pong")
         await pilot.press("enter")
         await wait_for(lambda: [h.body for h in bob.history(ann.account_id)][-1] == "pong")
@@ -186,3 +196,34 @@ async def test_verify_screen(pair: tuple[Peer, Peer]) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert "✓ verified" in screen_text(app)
+
+
+async def test_history_shows_quotes_edits_reactions_and_events_start_at_the_cursor(
+        pair: tuple[Peer, Peer]) -> None:
+    ann, bob = pair
+    question = await bob.send(ann.account_id, "question?")
+    await wait_for(lambda: len(ann.history(bob.account_id)) == 1)
+    answer = await ann.send(bob.account_id, "answr", reply_to=question)
+    await ann.edit(bob.account_id, answer, "answer")
+    await wait_for(lambda: bob.history(ann.account_id)[-1].body == "answer")
+    await bob.react(ann.account_id, answer, "🎉")
+    await wait_for(lambda: ann.history(bob.account_id)[-1].reactions)
+    cursor = ann.cursor
+    assert cursor > 0
+
+    app = app_for(ann)
+    notes: list[str] = []
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+        await wait_for(lambda: app.main_screen is not None and app.pump is not None)
+        assert app.pump is not None and app.pump._since == cursor  # nothing replayed
+        await pilot.pause()
+        text = screen_text(app)
+        assert "╭ Bob: question?" in text
+        assert "answer (edited)" in text and "🎉" in text
+        assert _main(app).log_view.messages[-1].reactions == ((bob.account.aik, "🎉"),)
+
+        # What happens after the cursor does arrive.
+        await bob.send(ann.account_id, "still there?")
+        await wait_for(lambda: "still there?" in _bodies(app))
+        assert notes == []  # the open chat: no toast

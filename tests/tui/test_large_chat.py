@@ -1,6 +1,7 @@
-"""A chat of 100,000 stored messages opens and scrolls back to its first message, then a
-burst of 1,000 incoming messages lands, without the event loop ever held 100 ms or more;
-the burst is drawn in batches, not once per message."""
+"""A chat of 100,000 stored messages opens, jumps to its first message (Home) reading only
+that page, scrolls forward a page at a time, jumps back to the newest (End), then a burst
+of 1,000 incoming messages lands, without the event loop ever held 100 ms or more; the
+burst is drawn in batches, not once per message."""
 
 from __future__ import annotations
 
@@ -48,12 +49,33 @@ async def test_large_chat_and_burst(pair: tuple[Peer, Peer],
             assert main.current == bob.account_id
             assert len(log.messages) < 1_000  # a page, not the chat
 
-            # Home: back to the very first message, page by page.
+            # Home: the very first message, and only its page.
             log.focus()
             await pilot.press("home")
-            await wait_for(lambda: log.complete and log.scroll_y == 0, timeout=30)
-            assert len(log.messages) == STORED
+            await wait_for(lambda: log.complete and log.scroll_y == 0)
             assert log.messages[0].body.startswith("#0 ")
+            assert len(log.messages) < 1_000 and not log.at_newest
+
+            # Scrolling down reads the next pages after the window, in order.
+            for _ in range(3):
+                log.scroll_to(y=log.max_scroll_y, animate=False, immediate=True)
+                await pilot.pause()
+            assert len(log.messages) > 1_000
+            assert [m.body.split()[0] for m in log.messages] == [
+                f"#{i}" for i in range(len(log.messages))]
+
+            # A search hit in the middle: only the messages around it are read.
+            middle = (STORED // 2).to_bytes(4, "big") + bob.account_id[:12]
+            main.jump((bob.account_id, middle))
+            selected = log.selected
+            assert selected is not None and selected.body.startswith(f"#{STORED // 2} ")
+            assert len(log.messages) < 1_000 and not log.complete and not log.at_newest
+
+            # End: the newest page again.
+            await pilot.press("end")
+            await wait_for(lambda: log.at_newest)
+            assert log.messages[-1].body.startswith(f"#{STORED - 1} ")
+            assert len(log.messages) < 1_000
             await pilot.pause()
             opened = lag.worst
 
@@ -74,9 +96,11 @@ async def test_large_chat_and_burst(pair: tuple[Peer, Peer],
                         await asyncio.sleep(0)
 
             await burst()
-            await wait_for(lambda: len(log.messages) == STORED + BURST, timeout=30)
+            await wait_for(lambda: log.messages[-1].body == f"burst {BURST - 1}", timeout=30)
+            await wait_for(lambda: sum(batches) >= BURST)
             await pilot.pause()
-        assert log.messages[-1].body == f"burst {BURST - 1}"
+        bodies = [m.body for m in log.messages]
+        assert bodies[-BURST:] == [f"burst {i}" for i in range(BURST)]
     assert opened < MAX_LAG, f"opening and scrolling held the loop {opened * 1000:.0f} ms"
     assert lag.worst < MAX_LAG, f"the burst held the loop {lag.worst * 1000:.0f} ms"
     received = sum(batches)

@@ -16,8 +16,10 @@ from tests.tui.fake_peer import FakePeer, demo_peer
 from tui import chat_lines as L
 from tui import slash_commands
 from tui.event_pump import EventPump
+from tui.message_window import MessageWindow
 from tui.screens.contact_info import grouped
 from tui.screens.main import MainScreen
+from tui.screens.problem import ProblemScreen
 
 CTX = L.LineContext(lambda m: "Ann" if m.outgoing else "Bob", lambda mid: None,
                     dt.date(2026, 1, 1), dt.UTC, L.LineStyles())
@@ -35,7 +37,7 @@ def test_height_matches_the_lines_drawn(body: str, width: int, outgoing: bool, e
                                         reply: bool) -> None:
     message = L.ChatMessage(b"m" * 16, b"a", body, 1_767_000_000_000, "sent", outgoing,
                             reply=b"r" * 16 if reply else None, edited=edited,
-                            reactions={b"x": "👍"} if edited else None, day_header=reply)
+                            reactions=((b"x", "👍"),) if edited else (), day_header=reply)
     assert L.height(message, width) == len(L.render(message, width, CTX))
 
 
@@ -45,6 +47,24 @@ def test_marks_for_each_delivery_state() -> None:
     assert shown == {"pending": "◷", "sent": "✓", "delivered": "✓✓", "read": "✓✓"}
     assert L.marks(L.ChatMessage(b"", b"", "x", 0, "received", False, edited=True)) == \
         "(edited)"
+
+
+def _message(name: str, minute: int) -> L.ChatMessage:
+    return L.ChatMessage(name.encode(), b"a", name, 1_767_000_000_000 + minute * 60_000,
+                         "received", False)
+
+
+def test_a_late_message_lands_in_its_place() -> None:
+    a, b, c, d, late = (_message(n, m) for n, m in
+                        (("a", 1), ("b", 2), ("c", 4), ("d", 5), ("late", 3)))
+    window = MessageWindow(dt.UTC)
+    window.append([a, b, c])
+    fresh, replaced = window.merge_newest([b, late, c, d])  # the store's newest page
+    window.relayout()
+    assert fresh == 2 and replaced == [b"b", b"c"]
+    assert [m.body for m in window.messages] == ["a", "b", "late", "c", "d"]
+    assert window.index(b"d") == 4 and window.lines == 1 + 5  # a day line, five messages
+    assert window.merge_newest([late, c, d]) == (0, [])
 
 
 def test_slash_commands_complete_and_parse() -> None:
@@ -110,7 +130,7 @@ async def test_muted_chat_neither_rings_nor_toasts() -> None:
         peer.set_unread(cat, 2)
         main.apply([E.MessageReceived(b"x" * 16, cat, b"", "are you there?", 0)])
         assert notes == ["New message from Cat"]  # no body by default
-        main.session.muted.add(cat)
+        peer.mute(cat)
         peer.set_unread(cat, 3)
         main.apply([E.MessageReceived(b"y" * 16, cat, b"", "again", 0)])
         assert notes == ["New message from Cat"]
@@ -135,3 +155,26 @@ async def test_settings_and_invite_screens() -> None:
         await pilot.press("enter")
         await pilot.pause(0.2)
         assert "That is not a Cove invite" in screen_text(app)
+
+
+async def test_account_events_are_said_in_plain_words() -> None:
+    peer = demo_peer()
+    app = app_for(peer, clock=fixed_clock())
+    notes: list[str] = []
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+        await pilot.pause()
+        main = app.main_screen
+        assert isinstance(main, MainScreen)
+        bob = next(c.aid for c in main.roster.chats if c.name == "Bob")
+        main.apply([E.DevicesChanged(peer.account_id, ("phone",)),
+                    E.DevicesChanged(bob, (), ("old tablet",)),
+                    E.ManifestForked(bob, 3)])
+        assert notes == ["Your account added a device: phone.",
+                         "Bob's account removed a device: old tablet.",
+                         "Bob's account showed two different device lists; Cove kept the "
+                         "first. Compare safety numbers (F2)."]
+        main.apply([E.DeviceUnlinked(peer.account_id)])
+        await pilot.pause()
+        assert isinstance(app.screen, ProblemScreen)
+        assert "This device was unlinked" in screen_text(app)

@@ -1,5 +1,6 @@
 """Requests in the app: a stranger nearby asks (over mDNS on loopback), the request waits
-in Requests flagged when its name reads like a contact's, and Accept or Block settle it.
+in Requests flagged when its name reads like a contact's, shows the note it came with,
+and Accept or Block settle it.
 Nearby: Ann, discoverable, shows up in a stranger's Nearby list."""
 
 from __future__ import annotations
@@ -49,16 +50,22 @@ async def test_accept_and_block_requests(tmp_path: Path) -> None:
             await _ask(fake_bob, ann)
             await _ask(dan, ann)
             await wait_for(lambda: "not the same account as Bob" in screen_text(app))
+            await wait_for(lambda: "? Dan" in screen_text(app))
+            lines = screen_text(app).splitlines()
+            dan_at = next(i for i, line in enumerate(lines) if "? Dan" in line)
+            assert lines[dan_at + 1].startswith("  hello")  # the note, under the name
 
             _choose(app, "request", fake_bob.account_id)
             await wait_for(lambda: isinstance(app.screen, RequestScreen))
-            assert "not the same account as your contact Bob" in screen_text(app)
+            # The screen is pushed before it is drawn: wait for its words, do not assume them.
+            await wait_for(lambda: "not the same account as your contact Bob" in screen_text(app))
             await pilot.click("#block")
             await wait_for(lambda: not isinstance(app.screen, RequestScreen))
             assert [r.aid for r in ann.requests()] == [dan.account_id]
 
             _choose(app, "request", dan.account_id)
             await wait_for(lambda: isinstance(app.screen, RequestScreen))
+            assert "Their note: hello" in screen_text(app)
             await pilot.click("#accept")
             await wait_for(lambda: dan.account_id in [c.aid for c in ann.contacts()])
             await wait_for(lambda: "Dan" in screen_text(app) and ann.requests() == [])

@@ -1,8 +1,9 @@
-"""A yes/no question (block a contact, and such)."""
+"""A yes/no question (block a contact, delete a message, link a device): Enter or Y says
+yes, Escape or N says no."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from textual import on
 from textual.app import ComposeResult
@@ -16,22 +17,27 @@ from tui import plain
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "no", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "no", "Cancel"),
+        Binding("y", "yes", "Yes"),
+    ]
 
-    def __init__(self, question: str, yes: str) -> None:
+    def __init__(self, question: str, yes: str,
+                 variant: Literal["primary", "error"] = "error") -> None:
         super().__init__()
         self.question = question  # may hold a peer's name: drawn as plain text
         self.yes = yes
+        self.variant = variant
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(Content(plain.safe(self.question)))
+            yield Static(Content(plain.safe(self.question, multiline=True)), id="question")
             with Horizontal(classes="buttons"):
-                yield Button(self.yes, id="yes", variant="error")
+                yield Button(self.yes, id="yes", variant=self.variant)
                 yield Button("Cancel", id="no")
 
     @on(Button.Pressed, "#yes")
-    def _yes(self) -> None:
+    def action_yes(self) -> None:
         self.dismiss(True)
 
     @on(Button.Pressed, "#no")

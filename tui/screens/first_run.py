@@ -1,5 +1,5 @@
-"""First run: create an account (a name, an optional passphrase). Linking this device to an
-existing account comes with multi-device and shows as coming."""
+"""First run: create an account (a name, an optional passphrase), or link this device to an
+existing account (``tui.screens.link_wait``)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ class FirstRunScreen(Screen[None]):
         with Vertical(id="dialog", classes="dialog"):
             yield Static("Welcome to Cove", classes="title")
             yield Static("A private messenger without a server. Create your account on this "
-                         "device.", classes="muted")
+                         "device, or link it to the account you already have on another.",
+                         classes="muted")
             yield Static("Your name (contacts see it)")
             yield Input(placeholder="Ann", id="name", max_length=MAX_NAME)
             yield Static("Passphrase (optional: locks the app and encrypts the key on disk)")
@@ -44,8 +45,7 @@ class FirstRunScreen(Screen[None]):
             yield Static("", id="error")
             with Horizontal(classes="buttons"):
                 yield Button("Create account", id="create", variant="primary")
-                yield Button("Link to an existing account (coming with multi-device)",
-                             id="link", disabled=True)
+                yield Button("Link to an existing account", id="link")
 
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()
@@ -76,6 +76,12 @@ class FirstRunScreen(Screen[None]):
         self._error("")
         self.query_one("#create", Button).disabled = True
         self._open(name, passphrase)
+
+    @on(Button.Pressed, "#link")
+    def _link(self) -> None:
+        from tui.screens.link_wait import LinkWaitScreen
+
+        self.app.switch_screen(LinkWaitScreen(self.opener, self.started))
 
     @work(exclusive=True, group="open")
     async def _open(self, name: str, passphrase: str) -> None:

@@ -17,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from crypto.errors import CoveError
-from tui import optional_api, plain
+from tui import plain
 from tui.roster import RequestEntry
 from tui.screens.contact_info import short_id
 from tui.session import Session
@@ -33,7 +33,6 @@ class RequestScreen(ModalScreen[None]):
         self.kind = kind
 
     def compose(self) -> ComposeResult:
-        peer = self.session.peer
         e = self.entry
         with Vertical(id="dialog", classes="dialog"):
             title = "Contact request" if self.kind == "request" else "Nearby"
@@ -46,21 +45,21 @@ class RequestScreen(ModalScreen[None]):
                     f"Careful: this is not the same account as your contact "
                     f"{plain.name_str(e.same_name_as)}. Someone may be using their name.",
                     "bold $warning"), id="twin")
+            if e.note.strip():
+                yield Static(Content.assemble(
+                    Content.styled("Their note: ", "$text-muted"),
+                    Content(plain.safe(e.note, multiline=True))), id="note")
             if self.kind == "request":
                 yield Static("Accepting lets them message you and see when you are online.",
                              classes="muted")
                 with Horizontal(classes="buttons"):
-                    can_accept = optional_api.has(peer, "accept_request")
-                    yield Button("Accept" if can_accept else "Accept (needs a newer Cove)",
-                                 id="accept", variant="primary", disabled=not can_accept)
-                    yield Button("Decline", id="decline",
-                                 disabled=not optional_api.has(peer, "decline_request"))
+                    yield Button("Accept", id="accept", variant="primary")
+                    yield Button("Decline", id="decline")
                     yield Button("Block", id="block", variant="error")
                     yield Button("Cancel", id="cancel")
             else:
                 with Horizontal(classes="buttons"):
-                    yield Button("Send a contact request", id="send", variant="primary",
-                                 disabled=not optional_api.has(peer, "send_request"))
+                    yield Button("Send a contact request", id="send", variant="primary")
                     yield Button("Cancel", id="cancel")
 
     @on(Button.Pressed, "#accept")
@@ -89,14 +88,14 @@ class RequestScreen(ModalScreen[None]):
         who = plain.name_str(self.entry.name)
         try:
             if what == "accept":
-                await optional_api.accept_request(peer, aid)
+                await peer.accept_request(aid)
                 done = f"{who} is now a contact."
             elif what == "decline":
-                await optional_api.decline_request(peer, aid)
+                peer.decline_request(aid)
                 done = f"Declined {who}'s request."
             elif what == "send":
                 assert self.entry.device is not None
-                await optional_api.send_request(peer, self.entry.device)
+                await peer.send_request(self.entry.device)
                 done = f"Request sent to {who}."
             else:
                 peer.block(aid)

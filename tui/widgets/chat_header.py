@@ -1,5 +1,5 @@
-"""The open chat's header: name, safety status, presence, typing, and bad news in plain
-words (a contact offline with messages waiting)."""
+"""The open chat's header: name, safety status, presence, mute, typing, and bad news in
+plain words (a contact offline with messages waiting)."""
 
 from __future__ import annotations
 
@@ -10,29 +10,42 @@ from tui import plain
 from tui.roster import ChatEntry
 
 
+def _messages(n: int) -> str:
+    return f"{n} message{'s' * (n != 1)}"
+
+
 class ChatHeader(Static):
     """Two lines above the log."""
 
-    def show(self, chat: ChatEntry | None, *, typing: bool = False, pending: int = 0) -> None:
+    def show(self, chat: ChatEntry | None, *, typing: bool = False, pending: int = 0,
+             late: int = 0) -> None:
+        """``pending``: our messages not sent yet; ``late``: those pending for a while."""
         if chat is None:
             self.update("")
             return
         safety = (Content.styled("✓ verified", "$success") if chat.verified
                   else Content.styled("not verified (F2 compares safety numbers)", "$warning"))
-        presence = {True: Content.styled("  ● online", "$success"),
-                    False: Content.styled("  ○ offline", "$text-muted"),
-                    None: Content("")}[chat.online]
+        if chat.online:
+            presence = Content.styled("  ● online", "$success")
+        elif pending:
+            presence = Content.styled("  ○ offline (messages pending)", "$warning")
+        else:
+            presence = Content.styled("  ○ offline", "$text-muted")
         first = Content.assemble(plain.name(chat.name, "bold", 40), "  ", safety, presence)
         if chat.muted:
             first = Content.assemble(first, Content.styled("  muted", "$text-muted"))
+        who = plain.name_str(chat.name)
         if typing:
-            second = Content.styled(f"{plain.name_str(chat.name)} is typing…", "italic $accent")
-        elif pending:
-            who = plain.name_str(chat.name)
-            offline = "is offline" if chat.online is False else "has not got them yet"
+            second = Content.styled(f"{who} is typing…", "italic $accent")
+        elif pending and not chat.online:
+            wait = "waits here and goes" if pending == 1 else "wait here and go"
+            second = Content.styled(f"{_messages(pending)} {wait} out when {who} is online.",
+                                    "$text-muted")
+        elif late:
+            them, they, go = ("it", "it", "goes") if late == 1 else ("them", "they", "go")
             second = Content.styled(
-                f"{pending} pending: {who} {offline}; they go out when you are both online.",
-                "$warning")
+                f"{_messages(late)} pending: {who} has not got {them} yet; {they} {go} out "
+                "when you are both online.", "$warning")
         else:
             second = Content("")
         self.update(Content.assemble(first, "\n", second))

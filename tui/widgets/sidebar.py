@@ -12,7 +12,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from tui import plain
-from tui.roster import ChatEntry, RequestEntry, Roster
+from tui.roster import EMPTY, ChatEntry, RequestEntry, Roster
 
 NAME_CELLS = 16
 PREVIEW_CELLS = 19
@@ -36,7 +36,7 @@ class Sidebar(OptionList):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, markup=False)
-        self.roster = Roster((), (), None)
+        self.roster = EMPTY
         self.current: bytes | None = None
 
     def show(self, roster: Roster, current: bytes | None) -> None:
@@ -84,8 +84,8 @@ class Sidebar(OptionList):
 
 
 def _chat_prompt(chat: ChatEntry, is_open: bool) -> Content:
-    dot = {True: Content.styled("● ", "$success"), False: Content.styled("○ ", "$text-muted"),
-           None: Content("  ")}[chat.online]
+    dot = (Content.styled("● ", "$success") if chat.online
+           else Content.styled("○ ", "$text-muted"))
     parts = [dot, plain.name(chat.name, "bold" if chat.unread or is_open else "", NAME_CELLS)]
     if chat.verified:
         parts.append(Content.styled(" ✓", "$success"))
@@ -101,6 +101,9 @@ def _chat_prompt(chat: ChatEntry, is_open: bool) -> Content:
 def _request_prompt(request: RequestEntry) -> Content:
     head = Content.assemble(Content("? "), plain.name(request.name, "", NAME_CELLS))
     if request.same_name_as is None:
-        return head
+        if not request.note.strip():
+            return head
+        note = plain.name_str(" ".join(request.note.split()), PREVIEW_CELLS)
+        return Content.assemble(head, "\n  ", Content.styled(note, "$text-muted"))
     warning = f"not the same account as {plain.name_str(request.same_name_as, NAME_CELLS)}"
     return Content.assemble(head, "\n  ", Content.styled(warning, "$warning"))

@@ -8,19 +8,24 @@ from textual.widgets import Static
 from tui import plain
 
 
+def devices_text(online: int, total: int) -> str:
+    return "1 device" if total <= 1 else f"{online} of {total} devices online"
+
+
 class StatusBar(Static):
     """One line at the bottom of the main screen."""
 
-    shown: tuple[str, int | None, str, str] | None = None
+    shown: tuple[str, int, int, str, str] | None = None
 
-    def show(self, *, name: str, devices: int | None, discovery: str, locking: str) -> None:
-        if self.shown == (name, devices, discovery, locking):
+    def show(self, *, name: str, online: int, total: int, discovery: str,
+             locking: str) -> None:
+        """``online`` of the account's ``total`` devices are online (this one included)."""
+        if self.shown == (name, online, total, discovery, locking):
             return
-        self.shown = (name, devices, discovery, locking)
-        dev = "1 device" if devices is None else f"{devices} device{'s' * (devices != 1)} online"
+        self.shown = (name, online, total, discovery, locking)
         self.update(Content.assemble(
             Content.styled(" ◆ ", "bold $accent"), plain.name(name, "bold"),
-            Content.styled(f"  │ {dev}  │ discovery {discovery}"
+            Content.styled(f"  │ {devices_text(online, total)}  │ discovery {discovery}"
                            f"  │ {locking}", "$text-muted"),
             Content.styled("  │ F1 help  Ctrl+P commands", "$text-muted"),
         ))

@@ -1,0 +1,114 @@
+"""Notifications for a chat that is not open: a toast, the bell and a desktop-notification
+escape (OSC 777 and OSC 9) that carries the sender's name but no message text, and whose
+text cannot end the OSC string early whatever the name holds. A muted chat raises nothing,
+and stays muted when the app starts again."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cove.peer import Peer
+from cove.testing import introduce
+from tests.tui.conftest import app_for, screen_text, wait_for
+from tui import plain
+from tui.desktop_notify import MAX_TEXT, osc_notification
+from tui.screens.main import MainScreen
+
+SAFE = r"[^\x00-\x1f\x7f-\x9f]*"
+WHOLE = re.compile(rf"\x1b\]777;notify;Cove;({SAFE})\x07\x1b\]9;({SAFE})\x07", re.DOTALL)
+HOSTILE_NAMES = [
+    "\x1b]52;c;cHduZWQ=\x07Mal",  # ends the OSC with BEL, then writes the clipboard
+    "Mal\x1b\\\x1b]0;title\x07",  # ends it with ST (ESC \)
+    "Mal\x9c\x9d52;c;eA==\x9c",  # C1 ST and OSC, for terminals that read 8-bit controls
+    "Mal\x9b2J\x7f\u202eexe.txt",  # C1 CSI, DEL, a bidi override
+    "Mal\nnext line\r\x00",
+]
+
+
+def _whole(sequence: str) -> tuple[str, str]:
+    found = WHOLE.fullmatch(sequence)
+    assert found is not None, repr(sequence)
+    return found.group(1), found.group(2)
+
+
+def test_hostile_names_stay_inside_the_osc_string() -> None:
+    for name in HOSTILE_NAMES:
+        first, second = _whole(osc_notification(f"New message from {plain.name_str(name)}"))
+        assert first == second and first.startswith("New message from ")
+        assert "Mal" in first
+
+
+@given(st.text())
+def test_any_text_stays_inside_the_osc_string(text: str) -> None:
+    first, _ = _whole(osc_notification(text))
+    assert len(first) <= MAX_TEXT
+
+
+def _main(app: Any) -> MainScreen:
+    screen = app.main_screen
+    assert isinstance(screen, MainScreen)
+    return screen
+
+
+async def test_toast_bell_and_desktop_notification_then_mute(tmp_path: Path) -> None:
+    def opened(name: str) -> Any:
+        return Peer.open(tmp_path / name, name=name if name != "mal" else HOSTILE_NAMES[0],
+                         interfaces="127.0.0.1", discovery=False)
+
+    ann, mal, cat = await opened("ann"), await opened("mal"), await opened("cat")
+    try:
+        await introduce(ann, mal)
+        await introduce(ann, cat)
+        await cat.send(ann.account_id, "hi")
+        await wait_for(lambda: len(ann.conversations()) == 1)
+        app = app_for(ann)
+        notes: list[str] = []
+        written: list[str] = []
+        bells: list[int] = []
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_for(lambda: app.main_screen is not None)
+            app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+            app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
+            assert app._driver is not None
+            app._driver.write = written.append  # type: ignore[method-assign]
+            main = _main(app)
+            assert main.current == cat.account_id
+
+            await mal.send(ann.account_id, "the secret plan")
+            await wait_for(lambda: notes)
+            escapes = [w for w in written if "\x1b]777;" in w]
+            assert len(escapes) == 1 and bells == [1]
+            shown, _ = _whole(escapes[0])
+            assert shown == notes[0] == f"New message from {plain.name_str(HOSTILE_NAMES[0])}"
+            assert "secret" not in shown  # no message text by default
+
+            # Mute Mal's chat (F4 there), go back to Cat's: nothing at all.
+            main.open_chat(mal.account_id)
+            await pilot.press("f4")
+            await wait_for(lambda: any(c.muted for c in ann.conversations()))
+            main.open_chat(cat.account_id)
+            notes.clear()
+            written.clear()
+            await mal.send(ann.account_id, "again")
+            await wait_for(lambda: ann.history(mal.account_id)[-1].body == "again")
+            await pilot.pause(0.2)
+            assert notes == [] and bells == [1]
+            assert not [w for w in written if "\x1b]" in w]
+
+        # The mute is kept by the Peer: a new run of the app still has it.
+        app = app_for(ann)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_for(lambda: app.main_screen is not None)
+            await pilot.pause()
+            main = _main(app)
+            chat = main.roster.chat(mal.account_id)
+            assert chat is not None and chat.muted
+            assert "(muted)" in screen_text(app)
+    finally:
+        for peer in (cat, mal, ann):
+            await peer.close()
