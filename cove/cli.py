@@ -22,7 +22,7 @@ from cove.control import Caller, LocalCaller, SocketCaller
 from cove.home import SALT_NAME, SOCKET_NAME, resolve_home
 from cove.link_io import LinkStatus
 from cove.linking import LinkWaiter
-from cove.peer import Peer, PeerError
+from cove.peer import Peer, PeerError, same_name
 from cove.rpc import serve_stdio
 from crypto.errors import CoveError
 from transport.plaintext import printable
@@ -89,11 +89,9 @@ def resolve_contact(candidates: list[Contact], text: str) -> Contact:
     exact = [c for c in candidates if c["aid"] == lowered]
     if exact:
         return exact[0]
-    named = [c for c in candidates if c["name"] == text]
-    if len(named) == 1:
-        return named[0]
-    if not named:  # people type names in any case
-        named = [c for c in candidates if c["name"].casefold() == text.casefold()]
+    # Names a person would read as the same (case, invisible characters) all match, and
+    # two of them are ambiguous: a contact renaming itself "bob" must not take Bob's place.
+    named = [c for c in candidates if same_name(c["name"], text)]
     prefixed = [c for c in candidates if len(lowered) >= 4 and c["aid"].startswith(lowered)]
     found = named or prefixed
     if len(found) == 1:
@@ -219,6 +217,8 @@ async def _command(cove: Caller, args: argparse.Namespace) -> int:
         primary = "  (primary)" if me["primary"] else ""
         print(f"device {printable(me['device'])}  {me['did']}{primary}", file=out)
     elif args.command == "invite":
+        if not 0 < args.hours <= 30 * 24:  # also refuses nan
+            raise PeerError("--hours takes a number of hours from a minute to 30 days.")
         print((await cove.call("invite", lifetime_ms=int(args.hours * 3600 * 1000)))["code"],
               file=out)
     elif args.command == "add":
@@ -240,7 +240,7 @@ async def _command(cove: Caller, args: argparse.Namespace) -> int:
         contact = resolve_contact(await cove.call("contacts"), args.contact)
         for h in await cove.call("history", conversation=contact["aid"], limit=args.limit):
             who = "me" if h["outgoing"] else printable(contact["name"])
-            print(f"{who}: {printable(h['body'], multiline=True)}", file=out)
+            print(f"{who}: {shown_body(h['body'])}", file=out)
     elif args.command == "devices" and args.action == "link":
         linked = await cove.call("link_device", code=args.code, address=args.address,
                                  history_days=args.history_days, yes=True)
@@ -262,6 +262,12 @@ async def _command(cove: Caller, args: argparse.Namespace) -> int:
             await cove.call("verify", contact=contact["aid"])
             print("Marked verified.", file=out)
     return 0
+
+
+def shown_body(body: str) -> str:
+    """A message body for the terminal: plain text, and continuation lines indented, so a
+    body cannot draw a line of its own that reads like another message ("me: ...")."""
+    return printable(body, multiline=True).replace("\n", "\n    ")
 
 
 async def _delivered(cove: Caller, conversation: str, mid: str, wait: float) -> bool:

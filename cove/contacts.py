@@ -75,19 +75,25 @@ class DeviceClaimed(RemoteProtocolError):
     """A manifest lists a device key that another account already holds; it is refused."""
 
 
-def remember(store: Store, manifest: AccountManifest, *, state: str, now: int) -> Contact:
+def remember(store: Store, manifest: AccountManifest, *, state: str, now: int,
+             proven: bytes | None = None) -> Contact:
     """Verify ``manifest`` and store it (newer replaces older; a state change applies).
 
     A certificate proves nothing about who holds its keys (no device
     countersigns it), so an account could list another's device; a device
     key belongs to the first account known to list it, and a manifest that
-    claims a device of another account is refused whole.
+    claims a device of another account is refused whole, unless that device
+    is ``proven``: the manifest came over a link whose Noise static key is
+    that device and whose hello names this account. The proof wins over an
+    earlier bare claim (someone listing a key they learned from an invite).
     """
     manifest.verify()
     for cert in manifest.devices:
         row = store.one("SELECT acct FROM devices WHERE ddk = ?", (cert.ddk,))
         if row is not None and bytes(row[0]) != manifest.acct:
-            raise DeviceClaimed("a manifest lists a device that belongs to another account")
+            if cert.ddk != proven:
+                raise DeviceClaimed("a manifest lists a device that belongs to another account")
+            store.execute("UPDATE devices SET acct = ? WHERE ddk = ?", (manifest.acct, cert.ddk))
     held = get(store, manifest.acct)
     if held is None:
         store.execute(

@@ -167,3 +167,13 @@ class ManifestForked(Event):
 
     aid: bytes
     ver: int
+
+
+@dataclass(frozen=True)
+class ContactRenamed(Event):
+    """A contact's account took another name (shown beside the old one, so that a contact
+    cannot quietly take a name that reads like another's)."""
+
+    aid: bytes
+    old: str
+    new: str

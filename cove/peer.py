@@ -47,7 +47,7 @@ from cove.peer_forward import ForwardPart
 from cove.store import Store
 from crypto import primitives as P
 from crypto.envelope import Envelope
-from crypto.errors import CoveError, CryptoError, ProtocolError
+from crypto.errors import CoveError, CryptoError, ProtocolError, RemoteProtocolError
 from crypto.identity import AID_LEN, DeviceCertificate, id_from_text
 from crypto.manifest import AccountManifest
 from crypto.prekeys import PrekeyBundle
@@ -76,6 +76,8 @@ def _name_key(name: str) -> str:
 TYPING_FRESH_MS = 10_000
 """A typing hint older than this (delayed in an outbox, say) is not shown."""
 TRANSIENT_QUEUE = 100
+NACKS_PER_MINUTE = 10
+"""Re-encryptions answered to one device a minute (each starts a fresh session)."""
 INVITE_ANSWER_TIMEOUT = 15.0
 """Seconds to wait for the inviting device to accept."""
 
@@ -190,6 +192,7 @@ class Peer(DevicesPart, ForwardPart):
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: set[asyncio.Queue[E.Event]] = set()
         self._after_hello: set[bytes] = set()
+        self._nacks: dict[bytes, tuple[int, int]] = {}
         self._sends: list[tuple[Callable[[], list[Outgoing]], asyncio.Future[None]]] = []
         self._inbound: list[tuple[bytes, Link, LinkMessage]] = []
         self._closed = False
@@ -1026,14 +1029,16 @@ class Peer(DevicesPart, ForwardPart):
                 self._store.execute("UPDATE invites SET used = 1, used_by = ? WHERE tok = ?",
                                     (manifest.acct, tok))
                 first = C.get(self._store, manifest.acct) is None
-                contact = C.remember(self._store, manifest, state="contact", now=now)
+                contact = C.remember(self._store, manifest, state="contact", now=now,
+                                     proven=ddk)
                 if first:
                     self._record(E.ContactAdded(contact.aid, contact.name))
             else:
                 held = C.get(self._store, manifest.acct)
                 if held is not None and held.state != "request":
                     return  # already decided: a contact, blocked or declined
-                contact = C.remember(self._store, manifest, state="request", now=now)
+                contact = C.remember(self._store, manifest, state="request", now=now,
+                                     proven=ddk)
                 self._store.execute("UPDATE accounts SET note = ? WHERE acct = ?",
                                     (str(message["note"]), contact.acct))
                 contact = replace(contact, note=str(message["note"]))
@@ -1068,7 +1073,7 @@ class Peer(DevicesPart, ForwardPart):
             held = C.get(self._store, manifest.acct)
             if held is not None and held.state == "blocked":
                 return
-            contact = C.remember(self._store, manifest, state="contact", now=now)
+            contact = C.remember(self._store, manifest, state="contact", now=now, proven=ddk)
             self._store.execute("DELETE FROM kv WHERE k = ?", (REQUESTED + ddk.hex(),))
             if held is None or held.state != "contact":
                 self._record(E.ContactAdded(contact.aid, contact.name))
@@ -1184,8 +1189,8 @@ class Peer(DevicesPart, ForwardPart):
             author = owner
             if received.sender != ddk:  # a sibling passes on what it held for us
                 found = C.owner_of(self._store, received.sender)
-                if found is None:
-                    return
+                if found is None:  # not known here yet: the holder keeps it for later
+                    raise RemoteProtocolError("a passed-on envelope from an unknown device")
                 author = found
                 self._store.execute("INSERT OR IGNORE INTO owed_acks (ddk, eid) VALUES (?, ?)",
                                     (received.sender, received.eid))
@@ -1296,6 +1301,15 @@ class Peer(DevicesPart, ForwardPart):
             self._record(E.MessageStatus(mid, "sent"))
 
     def _on_nack(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        # Each nack costs a fresh post-quantum session: a device that nacks everything gets
+        # NACKS_PER_MINUTE of them, then is ignored for the rest of the minute.
+        now = self._clock()
+        start, count = self._nacks.get(ddk, (now, 0))
+        if now - start >= 60_000:
+            start, count = now, 0
+        if count >= NACKS_PER_MINUTE:
+            return
+        self._nacks[ddk] = (start, count + 1)
         owner = C.owner_of(self._store, ddk)
         cert = owner.manifest.device(ddk) if owner else None
         if cert is None:

@@ -36,7 +36,13 @@ from cove.linking import LinkedDevice, LinkWaiter, link_device
 from cove.store import Store
 from crypto.errors import CoveError
 from crypto.identity import DeviceCertificate
-from crypto.manifest import AccountManifest, ManifestFork, ManifestRejected
+from crypto.manifest import (
+    AccountManifest,
+    ManifestFork,
+    ManifestRejected,
+    ManifestVerdict,
+    judge_manifest,
+)
 from transport.discovery import Discovery
 from transport.interfaces import announced_addresses, chosen_interfaces
 from transport.link import Link
@@ -240,11 +246,15 @@ class DevicesPart:
                     return
                 if manifest.contains(self.account.device.ddk):
                     self.account = load_account(self._store)
+            elif judge_manifest(before, manifest) is ManifestVerdict.FORK:
+                raise ManifestFork(before, manifest)
             else:
-                C.remember(self._store, manifest, state=held.state, now=self._clock())
+                C.remember(self._store, manifest, state=held.state, now=self._clock(),
+                           proven=ddk)
         except ManifestFork:
-            # Same version, other bytes: keep what is held, and say so loudly (§3).
-            log.warning("account %s has two manifests of version %d", held.name, manifest.ver)
+            # Same version, other bytes: keep what is held, and say so loudly (§3). The log
+            # names no one (DESIGN §12); the event is for the person.
+            log.warning("an account showed two manifests of version %d", manifest.ver)
             self._record(E.ManifestForked(held.aid, manifest.ver))
             return
         except ManifestRejected:
@@ -253,6 +263,8 @@ class DevicesPart:
         assert found is not None
         if found.manifest.ver != before.ver:
             self._manifest_changed(found, before, found.manifest)
+        if found.name != held.name and found.state != "own":
+            self._record(E.ContactRenamed(found.aid, held.name, found.name))
         if not self.unlinked:
             self._judge_again(link)  # a newer manifest may have come by another way
 

@@ -78,7 +78,7 @@ class RpcServer:
         """Answer one line; never raises."""
         try:
             request = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a line of [[[[...]]]]
             self._error(None, PARSE_ERROR, "That line is not JSON.")
             return
         if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(
@@ -120,7 +120,8 @@ class RpcServer:
         self._send_line({"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}})
 
     def _send_line(self, obj: dict[str, Any]) -> None:
-        self._write(json.dumps(obj, ensure_ascii=False))
+        # ASCII only: C1 controls and bidi marks travel as \u escapes, never raw.
+        self._write(json.dumps(obj, ensure_ascii=True))
 
     async def close(self) -> None:
         for task in self._streams:
