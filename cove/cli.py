@@ -16,10 +16,11 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from cove.control import Caller, LocalCaller, SocketCaller
-from cove.home import SALT_NAME, SOCKET_NAME, resolve_home
+from cove.home import SALT_NAME, SOCKET_NAME, home_is_held, resolve_home
 from cove.link_io import LinkStatus
 from cove.linking import LinkWaiter
 from cove.peer import Peer, PeerError, same_name
@@ -28,6 +29,8 @@ from crypto.errors import CoveError
 from transport.plaintext import printable
 
 SEND_WAIT_DEFAULT = 3.0
+STARTING_WAIT = 10.0
+"""How long a command waits for a starting Cove's control socket."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +124,7 @@ async def run(args: argparse.Namespace) -> int:
         return await _link_here(args, port)
     linking = args.command == "devices" and args.action == "link"
     if args.command not in ("init", "rpc"):
-        caller = await SocketCaller.connect(home / SOCKET_NAME)
+        caller = await _running_cove(home)
         if caller is not None:
             if linking and not args.yes:
                 raise PeerError("Cove is running in another process: link from its devices "
@@ -150,6 +153,19 @@ async def run(args: argparse.Namespace) -> int:
             await local.close()
     finally:
         await peer.close()
+
+
+async def _running_cove(home: Path) -> SocketCaller | None:
+    """The control socket of the Cove holding this home, if one does. A Cove that is just
+    starting holds the home a moment before its socket listens: wait for it then."""
+    deadline = asyncio.get_running_loop().time() + STARTING_WAIT
+    while True:
+        caller = await SocketCaller.connect(home / SOCKET_NAME)
+        if caller is not None or not home_is_held(home):
+            return caller
+        if asyncio.get_running_loop().time() > deadline:
+            return None  # opening the home here says who holds it
+        await asyncio.sleep(0.1)
 
 
 def _passphrase(args: argparse.Namespace) -> str | None:

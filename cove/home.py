@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,11 @@ class Home:
                 raise HomeError("This home is protected by a passphrase; give it to open Cove.")
             return derive_key(passphrase, salt_file.read_bytes())
         if key_file.exists():
+            info = os.lstat(key_file)
+            if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077 or \
+                    info.st_uid != os.getuid():
+                raise HomeError(f"The key file {key_file} is not private to you (it must be "
+                                "mode 0600); Cove will not use it.")
             key = key_file.read_bytes()
             if len(key) != KEY_LEN:
                 raise HomeError(f"The key file {key_file} is damaged; Cove cannot open this home.")
@@ -104,10 +110,19 @@ def hold_home(path: Path) -> Home:
     """Create the folder if needed (0700) and take its lock, or raise HomeInUse."""
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(path)
     except OSError as exc:
         raise HomeError(f"Cove cannot create its home folder {path}: {exc.strerror}.") from exc
+    # Someone else's folder, a symlink, or one others may write into could hold a planted
+    # key file, lock symlink or control socket: refuse it.
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise HomeError(f"The home folder {path} must be a folder of your own that no one "
+                        "else can write to.")
     lock = path / LOCK_NAME
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise HomeError(f"The lock file {lock} is not a plain file; Cove will not use it.") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -120,6 +135,21 @@ def hold_home(path: Path) -> Home:
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     return Home(path, fd)
+
+
+def home_is_held(path: Path) -> bool:
+    """True when a process holds this home's lock now (without taking it)."""
+    try:
+        fd = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _write_private(path: Path, data: bytes) -> None:

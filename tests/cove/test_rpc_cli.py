@@ -187,3 +187,14 @@ def test_cli_links_a_device_lists_and_unlinks_it(tmp_path: Path) -> None:
     assert cove(tmp_path / "ann", "devices", "unlink", phone_id).returncode == 0
     assert [line.split()[1] for line in cove(tmp_path / "ann", "devices").stdout.splitlines()] \
         == ["laptop"]
+
+
+def test_a_command_waits_for_a_cove_that_is_starting(tmp_path: Path) -> None:
+    assert cove(tmp_path / "ann", "init", "Ann").returncode == 0
+    ann = Rpc(tmp_path / "ann")  # starting: it holds the home before its socket listens
+    try:
+        started = cove(tmp_path / "ann", "whoami")
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.startswith("Ann")
+    finally:
+        ann.close()

@@ -249,3 +249,31 @@ def test_migration_v4_to_v5_adds_store_and_forward(tmp_path: Path,
     new.execute("INSERT INTO held (eid, target, depositor, envelope, at) "
                 "VALUES (x'01', x'02', x'03', x'04', 5)")
     new.execute("INSERT INTO owed_acks (ddk, eid) VALUES (x'02', x'01')")
+
+
+def test_a_home_others_could_tamper_with_is_refused(tmp_path: Path) -> None:
+    from cove.home import LOCK_NAME
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(HomeError, match="no one else can write"):
+        hold_home(shared)
+    planted = tmp_path / "planted"
+    planted.mkdir(mode=0o700)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (planted / LOCK_NAME).symlink_to(victim)
+    with pytest.raises(HomeError, match="not a plain file"):
+        hold_home(planted)
+    assert victim.read_text() == "precious"
+    keyed = tmp_path / "keyed"
+    keyed.mkdir(mode=0o700)
+    (keyed / KEY_NAME).write_bytes(bytes(32))
+    (keyed / KEY_NAME).chmod(0o644)  # a key someone else may have planted, or can read
+    home = hold_home(keyed)
+    try:
+        with pytest.raises(HomeError, match="not private"):
+            home.database_key()
+    finally:
+        home.release()
