@@ -136,7 +136,7 @@ async def run(args: argparse.Namespace) -> int:
     name = args.name if args.command == "init" else None
     peer = await Peer.open(home, name=name, device_name=getattr(args, "device", "device"),
                            passphrase=_passphrase(args), port=port, interfaces=args.interfaces,
-                           discovery=not args.no_discovery)
+                           discovery=not args.no_discovery, announce=args.command == "rpc")
     try:
         if args.command == "init" and not peer.created:
             raise PeerError(f"This home already has an account ({printable(peer.account.name)}); "

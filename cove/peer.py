@@ -203,10 +203,12 @@ class Peer(DevicesPart, ForwardPart):
     async def open(
         cls, home: str | os.PathLike[str] | None = None, *, name: str | None = None,
         device_name: str = "device", passphrase: str | None = None, port: int = 0,
-        interfaces: str | None = None, discovery: bool = True,
+        interfaces: str | None = None, discovery: bool = True, announce: bool = True,
         clock: Callable[[], int] | None = None,
     ) -> Peer:
-        """Open (or create) the home and start linking; ``name`` is needed the first time."""
+        """Open (or create) the home and start linking; ``name`` is needed the first time.
+        ``announce=False`` finds others by mDNS without announcing this device (a one-shot
+        command)."""
         held = hold_home(resolve_home(home))
         try:
             # Argon2id takes about a second: off the event loop, so an app stays drawn.
@@ -229,7 +231,8 @@ class Peer(DevicesPart, ForwardPart):
             peer._delivery.trim(now=tick())
             peer._trim_held(tick())
             peer.created = created
-            await peer._start(port=port, interfaces=interfaces, discovery=discovery)
+            await peer._start(port=port, interfaces=interfaces, discovery=discovery,
+                              announce=announce)
             try:
                 await peer._control.start()
             except BaseException:
@@ -240,11 +243,13 @@ class Peer(DevicesPart, ForwardPart):
             held.release()
             raise
 
-    async def _start(self, *, port: int, interfaces: str | None, discovery: bool) -> None:
+    async def _start(self, *, port: int, interfaces: str | None, discovery: bool,
+                     announce: bool = True) -> None:
         device = self.account.device
         self._node = TransportNode(
             keys=device, hello=self._hello, policy=self._policy, on_event=self._on_node_event,
             interfaces=chosen_interfaces(interfaces), port=port, discovery=discovery,
+            announce=announce,
         )
         for contact in C.all_in(self._store, "contact", "own"):
             for cert in contact.manifest.devices:

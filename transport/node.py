@@ -41,6 +41,7 @@ class TransportNode:
         interfaces: ChosenInterfaces,
         port: int = 0,
         discovery: bool = True,
+        announce: bool = True,
         timings: Timings = DEFAULT_TIMINGS,
     ) -> None:
         self._keys = keys
@@ -56,13 +57,17 @@ class TransportNode:
         )
         self.discovery: Discovery | None = None
         self._want_discovery = discovery
+        self._announce = announce
 
     async def start(self) -> None:
         """Listen, start dialling known devices, and announce this device."""
         await self.registry.start()
         if self._want_discovery:
+            # announce=False browses only: a one-shot command finds its contacts without the
+            # second or so that announcing takes (RFC 6762 probing), and needs no visitors.
             self.discovery = Discovery(
-                announced_addresses(self._interfaces.addresses), did=self._keys.did,
+                announced_addresses(self._interfaces.addresses),
+                did=self._keys.did if self._announce else None,
                 port=self.registry.port, on_event=self._on_discovery,
             )
             await self.discovery.start()
