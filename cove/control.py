@@ -58,12 +58,13 @@ class ControlServer:
         os.chmod(self._path, 0o600)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for rpc in list(self._rpcs):
-                await rpc.close()
-            await self._server.wait_closed()
-            self._server = None
+        if self._server is None:
+            return  # never started: the socket there (if any) is another process's
+        self._server.close()
+        for rpc in list(self._rpcs):
+            await rpc.close()
+        await self._server.wait_closed()
+        self._server = None
         with contextlib.suppress(FileNotFoundError):
             self._path.unlink()
 

@@ -196,6 +196,8 @@ class Peer(DevicesPart, ForwardPart):
         self._sends: list[tuple[Callable[[], list[Outgoing]], asyncio.Future[None]]] = []
         self._inbound: list[tuple[bytes, Link, LinkMessage]] = []
         self._closed = False
+        self.read_only = False
+        """True when opened with read_only: nothing can be sent or changed."""
 
     # -- opening and closing -----------------------------------------------------------
 
@@ -204,11 +206,13 @@ class Peer(DevicesPart, ForwardPart):
         cls, home: str | os.PathLike[str] | None = None, *, name: str | None = None,
         device_name: str = "device", passphrase: str | None = None, port: int = 0,
         interfaces: str | None = None, discovery: bool = True, announce: bool = True,
-        clock: Callable[[], int] | None = None,
+        clock: Callable[[], int] | None = None, read_only: bool = False,
     ) -> Peer:
         """Open (or create) the home and start linking; ``name`` is needed the first time.
         ``announce=False`` finds others by mDNS without announcing this device (a one-shot
         command)."""
+        if read_only:
+            return await cls._open_read_only(home, passphrase, clock)
         held = hold_home(resolve_home(home))
         try:
             # Argon2id takes about a second: off the event loop, so an app stays drawn.
@@ -242,6 +246,23 @@ class Peer(DevicesPart, ForwardPart):
         except BaseException:
             held.release()
             raise
+
+    @classmethod
+    async def _open_read_only(cls, home: str | os.PathLike[str] | None, passphrase: str | None,
+                              clock: Callable[[], int] | None) -> Peer:
+        """A window on a home another process holds: its history and contacts, no links,
+        no changes (the app offers it when the home is in use)."""
+        held = Home(resolve_home(home), -1)  # no lock: the holder keeps it
+        key = await asyncio.to_thread(held.database_key, passphrase)
+        store = Store(held.db_path, key, read_only=True)
+        try:
+            account = load_account(store)
+        except BaseException:
+            store.close()
+            raise
+        peer = cls(held, store, account, clock=clock or (lambda: int(time.time() * 1000)))
+        peer.read_only = True
+        return peer
 
     async def _start(self, *, port: int, interfaces: str | None, discovery: bool,
                      announce: bool = True) -> None:
@@ -572,6 +593,8 @@ class Peer(DevicesPart, ForwardPart):
     async def _send_content(self, contact: C.Contact, content: Content, *,
                             store_row: bool) -> bytes:
         self._check_trust(contact)
+        if self.read_only:
+            raise PeerError("This window is read-only: another Cove process holds the home.")
         if self.unlinked:
             raise PeerError("This device was unlinked from its account; it sends nothing.")
         now = content.ts
@@ -832,6 +855,8 @@ class Peer(DevicesPart, ForwardPart):
         """Everything in this conversation has been seen here; with read receipts on (the
         default, a setting), the contact's messages move on to "read" on their side."""
         contact = self._contact(conversation)
+        if self.read_only:
+            return  # the holder of the home marks it when it shows it
         row = self._store.one("SELECT unread FROM conversations WHERE cid = ?", (contact.aid,))
         unread = int(row[0]) if row else 0
         self._store.execute("UPDATE conversations SET unread = 0 WHERE cid = ?", (contact.aid,))

@@ -34,12 +34,22 @@ Row = tuple[Any, ...]
 class Store:
     """An open database; use :meth:`transaction` around every group of writes."""
 
-    def __init__(self, path: Path | None, key: bytes) -> None:
+    def __init__(self, path: Path | None, key: bytes, *, read_only: bool = False) -> None:
+        """``read_only``: look at a database another process holds (SQLite's WAL lets a
+        reader in beside the writer); nothing is changed, not even the schema."""
         if len(key) != 32:
             raise StoreError("the database key must be 32 bytes")
         target = ":memory:" if path is None else str(path)
+        self.read_only = read_only
         try:
-            self._db = sqlcipher3.connect(target, isolation_level=None, check_same_thread=False)
+            if read_only:
+                if path is None or not path.exists():
+                    raise StoreError("There is no database to read in that home.")
+                self._db = sqlcipher3.connect(f"file:{path}?mode=ro", uri=True,
+                                              isolation_level=None, check_same_thread=False)
+            else:
+                self._db = sqlcipher3.connect(target, isolation_level=None,
+                                              check_same_thread=False)
         except sqlcipher3.Error as exc:
             raise StoreError(f"Cove cannot open its database: {exc}.") from exc
         # SQLCipher would print its own lines about a failed key check to stderr; the
@@ -53,6 +63,14 @@ class Store:
             raise WrongPassphrase(
                 "The passphrase (or key file) does not open this database; nothing was changed."
             ) from exc
+        self._depth = 0
+        if read_only:
+            self._db.execute("PRAGMA temp_store = MEMORY")
+            if self.version != SCHEMA_VERSION:
+                self._db.close()
+                raise StoreError("This database is at another schema version than this Cove; "
+                                 "open it read-write once to bring it up to date.")
+            return
         for pragma in (
             "PRAGMA journal_mode = WAL",
             "PRAGMA synchronous = FULL",
@@ -61,7 +79,6 @@ class Store:
             "PRAGMA secure_delete = ON",
         ):
             self._db.execute(pragma)
-        self._depth = 0
         self._migrate()
 
     @property
@@ -197,8 +214,9 @@ class Store:
 
     def close(self) -> None:
         """Checkpoint the WAL into the database file and close."""
-        with contextlib.suppress(sqlcipher3.Error):
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if not self.read_only:
+            with contextlib.suppress(sqlcipher3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
 
 

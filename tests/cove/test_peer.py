@@ -262,3 +262,32 @@ async def test_receipts_edits_deletes_and_reactions(tmp_path: Path) -> None:
     finally:
         await ann.close()
         await bob.close()
+
+
+async def test_a_read_only_window_on_a_home_another_process_holds(tmp_path: Path) -> None:
+    from cove.errors import HomeInUse
+
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    try:
+        await befriend(ann, bob)
+        await bob.send(ann.account_id, "seen from the second window")
+        await wait_until(lambda: len(bodies(ann, bob)) == 1)
+        with pytest.raises(HomeInUse):
+            await Peer.open(tmp_path / "ann")
+        view = await Peer.open(tmp_path / "ann", read_only=True)
+        try:
+            assert bodies(view, bob) == ["seen from the second window"]
+            assert [c.name for c in view.contacts()] == ["Bob"]
+            with pytest.raises(PeerError, match="read-only"):
+                await view.send(bob.account_id, "from the viewer")
+            await view.mark_read(bob.account_id)  # quietly nothing
+        finally:
+            await view.close()
+        # The holder is untouched: its control socket and its lock still work.
+        assert (tmp_path / "ann" / "control.sock").exists()
+        await bob.send(ann.account_id, "still here")
+        await wait_until(lambda: bodies(ann, bob)[-1:] == ["still here"])
+    finally:
+        await ann.close()
+        await bob.close()
