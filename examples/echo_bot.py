@@ -25,13 +25,13 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import botkit
+
 from cove import events as E
-from cove.home import resolve_home
 from cove.peer import Peer
 from crypto.errors import CoveError
 from transport.plaintext import printable
@@ -112,50 +112,19 @@ async def run(peer: Peer, stop: asyncio.Event, state: Path) -> None:
                 # a crash between the two answers one text twice, never zero times.
                 cursor.advance(event.cursor)
 
-    consumer = asyncio.ensure_future(consume())
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({consumer, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        consumer.cancel()
-        stopping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer  # re-raises whatever broke the loop, if it stopped by itself
+    await botkit.until_stopped(consume(), stop)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="A Cove bot that answers every text with itself.")
-    p.add_argument("--home", help="the bot's home folder (default: COVE_HOME or the user's)")
-    p.add_argument("--name", default="Echo bot", help="the bot's name, used on the first run")
-    p.add_argument("--port", type=int, default=0, help="port to listen on (default: any)")
-    p.add_argument("--interfaces", help="comma-separated addresses to use (default: all)")
-    p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
-    return p
+    return botkit.bot_parser("A Cove bot that answers every text with itself.", "Echo bot")
 
 
 async def serve(args: argparse.Namespace) -> None:
-    home = resolve_home(args.home)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with await Peer.open(home, name=args.name, port=args.port,
-                               interfaces=args.interfaces,
-                               discovery=not args.no_discovery) as peer:
-        print(f"{printable(peer.account.name)} is listening on port {peer.port}. Invite code:")
-        print(peer.invite(), flush=True)
-        await run(peer, stop, home / STATE_NAME)
-    print("Stopped.")
+    await botkit.serve(args, run, STATE_NAME, opened="is listening", closed="Stopped.")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        asyncio.run(serve(args))
-    except CoveError as exc:  # one sentence saying what to do, never a traceback
-        print(f"echo_bot: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return botkit.main("echo_bot", build_parser(), serve, argv)
 
 
 if __name__ == "__main__":

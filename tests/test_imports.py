@@ -54,7 +54,9 @@ def test_importing_cove_loads_no_textual(statement: str) -> None:
 
 @pytest.mark.parametrize("bot", ["echo_bot", "order_bot"])
 def test_the_example_bots_load_no_textual(bot: str) -> None:
-    code = f"import runpy; runpy.run_path('examples/{bot}.py', run_name='{bot}')"
+    # As `python examples/BOT.py` runs it: its folder first on the path (for botkit).
+    code = (f"import runpy, sys; sys.path.insert(0, 'examples'); "
+            f"runpy.run_path('examples/{bot}.py', run_name='{bot}')")
     modules = _modules_after(code)
     assert "cove.peer" in modules  # the bot really loaded the messenger
     assert _from(TUI_PACKAGES, modules) == set()

@@ -28,6 +28,8 @@ def load_example(name: str) -> ModuleType:
     module_name = f"cove_example_{name}"
     if module_name in sys.modules:
         return sys.modules[module_name]
+    if str(EXAMPLES) not in sys.path:  # the bots import their shared botkit, as scripts do
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
