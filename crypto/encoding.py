@@ -155,21 +155,3 @@ def field_map(m: Wire, key: str) -> Wire:
 def optional(m: Wire, key: str) -> bool:
     """True when an optional key is present and not nil."""
     return m.get(key) is not None
-
-
-def unpack_sequence(data: bytes, max_size: int) -> list[Any]:
-    """Decode one or more msgpack values written back to back (a packed batch)."""
-    if len(data) > max_size:
-        raise RemoteProtocolError(f"batch of {len(data)} bytes exceeds its {max_size}-byte cap")
-    unpacker = msgpack.Unpacker(max_buffer_size=max_size, **_limits(max_size))
-    values: list[Any] = []
-    try:
-        unpacker.feed(data)
-        while unpacker.tell() < len(data):
-            values.append(unpacker.unpack())
-    except msgpack.OutOfData as exc:
-        raise RemoteProtocolError("batch ends inside a value") from exc
-    except (ValueError, TypeError, msgpack.FormatError, msgpack.StackError,
-            msgpack.BufferFull, RecursionError) as exc:
-        raise RemoteProtocolError("batch is not valid msgpack") from exc
-    return values

@@ -33,8 +33,10 @@ MAX_MESSAGE = 16 * 1024 * 1024
 """Largest reassembled message (16 MiB)."""
 FLAG_MORE = 0x01
 FLAG_PACKED = 0x02
-"""Flag bit 1: the plaintext holds several whole messages back to back (msgpack is
-self-delimiting), so a burst of small messages costs one AEAD call, not one each."""
+"""Flag bit 1: the plaintext holds several whole messages as one msgpack array, so a burst
+of small messages costs one AEAD call and one unpacking call, not one each."""
+MAX_PACKED = MAX_FRAGMENT - 3
+"""Bytes of messages in one packed plaintext: room is left for the array's header."""
 PACK_LIMIT = 8192
 """Messages up to this size may share a plaintext with others; larger ones go alone."""
 
@@ -149,7 +151,7 @@ class Packer:
     def try_add(self, message: bytes) -> bool:
         """Add ``message`` if it fits the current plaintext without sealing anything."""
         size = self.size + len(message)
-        if len(message) > PACK_LIMIT or size > MAX_FRAGMENT:
+        if len(message) > PACK_LIMIT or size > MAX_PACKED:
             return False
         self.pending.append(message)
         self.size = size
@@ -159,7 +161,7 @@ class Packer:
         if len(message) > PACK_LIMIT:
             return [*self.flush(), *fragment(message)]
         out: list[bytes] = []
-        if self.size + len(message) > MAX_FRAGMENT:
+        if self.size + len(message) > MAX_PACKED:
             out = self.flush()
         self.pending.append(message)
         self.size += len(message)
@@ -169,8 +171,12 @@ class Packer:
         pending = self.pending
         if not pending:
             return []
-        one = len(pending) == 1
-        plaintext = b"\x00" + pending[0] if one else b"\x02" + b"".join(pending)
+        count = len(pending)
+        if count == 1:
+            plaintext = b"\x00" + pending[0]
+        else:  # flag, then one msgpack array of the messages: unpacked in a single call
+            head = bytes((0x90 | count,)) if count < 16 else b"\xdc" + count.to_bytes(2, "big")
+            plaintext = b"\x02" + head + b"".join(pending)
         self.pending = []
         self.size = 0
         return [plaintext]

@@ -112,11 +112,17 @@ def test_packer_keeps_order_and_bounds() -> None:
     for m in small[5:]:
         out += p.add(m)
     out += p.flush()
-    assert out[0] == b"\x02" + b"".join(small[:5])
+    assert out[0] == b"\x02\x95" + b"".join(small[:5])  # an array of 5
     assert out[1] == b"\x00" + b"L" * (PACK_LIMIT + 1)
-    assert out[2] == b"\x02" + b"".join(small[5:])
+    assert out[2] == b"\x02\x95" + b"".join(small[5:])
     assert p.flush() == []
     assert p.add(b"one") == [] and p.flush() == [b"\x00one"]
     for _ in range(MAX_FRAGMENT // 8000):
         assert p.try_add(b"x" * 8000)
     assert not p.try_add(b"x" * 8000)  # would overflow one plaintext
+    (full,) = p.flush()
+    assert len(full) <= MAX_FRAGMENT + 1  # flag, array header and all fit one frame
+    many = Packer()
+    for _ in range(20):  # 16 and more: the array header takes 3 bytes
+        assert many.try_add(b"\xc0")
+    assert many.flush() == [b"\x02\xdc\x00\x14" + b"\xc0" * 20]

@@ -312,8 +312,11 @@ def test_a_burst_of_small_messages_shares_frames(ann: Device, bob: Device) -> No
 
 @pytest.mark.parametrize(
     "plaintext",
-    [b"\x02\xc1", b"\x02\x81\xa1t", b"\x02\x01", b"\x02" + b"\x81\xa1t\xa4warp" * 2, b"\x04abc"],
-    ids=["bad-msgpack", "truncated", "not-a-map", "unknown-type", "unknown-flag"],
+    [b"\x02\xc1", b"\x02\x92\x81\xa1t", b"\x02\x01", b"\x02\x92\x01\x02",
+     b"\x02\x92" + b"\x81\xa1t\xa4warp" * 2, b"\x02" + b"\x81\xa1t\xa4ping" * 2,
+     b"\x02\x91\x81\xa1t\xa4ping\xc0", b"\x04abc"],
+    ids=["bad-msgpack", "truncated", "not-an-array", "not-maps", "unknown-type",
+         "back-to-back-not-an-array", "trailing-bytes", "unknown-flag"],
 )
 def test_hostile_packed_plaintexts_close_the_link(
     ann: Device, bob: Device, plaintext: bytes
