@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -92,10 +93,11 @@ class CoveApp(App[int]):
             return
         self.start(peer, None)
 
-    async def _open_with(self, passphrase: str) -> str | None:
+    async def _open_with(self, passphrase: str, *, read_only: bool = False) -> str | None:
         assert self.opener is not None
+        self._initial_passphrase = passphrase  # a held home asks for it before read-only
         try:
-            peer = await self.opener.open(passphrase=passphrase)
+            peer = await self.opener.open(passphrase=passphrase, read_only=read_only)
         except WrongPassphrase:
             return "That passphrase does not open this home; try again."
         except CoveError as exc:
@@ -108,7 +110,26 @@ class CoveApp(App[int]):
         title = ("Cove is already running on this home" if isinstance(exc, HomeInUse)
                  else "Cove cannot open this home" if isinstance(exc, HomeError)
                  else "Cove cannot start")
-        self.push_screen(ProblemScreen(title, str(exc)))
+        offer = self._open_read_only if isinstance(exc, HomeInUse) else None
+        self.push_screen(ProblemScreen(title, str(exc), read_only=offer))
+
+    @work(exclusive=True, group="open")
+    async def _open_read_only(self) -> None:
+        """A window on the home another process holds (asks the passphrase if needed)."""
+        assert self.opener is not None
+        passphrase = self._initial_passphrase
+        if self.opener.needs_passphrase() and not passphrase:
+            self.push_screen(UnlockScreen(partial(self._open_with, read_only=True)))
+            return
+        try:
+            peer = await self.opener.open(passphrase=passphrase, read_only=True)
+        except WrongPassphrase:
+            self.push_screen(UnlockScreen(partial(self._open_with, read_only=True)))
+            return
+        except CoveError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.start(peer, passphrase)
 
     def start(self, peer: PeerApi, passphrase: str | None, *, owned: bool = True) -> None:
         """Show the main screen for an open Peer and start reading its events.

@@ -30,6 +30,9 @@ MIN_BODY_CELLS = 10
 STATUS_MARKS = {"pending": "◷", "sent": "✓", "delivered": "✓✓", "read": "✓✓"}
 """Delivery marks of outgoing messages (DESIGN §8): pending, sent, delivered, read."""
 DELETED_TEXT = "message deleted"
+NOTICE_ID = b"\0notice"
+"""How a notice's id starts; message ids are 16 bytes of a hash, never this."""
+NOTICE_MARK = "· "
 
 
 class ChatMessage(NamedTuple):
@@ -53,11 +56,19 @@ class ChatMessage(NamedTuple):
     reactions: tuple[tuple[bytes, str], ...] = ()
     """``(author, emoji)`` pairs, one per author."""
     day_header: bool = False
+    notice: bool = False
+    """Not a message: a line about the chat ("Bob added device 'phone'"); ``body`` is its
+    text, ``ts`` when it arrived."""
 
     @classmethod
     def from_history(cls, entry: HistoryView) -> ChatMessage:
         return cls(entry.mid, entry.author, entry.body, entry.ts, entry.status, entry.outgoing,
                    entry.reply, entry.edited, entry.deleted, tuple(entry.reactions))
+
+    @classmethod
+    def make_notice(cls, key: int, text: str, ts: int) -> ChatMessage:
+        """A notice line; ``key`` (a count) keeps its id apart from every other's."""
+        return cls(NOTICE_ID + key.to_bytes(8, "big"), b"", text, ts, "", False, notice=True)
 
     def reaction_of(self, author: bytes) -> str:
         return next((emoji for who, emoji in self.reactions if who == author), "")
@@ -87,6 +98,7 @@ class LineStyles:
     read: Style = _PLAIN
     day: Style = _DIM
     reactions: Style = _PLAIN
+    notice: Style = _DIM
     selected: Style = _PLAIN
 
 
@@ -163,8 +175,14 @@ def _body_lines(message: ChatMessage, width: int) -> list[str]:
     return lines
 
 
+def _notice_lines(message: ChatMessage, width: int) -> list[str]:
+    return wrap(NOTICE_MARK + safe(message.body), max(MIN_BODY_CELLS, width - TIME_CELLS - 1))
+
+
 def height(message: ChatMessage, width: int) -> int:
     """How many lines ``message`` takes at ``width`` cells."""
+    if message.notice:
+        return int(message.day_header) + len(_notice_lines(message, width))
     extra = int(message.day_header) + int(message.reply is not None and not message.deleted)
     extra += 1 if message.reactions and not message.deleted and reactions_text(message) else 0
     body_width = max(MIN_BODY_CELLS, width - GUTTER)
@@ -204,6 +222,13 @@ def render(message: ChatMessage, width: int, ctx: LineContext) -> list[Text]:
         side = max(0, (width - cell_len(label)) // 2)
         out.append(Text("─" * side + label + "─" * max(0, width - side - cell_len(label)),
                         style=s.day))
+    if message.notice:
+        stamp = dt.datetime.fromtimestamp(message.ts / 1000, ctx.tz).strftime("%H:%M")
+        for i, line in enumerate(_notice_lines(message, width)):
+            text = Text(stamp if i == 0 else " " * TIME_CELLS, style=s.time)
+            text.append(" " + line, s.notice)
+            out.append(text)
+        return out
     if message.reply is not None and not message.deleted:
         quoted = ctx.quote(message.reply)
         if quoted is None:

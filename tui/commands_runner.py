@@ -14,10 +14,11 @@ if TYPE_CHECKING:
 def _target(screen: MainScreen, *, own: bool) -> ChatMessage | None:
     """The selected message, else the last one of the right author."""
     log = screen.log_view
-    if log.selected is not None and (log.selected.outgoing or not own):
+    if log.selected is not None and (log.selected.outgoing or not own) \
+            and not log.selected.notice:
         return log.selected
     return next((m for m in reversed(log.messages)
-                 if m.outgoing == own and not m.deleted), None)
+                 if m.outgoing == own and not m.deleted and not m.notice), None)
 
 
 async def run_command(screen: MainScreen, command: SlashCommand, arg: str) -> None:
@@ -43,6 +44,9 @@ async def run_command(screen: MainScreen, command: SlashCommand, arg: str) -> No
         from tui.screens.search import SearchScreen
 
         app.push_screen(SearchScreen(screen.session, arg), screen.jump)
+    elif name in ("add", "block", "reply", "edit", "delete", "react") and \
+            screen.session.refuse_write(app.notify):
+        return
     elif name == "add":
         from tui.screens.invite import InviteScreen
 

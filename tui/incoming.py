@@ -48,7 +48,11 @@ def apply_batch(screen: MainScreen, batch: list[E.Event]) -> None:
             typing = event.on
         elif isinstance(event, E.RequestReceived):
             requests.append(event)
-        elif isinstance(event, (E.DevicesChanged, E.DeviceUnlinked, E.ManifestForked)):
+        elif isinstance(event, (E.DevicesChanged, E.ContactRenamed)) and \
+                event.aid != screen.peer.account_id:
+            _chat_notices(screen, event)
+        elif isinstance(event, (E.DevicesChanged, E.DeviceUnlinked, E.ManifestForked,
+                                E.ContactRenamed)):
             accounts.append(event)
     if newest and screen.current is not None:
         log.add_newest(screen.peer.history(screen.current, limit=min(newest + 20, NEWEST_MAX)))
@@ -75,6 +79,20 @@ def _change(log: ChatLog, event: E.MessageEdited | E.MessageDeleted | E.Reaction
     elif (event.status in STATUS_ORDER and message.status in STATUS_ORDER
           and STATUS_ORDER.index(event.status) > STATUS_ORDER.index(message.status)):
         log.patch(event.mid, status=event.status)
+
+
+def _chat_notices(screen: MainScreen, event: E.DevicesChanged | E.ContactRenamed) -> None:
+    """A contact's new device or new name: a line in that contact's chat."""
+    pane = screen.pane
+    if isinstance(event, E.ContactRenamed):
+        pane.add_notice(event.aid, f"{plain.name_str(event.old)} is now called "
+                        f"'{plain.name_str(event.new)}' (was '{plain.name_str(event.old)}')")
+        return
+    chat = screen.roster.chat(event.aid)
+    who = plain.name_str(chat.name if chat is not None else "A contact")
+    for verb, listed in (("added", event.added), ("removed", event.removed)):
+        for device in listed:
+            pane.add_notice(event.aid, f"{who} {verb} device '{plain.name_str(device)}'")
 
 
 def _notify(screen: MainScreen, old: Roster, requests: list[E.RequestReceived]) -> None:
@@ -129,6 +147,9 @@ def _accounts(screen: MainScreen, events: list[E.Event]) -> None:
                 if listed:
                     shown = ", ".join(plain.name_str(n) for n in listed)
                     app.notify(f"{whose(event.aid)} {verb} a device: {shown}.", markup=False)
+        elif isinstance(event, E.ContactRenamed):
+            app.notify(f"Your account is now called '{plain.name_str(event.new)}'.",
+                       markup=False)
         elif isinstance(event, E.ManifestForked):
             app.notify(f"{whose(event.aid)} showed two different device lists; Cove kept the "
                        "first. Compare safety numbers (F2).", severity="warning",

@@ -55,6 +55,9 @@ class MessageWindow:
         """The conversation's first message is in the window (nothing older to read)."""
         self.newest_loaded = True
         """The conversation's newest message is in the window (nothing newer to read)."""
+        self.notices: list[ChatMessage] = []
+        """The conversation's notices, by time; placed among the loaded messages whose time
+        range they fall in (only ever a few, so placing them rebuilds the window)."""
 
     # -- reading -------------------------------------------------------------------
 
@@ -78,11 +81,12 @@ class MessageWindow:
 
     @property
     def first_mid(self) -> bytes | None:
-        return self._rows[0][0] if self._rows else None
+        """The first loaded message's id (notices are not in the store's pages)."""
+        return next((r[0] for r in self._rows if not r[_NOTICE]), None)
 
     @property
     def last_mid(self) -> bytes | None:
-        return self._rows[-1][0] if self._rows else None
+        return next((r[0] for r in reversed(self._rows) if not r[_NOTICE]), None)
 
     @property
     def lines(self) -> int:
@@ -112,12 +116,14 @@ class MessageWindow:
         page = self._page(None, None, OPEN_PAGE)
         self.clear(oldest_loaded=len(page) < OPEN_PAGE, newest_loaded=True)
         self.append(page)
+        self._place_notices()
 
     def show_first(self) -> None:
         """The conversation's first page, alone."""
         page = self._page(None, b"", OPEN_PAGE)
         self.clear(oldest_loaded=True, newest_loaded=len(page) < OPEN_PAGE)
         self.append(page)
+        self._place_notices()
 
     def show_around(self, mid: bytes) -> None:
         """The messages just before ``mid``, then ``mid`` and those after it."""
@@ -126,22 +132,31 @@ class MessageWindow:
         newer = self._page(None, older[-1].mid if older else b"", half + 1)
         self.clear(oldest_loaded=len(older) < half, newest_loaded=len(newer) < half + 1)
         self.append(older + newer)
+        self._place_notices()
 
     def read_older(self) -> tuple[int, int]:
         """One page before the window: ``(messages read, lines added)``; lay out after."""
-        if self.oldest_loaded or not self._rows:
+        first = self.first_mid
+        if self.oldest_loaded or first is None:
             return 0, 0
-        page = self._page(self._rows[0][0], None, PAGE)
+        page = self._page(first, None, PAGE)
         self.oldest_loaded = len(page) < PAGE
-        return len(page), self.prepend(page)
+        if not self.notices:
+            return len(page), self.prepend(page)
+        lines = sum(self._heights)
+        self.prepend(page)
+        self._place_notices()
+        return len(page), sum(self._heights) - lines
 
     def read_newer(self) -> int:
         """One page after the window: the messages read; lay out after."""
-        if self.newest_loaded or not self._rows:
+        last = self.last_mid
+        if self.newest_loaded or last is None:
             return 0
-        page = self._page(None, self._rows[-1][0], PAGE)
+        page = self._page(None, last, PAGE)
         self.newest_loaded = len(page) < PAGE
         self.append(page)
+        self._place_notices()
         return len(page)
 
     # -- changing ------------------------------------------------------------------
@@ -215,7 +230,38 @@ class MessageWindow:
             del self._pos[mid]
         del self._rows[cut:], self._heights[cut:]
         self.append(page)
+        self._place_notices()
         return fresh, dropped
+
+    def add_notice(self, notice: ChatMessage) -> ChatMessage:
+        """A notice that just arrived, returned as kept; lay out after."""
+        if self.newest_loaded and self._rows:  # after what is loaded, whatever the clocks say
+            notice = notice._replace(ts=max(notice.ts, self[-1].ts))
+        self.notices.append(notice)
+        if self.newest_loaded:
+            self.append([notice])
+        return notice
+
+    def _place_notices(self) -> None:
+        """Put the notices that fall in the loaded range among the messages, by time."""
+        if not self.notices:
+            return
+        messages = [ChatMessage._make(r) for r in self._rows if not r[_NOTICE]]
+        low = None if self.oldest_loaded or not messages else messages[0].ts
+        high = None if self.newest_loaded or not messages else messages[-1].ts
+        shown = [n for n in self.notices
+                 if (low is None or n.ts >= low) and (high is None or n.ts <= high)]
+        merged: list[ChatMessage] = []
+        i = 0
+        for message in messages:
+            while i < len(shown) and shown[i].ts < message.ts:
+                merged.append(shown[i])
+                i += 1
+            merged.append(message)
+        merged += shown[i:]
+        oldest, newest = self.oldest_loaded, self.newest_loaded
+        self.clear(oldest_loaded=oldest, newest_loaded=newest)
+        self.append(merged)
 
     def patch(self, mid: bytes, **fields: Any) -> ChatMessage | None:
         """Change a loaded message; returns it changed, or None when it is not loaded."""
@@ -245,6 +291,9 @@ class MessageWindow:
     def relayout(self) -> None:
         """Recount the running line offsets after heights changed."""
         self._starts = list(accumulate(self._heights, initial=0))
+
+
+_NOTICE = ChatMessage._fields.index("notice")
 
 
 class _Messages(Sequence[ChatMessage]):

@@ -37,10 +37,12 @@ class PeerOpener:
     def needs_passphrase(self) -> bool:
         return (self.home / SALT_NAME).exists()
 
-    async def open(self, *, name: str | None = None, passphrase: str | None = None) -> Peer:
+    async def open(self, *, name: str | None = None, passphrase: str | None = None,
+                   read_only: bool = False) -> Peer:
+        """Open the home; ``read_only``: a window on a home another process holds."""
         return await Peer.open(self.home, name=name, passphrase=passphrase or None,
                                port=self.port, interfaces=self.interfaces,
-                               discovery=self.discovery)
+                               discovery=self.discovery, read_only=read_only)
 
     async def await_link(self, *, device_name: str, passphrase: str | None = None,
                          on_status: Callable[[LinkStatus], None] | None = None,

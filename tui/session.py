@@ -23,6 +23,10 @@ PREF_LOCK_MINUTES = "tui.lock_minutes"
 PREF_NOTIFY_BODY = "tui.notify_body"
 PREF_THEME = "tui.theme"
 
+READ_ONLY_STATUS = "read-only: another Cove holds this home"
+READ_ONLY_TEXT = ("This window is read-only: another Cove holds this home, so nothing can be "
+                  "sent or changed here.")
+
 
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
@@ -56,18 +60,33 @@ class Session:
         self.notify_body = self.peer.preference(PREF_NOTIFY_BODY, "0") == "1"
         self.theme = self.peer.preference(PREF_THEME, "")
 
+    @property
+    def read_only(self) -> bool:
+        """The Peer is a read-only window on a home another process holds."""
+        return self.peer.read_only
+
+    def refuse_write(self, notify: Callable[..., object]) -> bool:
+        """True, after saying why in one sentence, when this window cannot write."""
+        if self.read_only:
+            notify(READ_ONLY_TEXT, severity="warning")
+        return self.read_only
+
+    def _keep(self, name: str, value: str) -> None:
+        if not self.read_only:  # a read-only window keeps its choices until it closes
+            self.peer.set_preference(name, value)
+
     def set_lock_after(self, seconds: float) -> None:
         self.lock_after = seconds
-        self.peer.set_preference(PREF_LOCK_MINUTES, f"{seconds / 60:g}")
+        self._keep(PREF_LOCK_MINUTES, f"{seconds / 60:g}")
 
     def set_notify_body(self, on: bool) -> None:
         self.notify_body = on
-        self.peer.set_preference(PREF_NOTIFY_BODY, "1" if on else "0")
+        self._keep(PREF_NOTIFY_BODY, "1" if on else "0")
 
     def set_theme(self, name: str) -> None:
         if name != self.theme:
             self.theme = name
-            self.peer.set_preference(PREF_THEME, name)
+            self._keep(PREF_THEME, name)
 
     def today(self) -> dt.date:
         return dt.datetime.fromtimestamp(self.clock() / 1000, self.tz).date()

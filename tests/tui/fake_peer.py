@@ -99,6 +99,7 @@ class FakePeer:
         self.cursor = 0
         self.discoverable = False
         self.trust_policy = "tofu"
+        self.read_only = False
 
     # -- building the fixture ----------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Opening a home from the app: first run creates an account, a passphrase home asks for
 it (and says so plainly when it is wrong), idle time locks, a home held by another process
-is said in plain words with Quit. And ``cove`` with no command opens the app."""
+is said in plain words with Quit or Open read-only. And ``cove`` with no command opens the app."""
 
 from __future__ import annotations
 
@@ -120,6 +120,33 @@ async def test_home_held_by_another_process_says_so(tmp_path: Path) -> None:
         assert app.return_code == 0
     finally:
         await holder.close()
+
+
+async def test_held_home_opens_read_only(pair: tuple[Peer, Peer]) -> None:
+    ann, bob = pair  # ann holds her home, as another Cove window would
+    await bob.send(ann.account_id, "hello from Bob")
+    await wait_for(lambda: len(ann.history(bob.account_id)) == 1)
+    app = CoveApp(opener=_opener(ann.home))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(lambda: isinstance(app.screen, ProblemScreen))
+        await pilot.click("#read-only")
+        await wait_for(lambda: isinstance(app.screen, MainScreen))
+        main = app.screen
+        assert isinstance(main, MainScreen) and app.peer is not None and app.peer.read_only
+        await wait_for(lambda: "hello from Bob" in screen_text(app))
+        assert "read-only: another Cove holds this home" in screen_text(app)
+        assert main.composer.disabled
+        main.poll_presence()  # a window with no links still asks who is online
+        await pilot.press("f5", "r", "ctrl+n")  # reply to the selected message; add someone
+        await pilot.pause()
+        assert app.screen is main
+        assert not await main.pane.send_text("sneaky")  # what Enter would do
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+        assert said and all("read-only" in m for m in said)
+        assert [m.body for m in ann.history(bob.account_id)] == ["hello from Bob"]
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0 and app.peer is None
 
 
 def test_cove_without_a_command_opens_the_app(monkeypatch: pytest.MonkeyPatch) -> None:

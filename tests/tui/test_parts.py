@@ -157,6 +157,45 @@ async def test_settings_and_invite_screens() -> None:
         assert "That is not a Cove invite" in screen_text(app)
 
 
+async def test_contact_notices_sit_in_their_chat() -> None:
+    """A contact's devices and new name are lines in that chat, in order, drawn plainly;
+    the own account's are toasts."""
+    peer = demo_peer()
+    app = app_for(peer, clock=fixed_clock())
+    notes: list[str] = []
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+        await pilot.pause()
+        main = app.main_screen
+        assert isinstance(main, MainScreen)
+        bob, cat = (next(c.aid for c in main.roster.chats if c.name == n) for n in ("Bob", "Cat"))
+        assert main.current == bob
+        main.apply([E.DevicesChanged(bob, ("phone", "[red]pad\x1b[2J"), ("tablet",)),
+                    E.ContactRenamed(cat, "Cat", "[b]Kat\u202e"),
+                    E.ContactRenamed(peer.account_id, "Ann", "Annie")])
+        await pilot.pause()
+        assert notes == ["Your account is now called 'Annie'."]
+        text = screen_text(app)
+        lines = [line.strip() for line in text.splitlines()]
+        added = next(i for i, line in enumerate(lines) if "Bob added device 'phone'" in line)
+        assert "typing this from the train" in lines[added - 1]  # after what was loaded
+        assert "Bob added device '[red]pad\ufffd[2J'" in lines[added + 1]
+        assert "Bob removed device 'tablet'" in lines[added + 2]
+        assert "Kat" not in text  # Cat's chat is not open
+        await pilot.press("alt+down")
+        await pilot.pause()
+        assert main.current == cat
+        text = screen_text(app)
+        assert "Cat is now called '[b]Kat\ufffd' (was 'Cat')" in text
+        await pilot.press("alt+up")  # back to Bob: his notices are still there, in order
+        await pilot.pause()
+        text = screen_text(app)
+        assert text.index("added device 'phone'") < text.index("removed device 'tablet'")
+        main.log_view.focus()
+        await pilot.press("end", "k", "r")  # a notice is not a message to reply to
+        assert main.pane.replying is None or not main.pane.replying.notice
+
+
 async def test_account_events_are_said_in_plain_words() -> None:
     peer = demo_peer()
     app = app_for(peer, clock=fixed_clock())
@@ -171,9 +210,10 @@ async def test_account_events_are_said_in_plain_words() -> None:
                     E.DevicesChanged(bob, (), ("old tablet",)),
                     E.ManifestForked(bob, 3)])
         assert notes == ["Your account added a device: phone.",
-                         "Bob's account removed a device: old tablet.",
                          "Bob's account showed two different device lists; Cove kept the "
                          "first. Compare safety numbers (F2)."]
+        await pilot.pause()
+        assert "Bob removed device 'old tablet'" in screen_text(app)  # in Bob's chat
         main.apply([E.DeviceUnlinked(peer.account_id)])
         await pilot.pause()
         assert isinstance(app.screen, ProblemScreen)

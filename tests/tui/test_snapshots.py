@@ -1,5 +1,5 @@
 """Snapshots (pytest-textual-snapshot) of the main screen, the empty state, contact info
-with its safety number and QR, and help, at 80x24 and 120x36. The fake peer fixes names,
+with its safety number and QR, devices, and help, at 80x24 and 120x36. The fake peer fixes names,
 keys and times; the clock and time zone are fixed too."""
 
 from __future__ import annotations
@@ -53,3 +53,13 @@ def test_help(snap_compare: Any, size: tuple[int, int]) -> None:
         await _settle(pilot)
 
     assert snap_compare(_app(demo_peer()), terminal_size=size, run_before=open_help)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_devices(snap_compare: Any, size: tuple[int, int]) -> None:
+    async def open_devices(pilot: Pilot[Any]) -> None:
+        await _settle(pilot)
+        await pilot.press("ctrl+l")
+        await _settle(pilot)
+
+    assert snap_compare(_app(demo_peer()), terminal_size=size, run_before=open_devices)

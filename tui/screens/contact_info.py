@@ -69,6 +69,8 @@ class ContactInfoScreen(ModalScreen[None]):
 
     @on(Button.Pressed, "#verify")
     def action_verify(self) -> None:
+        if self.session.refuse_write(self.app.notify):
+            return
         self.session.peer.verify(self.chat.aid)
         self.query_one("#verified", Static).update(
             Content.styled("✓ You have verified this contact.", "$success"))

@@ -28,6 +28,7 @@ from tui import plain
 from tui.peer_api import DeviceView
 from tui.screens.confirm import ConfirmScreen
 from tui.session import Session
+from tui.widgets.key_list import KeyList
 
 REFRESH_INTERVAL = 2.0
 """Seconds between two looks at which devices are online."""
@@ -71,12 +72,18 @@ class DevicesScreen(ModalScreen[None]):
 
     @property
     def primary(self) -> bool:
-        return self.session.peer.account.is_primary
+        """Links and unlinks here: the primary device, in a window that can write."""
+        return self.session.peer.account.is_primary and not self.session.read_only
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog", classes="dialog devices"):
             yield Static("Your devices", classes="title")
-            yield OptionList(id="device-list", markup=False)
+            yield KeyList(id="device-list", markup=False)
+            if self.session.read_only:
+                yield Static("This window is read-only: link and unlink devices in the "
+                             "Cove that holds this home.", classes="muted")
+                yield Button("Close", id="close")
+                return
             if not self.primary:
                 yield Static("Only your primary device links and unlinks devices; do it "
                              "there.", classes="muted")

@@ -22,7 +22,7 @@ from cove import events as E
 from crypto.errors import CoveError
 from tui import slash_commands
 from tui.roster import EMPTY, ChatEntry, Roster, presence, read_roster
-from tui.session import Session
+from tui.session import READ_ONLY_STATUS, Session
 from tui.widgets.chat_log import ChatLog
 from tui.widgets.chat_pane import ChatPane
 from tui.widgets.composer import Composer
@@ -85,6 +85,9 @@ class MainScreen(Screen[None]):
         self.set_class(self.size.width < NARROW, "-narrow")
 
     def on_mount(self) -> None:
+        if self.session.read_only:
+            self.composer.disabled = True
+            self.composer.placeholder = READ_ONLY_STATUS + ": nothing can be sent here"
         self.reload()
         self.open_chat(self.roster.chats[0].aid if self.roster.chats else None)
         self.set_interval(HEADER_INTERVAL, self._tick)
@@ -136,7 +139,8 @@ class MainScreen(Screen[None]):
         self.query_one(StatusBar).show(name=self.peer.account.name,
                                        online=sum(1 for d in devices if d.online),
                                        total=len(devices), discovery=discovery,
-                                       locking=locking)
+                                       locking=locking,
+                                       warning=READ_ONLY_STATUS if s.read_only else "")
 
     def _tick(self) -> None:
         self.pane.show_header()
@@ -159,7 +163,7 @@ class MainScreen(Screen[None]):
         if chat is None:
             self.query_one(Sidebar).focus()
         else:
-            self.composer.focus()
+            (self.log_view if self.composer.disabled else self.composer).focus()
             if chat.unread:
                 self.mark_read(chat.aid)
 
@@ -216,7 +220,10 @@ class MainScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.pane.back()
-        (self.composer if self.current is not None else self.query_one(Sidebar)).focus()
+        if self.current is None:
+            self.query_one(Sidebar).focus()
+        else:
+            (self.log_view if self.composer.disabled else self.composer).focus()
 
     def action_focus_log(self) -> None:
         if self.current is None:
@@ -246,6 +253,8 @@ class MainScreen(Screen[None]):
             self.log_view.focus()
 
     def action_invite(self) -> None:
+        if self.session.refuse_write(self.app.notify):
+            return
         from tui.screens.invite import InviteScreen
 
         self.app.push_screen(InviteScreen(self.session), self._reloaded)
@@ -260,6 +269,8 @@ class MainScreen(Screen[None]):
         self.app.push_screen(ContactInfoScreen(self.session, chat), self._reloaded)
 
     def action_settings(self) -> None:
+        if self.session.refuse_write(self.app.notify):
+            return
         from tui.screens.settings import SettingsScreen
 
         self.app.push_screen(SettingsScreen(self.session), lambda _: self._settings_done())
@@ -280,12 +291,16 @@ class MainScreen(Screen[None]):
         self.set_muted(chat, not chat.muted)
 
     def set_muted(self, chat: ChatEntry, muted: bool) -> None:
+        if self.session.refuse_write(self.app.notify):
+            return
         self.peer.mute(chat.aid, muted)
         self.app.notify("Chat muted: no bell or notification." if muted else "Chat unmuted.")
         self.reload()
 
     async def action_discoverable(self) -> None:
         peer = self.peer
+        if self.session.refuse_write(self.app.notify):
+            return
         if not self.session.discovery:
             self.app.notify("Discovery is off (--no-discovery), so nobody nearby can see you.",
                             severity="warning")

@@ -84,6 +84,8 @@ class RequestScreen(ModalScreen[None]):
 
     @work(exclusive=True, group="decide")
     async def _decide(self, what: str) -> None:
+        if self.session.refuse_write(self.app.notify):
+            return
         peer, aid = self.session.peer, self.entry.aid
         who = plain.name_str(self.entry.name)
         try:

@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 
 from tui import plain
 from tui.session import Session
+from tui.widgets.key_list import KeyList
 
 RESULTS = 100
 SNIPPET = 70
@@ -40,7 +41,7 @@ class SearchScreen(ModalScreen[tuple[bytes, bytes] | None]):
             yield Static("Search every chat", classes="title")
             yield Input(self.initial, placeholder="words to find", id="query")
             yield Static("", id="count", classes="muted")
-            yield OptionList(id="results", markup=False)
+            yield KeyList(id="results", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#query", Input).focus()

@@ -137,9 +137,11 @@ class ChatLog(ScrollView, can_focus=True):
     # -- opening and jumping ---------------------------------------------------------------
 
     def open(self, loader: Loader | None, author_name: Callable[[ChatMessage], str],
-             note: str = "") -> None:
-        """Show a conversation (None: none), starting with its newest page."""
+             note: str = "", notices: Iterable[ChatMessage] = ()) -> None:
+        """Show a conversation (None: none), starting with its newest page; ``notices``
+        go between its messages by time."""
         self._window.loader = loader
+        self._window.notices = sorted(notices, key=lambda n: n.ts)
         self._author_name = author_name
         self.empty_note = note
         self.first_paint = None
@@ -188,6 +190,17 @@ class ChatLog(ScrollView, can_focus=True):
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         self.refresh()
         return fresh
+
+    def add_notice(self, notice: ChatMessage) -> ChatMessage:
+        """A notice that just arrived: it goes at the end of what is loaded (returned with
+        the time it is kept at)."""
+        at_bottom = self.scroll_y >= self.max_scroll_y - 1
+        notice = self._window.add_notice(notice)
+        self._relayout()
+        if at_bottom:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.refresh()
+        return notice
 
     def patch(self, mid: bytes, **fields: Any) -> ChatMessage | None:
         """Change a loaded message (an edit, a receipt, a reaction); drawn at :meth:`flush`."""
@@ -304,6 +317,7 @@ class ChatLog(ScrollView, can_focus=True):
             quote=get("chat-log--quote"), mark=get("chat-log--mark"),
             read=get("chat-log--read"), day=get("chat-log--day"),
             deleted=get("chat-log--deleted"), selected=get("chat-log--selected"),
+            notice=get("chat-log--note"),
         )
 
     def _lines_of(self, message: ChatMessage, width: int) -> list[Strip]:
@@ -385,7 +399,7 @@ class ChatLog(ScrollView, can_focus=True):
 
     def action_pick(self, action: str) -> None:
         selected = self.selected
-        if selected is not None and not selected.deleted:
+        if selected is not None and not selected.deleted and not selected.notice:
             self.post_message(self.Picked(action, selected))
 
     def action_leave(self) -> None:

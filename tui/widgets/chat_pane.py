@@ -55,6 +55,9 @@ class ChatPane(Vertical):
         self._typing_to: bytes | None = None
         """The chat we last told that we are typing (until we say we stopped)."""
         self._hints_sent = asyncio.Lock()
+        self.notices: dict[bytes, list[ChatMessage]] = {}
+        """Each chat's notices since the app started (devices added, a new name)."""
+        self._notices_made = 0
 
     @property
     def peer(self) -> PeerApi:
@@ -98,8 +101,16 @@ class ChatPane(Vertical):
                 return peer.history(aid, limit=limit, before=before, after=after)
 
             log.open(load, lambda m: me if m.outgoing else them,
-                     note="No messages yet. Say hello.")
+                     note="No messages yet. Say hello.", notices=self.notices.get(aid, ()))
         self.show_header()
+
+    def add_notice(self, aid: bytes, text: str) -> None:
+        """A line about chat ``aid``, at the end of what it shows."""
+        self._notices_made += 1
+        notice = ChatMessage.make_notice(self._notices_made, text, self.session.clock())
+        if self.chat is not None and self.chat.aid == aid:
+            notice = self.chat_log.add_notice(notice)
+        self.notices.setdefault(aid, []).append(notice)
 
     def show_empty(self, text: str) -> None:
         self.query_one("#empty", Static).update(text)
@@ -189,6 +200,9 @@ class ChatPane(Vertical):
         if self.chat is None:
             self.app.notify("Open a chat first (Ctrl+K).", severity="warning")
             return False
+        if self.session.refuse_write(self.app.notify):
+            self.cancel_compose()
+            return False
         to, replying, editing = self.chat.aid, self.replying, self.editing
         self.cancel_compose()
         try:
@@ -224,6 +238,8 @@ class ChatPane(Vertical):
 
     def delete(self, message: ChatMessage) -> None:
         """Delete one of our messages for everyone, once the person confirms."""
+        if self.session.refuse_write(self.app.notify):
+            return
         if self.chat is None or not message.outgoing:
             self.app.notify("Only your own messages can be deleted.", severity="warning")
             return
@@ -247,7 +263,7 @@ class ChatPane(Vertical):
             self.app.notify(str(exc), severity="error", markup=False)
 
     async def react(self, message: ChatMessage, emoji: str) -> None:
-        if self.chat is None:
+        if self.chat is None or self.session.refuse_write(self.app.notify):
             return
         mine = message.reaction_of(self.peer.account.aik)
         try:
@@ -257,6 +273,8 @@ class ChatPane(Vertical):
 
     @on(Composer.EditLast)
     def _edit_last(self) -> None:
+        if self.session.refuse_write(self.app.notify):
+            return
         mine = next((m for m in reversed(self.chat_log.messages)
                      if m.outgoing and not m.deleted), None)
         if mine is not None:
@@ -265,6 +283,8 @@ class ChatPane(Vertical):
     @on(ChatLog.Picked)
     async def _picked(self, event: ChatLog.Picked) -> None:
         message = event.message
+        if self.session.refuse_write(self.app.notify):
+            return
         if event.action == "reply":
             self.start_reply(message)
         elif event.action == "edit":

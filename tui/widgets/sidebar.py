@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.content import Content
 from textual.message import Message
 from textual.widgets import OptionList
@@ -13,18 +13,16 @@ from textual.widgets.option_list import Option
 
 from tui import plain
 from tui.roster import EMPTY, ChatEntry, RequestEntry, Roster
+from tui.widgets.key_list import KeyList
 
 NAME_CELLS = 16
 PREVIEW_CELLS = 19
 
 
-class Sidebar(OptionList):
-    """Chats first, then Requests, then Nearby; Enter or a click opens one."""
+class Sidebar(KeyList):
+    """Chats first, then Requests, then Nearby; Enter or a click opens one (j/k move)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Next", show=False),
-        Binding("k", "cursor_up", "Previous", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = KeyList.BINDINGS
 
     class Chosen(Message):
         """A chat (``kind`` "chat"), a request ("request") or a nearby peer ("nearby")."""
