@@ -225,6 +225,13 @@ def adopt_own_manifest(store: Store, manifest: AccountManifest) -> bool:
         store.execute("UPDATE accounts SET manifest = ?, mver = ?, name = ? WHERE acct = ?",
                       (manifest.to_wire(), manifest.ver, manifest.name, manifest.acct))
         _note_devices(store, manifest)
+        # This device renamed by the primary: its hello must show the certificate listed.
+        held_cert = _get(store, "cert")
+        if held_cert is not None:
+            mine = DeviceCertificate.from_wire(held_cert)
+            listed = manifest.device(mine.ddk)
+            if listed is not None and listed != mine and listed.dsk == mine.dsk:
+                _put(store, "cert", listed.to_wire())
     return True
 
 

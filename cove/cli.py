@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="send only the last N days of history (default: all)")
     add_device.add_argument("--yes", action="store_true",
                             help="link without asking (compare the fingerprint first)")
+    rename = actions.add_parser("rename", help="give a device another name (primary only)")
+    rename.add_argument("device", help="the device id, as 'cove devices' lists it")
+    rename.add_argument("name")
     unlink = actions.add_parser("unlink", help="remove a device from the account (primary only)")
     unlink.add_argument("device", help="the device id, as 'cove devices' lists it")
     return p
@@ -261,6 +264,9 @@ async def _command(cove: Caller, args: argparse.Namespace) -> int:
         linked = await cove.call("link_device", code=args.code, address=args.address,
                                  history_days=args.history_days, yes=True)
         print(f"Linked '{printable(linked['name'])}'.", file=out)
+    elif args.command == "devices" and args.action == "rename":
+        await cove.call("rename_device", device=args.device, name=args.name)
+        print(f"Renamed to '{printable(args.name)}'.", file=out)
     elif args.command == "devices" and args.action == "unlink":
         await cove.call("unlink", device=args.device)
         print("Unlinked; every contact and device will hear of it.", file=out)

@@ -131,7 +131,10 @@ def policy(store: Store, cert: DeviceCertificate, mver: int) -> Verdict:
     if held.state == "blocked":
         return Verdict(Admission.BLOCKED)
     stale = mver > held.manifest.ver
-    listed = held.manifest.device(cert.ddk) == cert
+    # Listed means the same device keys; the name may be older (a device renamed while
+    # it was away shows its old certificate until our manifest reaches it on this link).
+    found = held.manifest.device(cert.ddk)
+    listed = found is not None and found.dsk == cert.dsk
     admission = _ADMISSION.get(held.state, Admission.STRANGER) if listed else Admission.STRANGER
     return Verdict(admission, manifest_stale=stale)
 

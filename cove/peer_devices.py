@@ -180,6 +180,29 @@ class DevicesPart:
                                    seen))
         return sorted(out, key=lambda d: (not d.this_device, d.name.casefold()))
 
+    async def rename_device(self, device_id: bytes, name: str) -> None:
+        """Give a device of this account another name (primary only): a new certificate in
+        manifest ver+1, which every contact and own device hears of."""
+        keys = self.account.account_keys
+        if keys is None:
+            raise DevicesError("Only the primary device can rename a device; do this there.")
+        cert = next((c for c in self.account.manifest.devices if c.did == device_id), None)
+        if cert is None:
+            raise DevicesError("That device is not in this account.")
+        now = self._clock()
+        try:
+            renamed = cert.renamed(keys, name, now)
+        except CoveError as exc:
+            raise DevicesError("A device name is 1 to 64 characters.") from exc
+        before = self.account.manifest
+        after = AccountManifest.issue(
+            keys, name=before.name, ver=before.ver + 1, ts=now,
+            devices=[renamed if c.ddk == cert.ddk else c for c in before.devices],
+        )
+        adopt_own_manifest(self._store, after)
+        self.account = load_account(self._store)
+        self._push_manifest()
+
     async def unlink(self, device_id: bytes) -> None:
         """Remove a device from the account (primary only): a manifest without it goes to
         every contact and own device, which drop its sessions, outbox rows and links."""

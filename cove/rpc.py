@@ -72,6 +72,7 @@ class RpcServer:
             "settings": self._settings, "set_setting": self._set_setting,
             "mute": self._mute, "devices": self._devices, "link_device": self._link_device,
             "unlink": self._unlink, "unblock": self._unblock,
+            "rename_device": self._rename_device,
         }
 
     async def handle_line(self, line: str) -> None:
@@ -211,6 +212,12 @@ class RpcServer:
                                               history_days=history_days)
         return {"name": linked.name, "fingerprint": linked.fingerprint,
                 "device": linked.cert.did}
+
+    async def _rename_device(self, device: str, name: str) -> dict[str, bool]:
+        if not isinstance(name, str):
+            raise ValueError("name is a string")
+        await self._peer.rename_device(id_from_text(device), name)
+        return {"renamed": True}
 
     async def _unlink(self, device: str) -> dict[str, bool]:
         await self._peer.unlink(id_from_text(device))

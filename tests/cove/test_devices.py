@@ -297,3 +297,32 @@ async def test_linking_brings_ten_thousand_messages_quickly_and_the_device_talks
         for peer in (phone, bob, ann):
             if peer is not None:
                 await peer.close()
+
+
+async def test_the_primary_renames_a_device_and_everyone_sees_the_new_name(
+    tmp_path: Path,
+) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    phone: Peer | None = None
+    try:
+        await befriend(ann, bob)
+        phone = await link_second_device(ann, tmp_path / "phone")
+        with pytest.raises(DevicesError, match="Only the primary"):
+            await phone.rename_device(phone.device_id, "pocket")
+        with pytest.raises(DevicesError, match="1 to 64"):
+            await ann.rename_device(phone.device_id, "")
+        await ann.rename_device(phone.device_id, "pocket")
+        assert [d.name for d in ann.devices()] == ["laptop", "pocket"]
+        await wait_until(lambda: phone is not None and phone.account.cert.name == "pocket")
+        await wait_until(lambda: sorted(c.name for c in bob.contacts()[0].manifest.devices)
+                         == ["laptop", "pocket"])
+        # The renamed device still talks to everyone, on new links too.
+        await phone.close()
+        phone = await Peer.open(tmp_path / "phone", interfaces="127.0.0.1")
+        await phone.send(bob.account_id, "from the pocket")
+        await wait_until(lambda: bodies(bob, ann)[-1:] == ["from the pocket"], 15)
+    finally:
+        for peer in (phone, bob, ann):
+            if peer is not None:
+                await peer.close()

@@ -182,6 +182,9 @@ def test_cli_links_a_device_lists_and_unlinks_it(tmp_path: Path) -> None:
     assert [line.split()[1] for line in listed] == ["laptop", "phone"]
     assert "(this device)" in listed[0]
     phone_id = listed[1].split()[0]
+    renamed = cove(tmp_path / "ann", "devices", "rename", phone_id, "pocket")
+    assert renamed.returncode == 0 and renamed.stdout.strip() == "Renamed to 'pocket'."
+    assert cove(tmp_path / "ann", "devices").stdout.splitlines()[1].split()[1] == "pocket"
     refused = cove(tmp_path / "phone", "devices", "unlink", phone_id)
     assert refused.returncode == 1 and "Only the primary" in refused.stderr
     assert cove(tmp_path / "ann", "devices", "unlink", phone_id).returncode == 0
