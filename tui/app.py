@@ -69,6 +69,19 @@ class CoveApp(App[int]):
         self.locked = False
         self._last_input = time.monotonic()
 
+    def _fatal_error(self) -> None:
+        """An unhandled error ends the app with its traceback, but never with the values of
+        local variables, which Textual shows by default: they can hold the passphrase and
+        the database key. (Overrides Textual's private hook of the same name.)"""
+        from rich.segment import Segments
+        from rich.traceback import Traceback
+
+        self.bell()
+        traceback = Traceback(show_locals=False, width=None)
+        self._exit_renderables.append(Segments(self.console.render(traceback,
+                                                                   self.console.options)))
+        self._close_messages_no_wait()
+
     # -- start --------------------------------------------------------------------------
 
     def on_mount(self) -> None:

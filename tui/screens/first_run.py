@@ -83,11 +83,11 @@ class FirstRunScreen(Screen[None]):
 
         self.app.switch_screen(LinkWaitScreen(self.opener, self.started))
 
-    @work(exclusive=True, group="open")
+    @work(exclusive=True, group="open", description="open the account")
     async def _open(self, name: str, passphrase: str) -> None:
         try:
             peer = await self.opener.open(name=name, passphrase=passphrase)
-        except CoveError as exc:
+        except (CoveError, OSError) as exc:  # OSError: a port in use, a folder
             self._error(str(exc))
             self.query_one("#create", Button).disabled = False
             return

@@ -121,12 +121,12 @@ class LinkWaitScreen(Screen[None]):
         if status.total:
             bar.update(total=status.total, progress=status.done)
 
-    @work(exclusive=True, group="link")
+    @work(exclusive=True, group="link", description="wait to be linked")
     async def _wait(self, name: str, passphrase: str) -> None:
         try:
             peer = await self.opener.await_link(device_name=name, passphrase=passphrase,
                                                 on_status=self._progress, on_ready=self._ready)
-        except CoveError as exc:
+        except (CoveError, OSError) as exc:  # OSError: a port in use, a folder
             self.waiter = None
             self.query_one("#link-show").display = False
             self.query_one("#link-progress").display = False

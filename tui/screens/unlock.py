@@ -46,7 +46,7 @@ class UnlockScreen(Screen[bool]):
             self.query_one("#error", Static).update(Content.styled("Checking…", "$text-muted"))
             self._try(event.value)
 
-    @work(exclusive=True, group="unlock")
+    @work(exclusive=True, group="unlock", description="check the passphrase")
     async def _try(self, passphrase: str) -> None:
         problem = await self.attempt(passphrase)
         field = self.query_one(Input)
