@@ -64,6 +64,15 @@ def get(store: Store, acct: bytes) -> Contact | None:
     return _row_to_contact(row) if row else None
 
 
+def find(store: Store, ident: bytes, states: tuple[str, ...]) -> Contact | None:
+    """The account whose key or id is ``ident``, if it is in one of ``states`` (one indexed
+    lookup: an app asks this for every chat on every refresh)."""
+    marks = ",".join("?" * len(states))
+    row = store.one(f"SELECT {_COLUMNS} FROM accounts WHERE (acct = ? OR aid = ?) "
+                    f"AND state IN ({marks})", (ident, ident, *states))
+    return _row_to_contact(row) if row else None
+
+
 def all_in(store: Store, *states: str) -> list[Contact]:
     marks = ",".join("?" * len(states))
     rows = store.all(f"SELECT {_COLUMNS} FROM accounts WHERE state IN ({marks}) ORDER BY name",

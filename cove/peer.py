@@ -541,10 +541,10 @@ class Peer(DevicesPart, ForwardPart):
         return True
 
     def _contact(self, ident: bytes, states: tuple[str, ...] = ("contact",)) -> C.Contact:
-        for contact in C.all_in(self._store, *states):
-            if ident in (contact.acct, contact.aid):
-                return contact
-        raise PeerError("There is no such contact.")
+        found = C.find(self._store, ident, states)
+        if found is None:
+            raise PeerError("There is no such contact.")
+        return found
 
     # -- messages -----------------------------------------------------------------------
 
