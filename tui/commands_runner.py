@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from crypto.errors import CoveError
 from tui.slash_commands import SlashCommand
 
 if TYPE_CHECKING:
@@ -58,7 +59,11 @@ async def run_command(screen: MainScreen, command: SlashCommand, arg: str) -> No
         if chat is not None:
             def done(yes: bool | None) -> None:
                 if yes:
-                    screen.peer.block(chat.aid)
+                    try:
+                        screen.peer.block(chat.aid)
+                    except CoveError as exc:
+                        app.notify(" ".join(str(exc).split()), severity="error", markup=False)
+                        return
                     screen.open_chat(None)
                     screen.reload()
 

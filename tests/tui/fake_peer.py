@@ -117,7 +117,7 @@ class FakePeer:
     def add_message(self, conv: bytes, body: str, minute: int, *, outgoing: bool = False,
                     status: str = "received", **extra: object) -> bytes:
         mine = self._messages.setdefault(conv, [])
-        mid = bytes([len(mine) + 1]) + conv[:15]
+        mid = (len(mine) + 1).to_bytes(2, "big") + conv[:14]
         author = self.account.aik if outgoing else next(
             c.acct for c in self._contacts if c.aid == conv)
         mine.append(FakeEntry(mid, author, body, T0 + minute * MINUTE, status, outgoing,

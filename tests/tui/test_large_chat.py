@@ -71,7 +71,8 @@ async def test_large_chat_and_burst(pair: tuple[Peer, Peer],
             assert selected is not None and selected.body.startswith(f"#{STORED // 2} ")
             assert len(log.messages) < 1_000 and not log.complete and not log.at_newest
 
-            # End: the newest page again.
+            # End (in the log; a jump leaves the focus in the composer): the newest page.
+            log.focus()
             await pilot.press("end")
             await wait_for(lambda: log.at_newest)
             assert log.messages[-1].body.startswith(f"#{STORED - 1} ")

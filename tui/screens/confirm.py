@@ -1,5 +1,6 @@
-"""A yes/no question (block a contact, delete a message, link a device): Enter or Y says
-yes, Escape or N says no."""
+"""A yes/no question (block a contact, delete a message, link a device): Y says yes,
+Escape or N says no. A destructive question starts with Cancel focused (Enter cancels);
+Space never answers."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ class ConfirmScreen(ModalScreen[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,n", "no", "Cancel"),
         Binding("y", "yes", "Yes"),
+        # Space must not confirm by accident (a stray key while typing).
+        Binding("space", "nothing", show=False, priority=True),
     ]
 
     def __init__(self, question: str, yes: str,
@@ -35,6 +38,13 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button(self.yes, id="yes", variant=self.variant)
                 yield Button("Cancel", id="no")
+
+    def on_mount(self) -> None:
+        # A destructive question starts on Cancel: Enter alone does not delete or block.
+        self.query_one("#no" if self.variant == "error" else "#yes", Button).focus()
+
+    def action_nothing(self) -> None:
+        pass
 
     @on(Button.Pressed, "#yes")
     def action_yes(self) -> None:

@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from tui import plain
+from tui.guard import reports_errors
 from tui.qr import qr_lines
 from tui.roster import ChatEntry
 from tui.session import Session
@@ -68,6 +69,7 @@ class ContactInfoScreen(ModalScreen[None]):
         return Content.styled("Not verified yet.", "$warning")
 
     @on(Button.Pressed, "#verify")
+    @reports_errors
     def action_verify(self) -> None:
         if self.session.refuse_write(self.app.notify):
             return

@@ -10,6 +10,7 @@ primary lists the devices and says where linking happens.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import ClassVar
 
@@ -32,6 +33,8 @@ from tui.widgets.key_list import KeyList
 
 REFRESH_INTERVAL = 2.0
 """Seconds between two looks at which devices are online."""
+LOCK_POLL = 0.1
+"""Seconds between two looks at whether the app was unlocked (a link waiting to confirm)."""
 HISTORY_CHOICES: tuple[tuple[str, int], ...] = (
     ("all history", -1),
     ("last 30 days", 30),
@@ -158,6 +161,9 @@ class DevicesScreen(ModalScreen[None]):
         question = (f"Link “{plain.name_str(name)}” to your account?\n\n"
                     f"The new device must show this fingerprint:\n\n    {fingerprint}\n\n"
                     "If it shows another, someone else answered the code: cancel.")
+        # Never above the lock screen: wait until the app is unlocked again.
+        while getattr(self.app, "locked", False):
+            await asyncio.sleep(LOCK_POLL)
         answer = await self.app.push_screen_wait(
             ConfirmScreen(question, "Link", variant="primary"))
         return answer is True

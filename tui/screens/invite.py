@@ -9,16 +9,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from crypto.errors import CoveError
 from tui import plain
 from tui.qr import qr_lines
+from tui.screens.safe_close import SafeModal, close_modal
 from tui.session import Session
 
 
-class InviteScreen(ModalScreen[None]):
+class InviteScreen(SafeModal[None]):
     """Show a fresh invite (valid 24 hours, one use) and add a contact from a code."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Back")]
@@ -72,7 +72,7 @@ class InviteScreen(ModalScreen[None]):
             self.query_one("#add", Button).disabled = False
             return
         self.app.notify(f"Added {plain.name_str(contact.name)}.", markup=False)
-        self.dismiss(None)
+        close_modal(self, None)
 
     @on(Button.Pressed, "#close")
     def _close(self) -> None:

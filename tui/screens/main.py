@@ -21,11 +21,12 @@ from textual.screen import Screen
 from cove import events as E
 from crypto.errors import CoveError
 from tui import slash_commands
+from tui.guard import reports_errors
 from tui.roster import EMPTY, ChatEntry, Roster, presence, read_roster
 from tui.session import READ_ONLY_STATUS, Session
 from tui.widgets.chat_log import ChatLog
 from tui.widgets.chat_pane import ChatPane
-from tui.widgets.composer import Composer
+from tui.widgets.composer import Composer, size_error
 from tui.widgets.sidebar import Sidebar
 from tui.widgets.status_bar import StatusBar
 
@@ -70,6 +71,7 @@ class MainScreen(Screen[None]):
         self.session = session
         self.current: bytes | None = None
         self.roster = EMPTY
+        self._sending = False
 
     @property
     def peer(self) -> PeerApi:
@@ -206,14 +208,30 @@ class MainScreen(Screen[None]):
     @on(Composer.Submitted)
     async def _submitted(self, event: Composer.Submitted) -> None:
         parsed = slash_commands.parse(event.text)
-        self.composer.text = ""
         if parsed is not None:
+            self.composer.text = ""
             from tui.commands_runner import run_command
 
             await run_command(self, parsed[0], parsed[1])
             return
         text = event.text[1:] if event.text.startswith("//") else event.text
-        if await self.pane.send_text(text):
+        error = size_error(text)
+        if error is not None:
+            self.app.notify(error, severity="error")
+            return
+        if self._sending:  # Enter again while it goes: once is enough
+            return
+        # The text stays in the composer until it went: a failed send loses nothing.
+        self._sending = True
+        try:
+            sent = await self.pane.send_text(text)
+        finally:
+            self._sending = False
+        if sent:
+            typed = self.composer.text
+            if typed.startswith(event.text):  # keep what was typed while it went
+                self.composer.text = typed[len(event.text):]
+                self.composer.move_cursor(self.composer.document.end)
             self.reload()
 
     # -- other screens ------------------------------------------------------------------
@@ -249,9 +267,12 @@ class MainScreen(Screen[None]):
         conversation, mid = hit
         self.open_chat(conversation)
         self.query_one(Sidebar).move_to(conversation)
-        if self.log_view.open_at(mid) is not None:
+        # The hit stays selected and in view, but typing goes to the composer: the log
+        # binds r/e/d, so stray keys there would act on the message.
+        if self.log_view.open_at(mid) is not None and self.composer.disabled:
             self.log_view.focus()
 
+    @reports_errors
     def action_invite(self) -> None:
         if self.session.refuse_write(self.app.notify):
             return
@@ -259,6 +280,7 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(InviteScreen(self.session), self._reloaded)
 
+    @reports_errors
     def action_contact_info(self) -> None:
         chat = self.chat()
         if chat is None:
@@ -268,6 +290,7 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(ContactInfoScreen(self.session, chat), self._reloaded)
 
+    @reports_errors
     def action_settings(self) -> None:
         if self.session.refuse_write(self.app.notify):
             return
@@ -284,12 +307,14 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(DevicesScreen(self.session), lambda _: self.show_status())
 
+    @reports_errors
     def action_toggle_mute(self) -> None:
         chat = self.chat()
         if chat is None:
             return
         self.set_muted(chat, not chat.muted)
 
+    @reports_errors
     def set_muted(self, chat: ChatEntry, muted: bool) -> None:
         if self.session.refuse_write(self.app.notify):
             return

@@ -13,17 +13,27 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from crypto.errors import CoveError
 from tui import plain
 from tui.roster import RequestEntry
 from tui.screens.contact_info import short_id
+from tui.screens.safe_close import SafeModal, close_modal
 from tui.session import Session
 
+NOTE_CHARS = 200
+"""Characters of a request's note shown (on one line: a long note must not push the
+buttons off the dialog)."""
 
-class RequestScreen(ModalScreen[None]):
+
+def one_line(note: str, limit: int = NOTE_CHARS) -> str:
+    """A request note on one line: line breaks become spaces, cut at ``limit`` with …."""
+    flat = " ".join(plain.safe(note, multiline=True).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class RequestScreen(SafeModal[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Back")]
 
     def __init__(self, session: Session, entry: RequestEntry, kind: str = "request") -> None:
@@ -48,7 +58,7 @@ class RequestScreen(ModalScreen[None]):
             if e.note.strip():
                 yield Static(Content.assemble(
                     Content.styled("Their note: ", "$text-muted"),
-                    Content(plain.safe(e.note, multiline=True))), id="note")
+                    Content(one_line(e.note))), id="note")
             if self.kind == "request":
                 yield Static("Accepting lets them message you and see when you are online.",
                              classes="muted")
@@ -61,6 +71,11 @@ class RequestScreen(ModalScreen[None]):
                 with Horizontal(classes="buttons"):
                     yield Button("Send a contact request", id="send", variant="primary")
                     yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        # A name like an existing contact's may be someone posing as them: Enter declines.
+        if self.kind == "request" and self.entry.same_name_as is not None:
+            self.query_one("#decline", Button).focus()
 
     @on(Button.Pressed, "#accept")
     def _accept(self) -> None:
@@ -106,4 +121,4 @@ class RequestScreen(ModalScreen[None]):
             self.app.notify(str(exc), severity="error", markup=False)
             return
         self.app.notify(done, markup=False)
-        self.dismiss(None)
+        close_modal(self, None)

@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Select, Static, Switch
 
 from crypto.errors import CoveError
+from tui.guard import reports_errors
 from tui.session import LOCK_CHOICES, Session
 
 TRUST_CHOICES = (
@@ -66,11 +67,13 @@ class SettingsScreen(ModalScreen[None]):
 
     @on(Switch.Changed, "#read_receipts")
     @on(Switch.Changed, "#typing")
+    @reports_errors
     def _peer_setting(self, event: Switch.Changed) -> None:
         assert event.switch.id is not None
         self.session.peer.set_setting(event.switch.id, event.value)
 
     @on(Switch.Changed, "#notify_body")
+    @reports_errors
     def _body(self, event: Switch.Changed) -> None:
         self.session.set_notify_body(event.value)
 
@@ -83,6 +86,7 @@ class SettingsScreen(ModalScreen[None]):
                 self.app.notify(str(exc), severity="error", markup=False)
 
     @on(Select.Changed, "#lock_after")
+    @reports_errors
     def _lock(self, event: Select.Changed) -> None:
         if isinstance(event.value, float) and event.value != self.session.lock_after:
             self.session.set_lock_after(event.value)

@@ -103,6 +103,8 @@ class ChatLog(ScrollView, can_focus=True):
         self._loading = False
         self._arrived = False
         """Messages arrived while the window stops short of the newest."""
+        self._stick = True
+        """Follow the newest message: set at the bottom, cleared by scrolling up."""
         self._cache: LRUCache[bytes, tuple[int, bool, list[Strip]]] = LRUCache(CACHED_MESSAGES)
         self.first_paint: float | None = None
         """``time.perf_counter()`` when the open chat first drew a line."""
@@ -146,7 +148,26 @@ class ChatLog(ScrollView, can_focus=True):
         self.empty_note = note
         self.first_paint = None
         self._shown(self._window.show_newest)
+        self._follow()
+
+    def _follow(self) -> None:
+        """Go to the bottom and stay there: again once layout has applied the new size
+        (scrolling at once can use the size from before the messages came)."""
+        self._stick = True
         self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.call_after_refresh(self._to_bottom_if_stuck)
+
+    def _to_bottom_if_stuck(self) -> None:
+        if self._stick and self._window.newest_loaded and self.scroll_y < self.max_scroll_y:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    @property
+    def at_bottom(self) -> bool:
+        """The view follows the newest message (new ones scroll into view)."""
+        return self._stick and self._window.newest_loaded
+
+    def _following(self) -> bool:
+        return self.at_bottom or self.scroll_y >= self.max_scroll_y - 1
 
     def _shown(self, load: Callable[[], None]) -> None:
         """Replace the window by what ``load`` reads, and draw it from scratch."""
@@ -178,7 +199,7 @@ class ChatLog(ScrollView, can_focus=True):
                 self._arrived = True
                 self.refresh()
             return 0
-        at_bottom = self.scroll_y >= self.max_scroll_y - 1
+        at_bottom = self._following()
         fresh, replaced = self._window.merge_newest(
             [ChatMessage.from_history(e) for e in entries])
         if not fresh:
@@ -187,18 +208,18 @@ class ChatLog(ScrollView, can_focus=True):
             self._cache.discard(mid)
         self._relayout()
         if at_bottom:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self._follow()
         self.refresh()
         return fresh
 
     def add_notice(self, notice: ChatMessage) -> ChatMessage:
         """A notice that just arrived: it goes at the end of what is loaded (returned with
         the time it is kept at)."""
-        at_bottom = self.scroll_y >= self.max_scroll_y - 1
+        at_bottom = self._following()
         notice = self._window.add_notice(notice)
         self._relayout()
         if at_bottom:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self._follow()
         self.refresh()
         return notice
 
@@ -243,10 +264,10 @@ class ChatLog(ScrollView, can_focus=True):
     def on_resize(self, event: events.Resize) -> None:
         if self._window.set_width(self.scrollable_content_region.width):
             self._cache.clear()
-        at_bottom = self.scroll_y >= self.max_scroll_y - 1
+        at_bottom = self._following()
         self._relayout()
         if at_bottom:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self._follow()
 
     # -- paging ------------------------------------------------------------------------
 
@@ -292,6 +313,9 @@ class ChatLog(ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
+        if new_value != old_value:
+            self._stick = (new_value >= self.max_scroll_y - 1
+                           and self._window.newest_loaded)
         if new_value != old_value and not (self._window.oldest_loaded
                                            and self._window.newest_loaded):
             self.call_later(self._near_edges)
@@ -306,7 +330,7 @@ class ChatLog(ScrollView, can_focus=True):
         """Go to the newest message (reading only the newest page)."""
         if not self._window.newest_loaded:
             self._shown(self._window.show_newest)
-        self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self._follow()
 
     # -- drawing -----------------------------------------------------------------------
 

@@ -13,7 +13,15 @@ from textual.widgets import TextArea
 from tui import slash_commands
 
 MAX_TEXT = 64 * 1024
-"""Characters the composer holds at most; a message body larger than this is refused."""
+"""Bytes (UTF-8) a message body holds at most (``cove.content.MAX_BODY_BYTES``)."""
+
+
+def size_error(text: str) -> str | None:
+    """Why ``text`` cannot be sent as one message (too large), or None."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size <= MAX_TEXT:
+        return None
+    return f"Messages can be at most 64 KB; this one is {-(-size // 1024)} KB."
 
 
 class Composer(TextArea):
@@ -62,12 +70,27 @@ class Composer(TextArea):
             event.prevent_default()
             self.action_complete()
             return
-        if event.is_printable and len(self.text) >= MAX_TEXT:
+        if event.is_printable and event.character and self._refuse(event.character):
             event.stop()
             event.prevent_default()
-            self.app.bell()
             return
         await super()._on_key(event)
+
+    def _refuse(self, added: str) -> bool:
+        """Refuse (and say why) what would make the message larger than it may be."""
+        error = size_error(self.text + added)
+        if error is None:
+            return False
+        self.app.bell()
+        self.app.notify(error, severity="warning")
+        return True
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        if self._refuse(event.text):
+            event.stop()
+            event.prevent_default()
+            return
+        await super()._on_paste(event)
 
     def action_submit(self) -> None:
         text = self.text
