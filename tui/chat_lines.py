@@ -26,6 +26,8 @@ NAME_CELLS = 10
 GUTTER = TIME_CELLS + 1 + NAME_CELLS + 1
 """Cells before a body line: ``HH:MM Name______ ``."""
 MIN_BODY_CELLS = 10
+MAX_BODY_LINES = 50
+"""Lines of one message drawn in the chat; the rest is summed up in a line of its own."""
 
 STATUS_MARKS = {"pending": "◷", "sent": "✓", "delivered": "✓✓", "read": "✓✓"}
 """Delivery marks of outgoing messages (DESIGN §8): pending, sent, delivered, read."""
@@ -163,9 +165,27 @@ def reactions_text(message: ChatMessage) -> str:
     return "  ".join(f"{safe(e)} {n}" if n > 1 else safe(e) for e, n in counts.items())
 
 
+def capped(text: str) -> str:
+    """At most MAX_BODY_LINES lines, runs of blank lines shown as one: a body of 65,536
+    newlines from a contact must not cost a screen's worth of work per line."""
+    kept: list[str] = []
+    rows = text.split("\n")
+    for row in rows:
+        if not row.strip() and kept and not kept[-1].strip():
+            continue
+        kept.append(row)
+        if len(kept) > MAX_BODY_LINES:
+            break
+    if len(kept) <= MAX_BODY_LINES:
+        return "\n".join(kept)
+    return "\n".join(kept[:MAX_BODY_LINES]) + "\n… (longer than this; search finds it all)"
+
+
 def _body_lines(message: ChatMessage, width: int) -> list[str]:
     body_width = max(MIN_BODY_CELLS, width - GUTTER)
-    lines = wrap(body_text(message), body_width)
+    lines = wrap(capped(body_text(message)), body_width)
+    if len(lines) > MAX_BODY_LINES + 1:  # one long line wraps into many
+        lines = [*lines[:MAX_BODY_LINES], "… (longer than this; search finds it all)"]
     tail = marks(message)
     if tail:
         if cell_len(lines[-1]) + 1 + cell_len(tail) <= body_width:

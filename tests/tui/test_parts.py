@@ -218,3 +218,17 @@ async def test_account_events_are_said_in_plain_words() -> None:
         await pilot.pause()
         assert isinstance(app.screen, ProblemScreen)
         assert "This device was unlinked" in screen_text(app)
+
+
+def test_a_huge_body_is_drawn_in_a_bounded_number_of_lines() -> None:
+    import time
+
+    from tui.chat_lines import MAX_BODY_LINES, capped
+
+    flood = "\n" * 65_536 + "x\n" * 10_000
+    started = time.perf_counter()
+    shown = capped(flood)
+    assert time.perf_counter() - started < 0.1
+    assert shown.count("\n") <= MAX_BODY_LINES + 1 and shown.endswith("finds it all)")
+    assert capped("a\n\n\n\nb") == "a\n\nb"  # a run of blank lines is one
+    assert capped("short") == "short"
