@@ -77,17 +77,7 @@ def create_account(
     manifest = AccountManifest.issue(account, ver=1, name=name, devices=[cert], ts=now)
     with store.transaction():
         _put(store, "aik_seed", account.aik_seed)
-        _put(store, "dsk_seed", device.dsk_seed)
-        _put(store, "ddk_private", device.ddk_private)
-        _put(store, "cert", cert.to_wire())
-        _put(store, "manifest", manifest.to_wire())
-        _put(store, "name", name.encode())
-        store.execute(
-            "INSERT INTO accounts (acct, aid, name, manifest, mver, state, verified, added) "
-            "VALUES (?, ?, ?, ?, 1, 'own', 1, ?)",
-            (account.aik, account.aid, name, manifest.to_wire(), now),
-        )
-        new_prekeys(store, device, now=now, rng=rng)
+        _store_own(store, device, cert, manifest, name, now=now, rng=rng)
     return Account(name, device, cert, manifest, account)
 
 
@@ -184,19 +174,26 @@ def create_linked_account(
     if has_account(store):
         raise LocalProtocolError("this home already holds an account")
     with store.transaction():
-        _put(store, "dsk_seed", device.dsk_seed)
-        _put(store, "ddk_private", device.ddk_private)
-        _put(store, "cert", cert.to_wire())
-        _put(store, "manifest", manifest.to_wire())
-        _put(store, "name", account_name.encode())
-        store.execute(
-            "INSERT INTO accounts (acct, aid, name, manifest, mver, state, verified, added) "
-            "VALUES (?, ?, ?, ?, ?, 'own', 1, ?)",
-            (manifest.acct, manifest.aid, manifest.name, manifest.to_wire(), manifest.ver, now),
-        )
-        _note_devices(store, manifest)
-        new_prekeys(store, device, now=now, rng=rng)
+        _store_own(store, device, cert, manifest, account_name, now=now, rng=rng)
     return Account(account_name, device, cert, manifest, None)
+
+
+def _store_own(store: Store, device: DeviceKeys, cert: DeviceCertificate,
+               manifest: AccountManifest, name: str, *, now: int, rng: P.Rng) -> None:
+    """The rows :func:`load_account` reads, the account as ``own``, its devices, and this
+    device's first prekeys: what a new account and a linked device both store."""
+    _put(store, "dsk_seed", device.dsk_seed)
+    _put(store, "ddk_private", device.ddk_private)
+    _put(store, "cert", cert.to_wire())
+    _put(store, "manifest", manifest.to_wire())
+    _put(store, "name", name.encode())
+    store.execute(
+        "INSERT INTO accounts (acct, aid, name, manifest, mver, state, verified, added) "
+        "VALUES (?, ?, ?, ?, ?, 'own', 1, ?)",
+        (manifest.acct, manifest.aid, manifest.name, manifest.to_wire(), manifest.ver, now),
+    )
+    _note_devices(store, manifest)
+    new_prekeys(store, device, now=now, rng=rng)
 
 
 def adopt_own_manifest(store: Store, manifest: AccountManifest) -> bool:

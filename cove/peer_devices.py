@@ -35,7 +35,7 @@ from cove.link_io import DEFAULT_TIMINGS, LinkTimings, StatusCallback, parse_lin
 from cove.linking import LinkedDevice, LinkWaiter, link_device
 from cove.store import Store
 from crypto.errors import CoveError
-from crypto.identity import DeviceCertificate
+from crypto.identity import AccountKeys, DeviceCertificate
 from crypto.manifest import (
     AccountManifest,
     ManifestFork,
@@ -183,47 +183,47 @@ class DevicesPart:
     async def rename_device(self, device_id: bytes, name: str) -> None:
         """Give a device of this account another name (primary only): a new certificate in
         manifest ver+1, which every contact and own device hears of."""
-        keys = self.account.account_keys
-        if keys is None:
-            raise DevicesError("Only the primary device can rename a device; do this there.")
-        cert = next((c for c in self.account.manifest.devices if c.did == device_id), None)
-        if cert is None:
-            raise DevicesError("That device is not in this account.")
-        now = self._clock()
+        keys, cert = self._primary_and_device(device_id, "rename")
         try:
-            renamed = cert.renamed(keys, name, now)
+            renamed = cert.renamed(keys, name, self._clock())
         except CoveError as exc:
             raise DevicesError("A device name is 1 to 64 characters.") from exc
-        before = self.account.manifest
-        after = AccountManifest.issue(
-            keys, name=before.name, ver=before.ver + 1, ts=now,
-            devices=[renamed if c.ddk == cert.ddk else c for c in before.devices],
-        )
-        adopt_own_manifest(self._store, after)
-        self.account = load_account(self._store)
+        self._reissue([renamed if c.ddk == cert.ddk else c
+                       for c in self.account.manifest.devices])
         self._push_manifest()
 
     async def unlink(self, device_id: bytes) -> None:
         """Remove a device from the account (primary only): a manifest without it goes to
         every contact and own device, which drop its sessions, outbox rows and links."""
-        keys = self.account.account_keys
-        if keys is None:
-            raise DevicesError("Only the primary device can unlink a device; do this there.")
-        cert = next((c for c in self.account.manifest.devices if c.did == device_id), None)
-        if cert is None:
-            raise DevicesError("That device is not in this account.")
+        _, cert = self._primary_and_device(device_id, "unlink")
         if cert.ddk == self.account.device.ddk:
             raise DevicesError("The primary cannot unlink itself.")
         before = self.account.manifest
-        after = AccountManifest.issue(
-            keys, name=before.name, ver=before.ver + 1,
-            devices=[c for c in before.devices if c.ddk != cert.ddk], ts=self._clock(),
-        )
-        adopt_own_manifest(self._store, after)
-        self.account = load_account(self._store)
+        after = self._reissue([c for c in before.devices if c.ddk != cert.ddk])
         if self._node is not None:  # the unlinked device hears it first, if it is online
             self._node.registry.send(cert.ddk, "manifest", m=after.to_wire())
         self._manifest_changed(self._own(), before, after)
+
+    def _primary_and_device(self, device_id: bytes,
+                            verb: str) -> tuple[AccountKeys, DeviceCertificate]:
+        keys = self.account.account_keys
+        if keys is None:
+            raise DevicesError(f"Only the primary device can {verb} a device; do this there.")
+        cert = next((c for c in self.account.manifest.devices if c.did == device_id), None)
+        if cert is None:
+            raise DevicesError("That device is not in this account.")
+        return keys, cert
+
+    def _reissue(self, devices: list[DeviceCertificate]) -> AccountManifest:
+        """Manifest ver+1 listing ``devices``, signed here (the primary) and held as ours."""
+        keys = self.account.account_keys
+        assert keys is not None
+        before = self.account.manifest
+        after = AccountManifest.issue(keys, name=before.name, ver=before.ver + 1,
+                                      devices=devices, ts=self._clock())
+        adopt_own_manifest(self._store, after)
+        self.account = load_account(self._store)
+        return after
 
     # -- manifests on links -------------------------------------------------------
 
