@@ -57,6 +57,9 @@ leaves room for keys a later version may add."""
 _T = TypeVar("_T")
 
 
+NOT_AN_ID = "That is not an id: ids are base32, as 'cove contacts' and 'cove devices' list them."
+
+
 class IdTextError(ProtocolError):
     """Text given as a Cove id is not one: check it was copied whole (base32, a-z and 2-7)."""
 
@@ -98,11 +101,11 @@ def id_from_text(text: str, size: int | None = None) -> bytes:
     try:
         raw = base64.b32decode(lowered.upper() + "=" * (-len(lowered) % 8))
     except (binascii.Error, ValueError) as exc:
-        raise IdTextError("that is not a base32 id") from exc
+        raise IdTextError(NOT_AN_ID) from exc
     # Non-zero spare bits or an impossible length would otherwise let two texts
     # name one id; insist on the canonical spelling.
     if id_to_text(raw) != lowered:
-        raise IdTextError("that is not a base32 id")
+        raise IdTextError(NOT_AN_ID)
     if size is not None and len(raw) != size:
         raise IdTextError(f"that id has {len(raw)} bytes where {size} are expected")
     return raw

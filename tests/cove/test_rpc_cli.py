@@ -201,3 +201,11 @@ def test_a_command_waits_for_a_cove_that_is_starting(tmp_path: Path) -> None:
         assert started.stdout.startswith("Ann")
     finally:
         ann.close()
+
+
+def test_a_bad_device_id_is_one_sentence(tmp_path: Path) -> None:
+    assert cove(tmp_path / "ann", "init", "Ann").returncode == 0
+    done = cove(tmp_path / "ann", "devices", "unlink", "../etc")
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("cove: That is not an id: ids are base32, as 'cove contacts' "
+                                   "and 'cove devices' list them.")
