@@ -82,7 +82,7 @@ def apply_receipt(store: Store, cid: bytes, me: bytes, content: Content) -> list
     return events
 
 
-def search(store: Store, text: str, limit: int) -> list[tuple[bytes, bytes, str, int]]:
+def search(store: Store, text: str, limit: int) -> list[tuple[bytes, bytes, str, int, bytes]]:
     """Messages whose words match ``text`` (full-text, any conversation), newest first.
 
     The text is searched as one phrase: FTS5's own query syntax (quotes,
@@ -90,9 +90,9 @@ def search(store: Store, text: str, limit: int) -> list[tuple[bytes, bytes, str,
     """
     phrase = '"' + text.replace('"', '""') + '"'
     return [
-        (bytes(mid), bytes(cid), str(body), int(ts))
-        for mid, cid, body, ts in store.all(
-            "SELECT m.mid, m.cid, m.body, m.ts FROM messages_fts f JOIN messages m "
+        (bytes(mid), bytes(cid), str(body), int(ts), bytes(author))
+        for mid, cid, body, ts, author in store.all(
+            "SELECT m.mid, m.cid, m.body, m.ts, m.author FROM messages_fts f JOIN messages m "
             "ON m.n = f.rowid WHERE messages_fts MATCH ? AND m.deleted = 0 "
             "ORDER BY m.sort_ts DESC LIMIT ?",
             (phrase, limit),

@@ -131,6 +131,8 @@ class SearchHit:
     conversation: bytes
     body: str
     ts: int
+    author: bytes = b""
+    """The account key of who wrote it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -915,7 +917,7 @@ class Peer(DevicesPart, ForwardPart):
         if not text.strip():
             return []
         hits = CV.search(self._store, text, max(1, min(int(limit), 1000)))
-        return [SearchHit(mid, cid, body, ts) for mid, cid, body, ts in hits]
+        return [SearchHit(*hit) for hit in hits]
 
     # -- events --------------------------------------------------------------------------
 

@@ -6,11 +6,15 @@ Notifications follow the unread counts: a chat whose count grew shows a
 toast, rings the bell and asks the terminal for a desktop notification
 (``tui.desktop_notify``), with no message text unless the user asked for
 it and no name either while the app is locked; never for the open chat,
-never for a muted one.
+never for a muted one. A busy chat notifies at most once per NOTIFY_QUIET_S,
+and a batch touching many chats at once gives one summary: a burst of a
+thousand messages is one toast, not fifty.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cove import events as E
@@ -24,6 +28,11 @@ if TYPE_CHECKING:
 NEWEST_MAX = 2000
 """The most messages merged into the open chat per batch; more arrive with the next one."""
 STATUS_ORDER = ("pending", "sent", "delivered", "read")
+NOTIFY_QUIET_S = 10.0
+"""After a notification for a chat, more messages there stay quiet this long (the unread
+badge still counts them)."""
+MAX_NOTICES_PER_BATCH = 3
+"""More chats than this in one batch are told as one summary notification."""
 
 
 def apply_batch(screen: MainScreen, batch: list[E.Event]) -> None:
@@ -95,10 +104,13 @@ def _chat_notices(screen: MainScreen, event: E.DevicesChanged | E.ContactRenamed
             pane.add_notice(event.aid, f"{who} {verb} device '{plain.name_str(device)}'")
 
 
-def _notify(screen: MainScreen, old: Roster, requests: list[E.RequestReceived]) -> None:
+def _notify(screen: MainScreen, old: Roster, requests: list[E.RequestReceived],
+            clock: Callable[[], float] = time.monotonic) -> None:
     app = screen.app
     locked = bool(getattr(app, "locked", False))
     shown: list[str] = []
+    now = clock()
+    last = screen.notified_at
     for chat in screen.roster.chats:
         before = old.chat(chat.aid)
         if chat.unread <= (before.unread if before else 0):
@@ -106,15 +118,21 @@ def _notify(screen: MainScreen, old: Roster, requests: list[E.RequestReceived]) 
         if chat.aid == screen.current and not locked:
             screen.mark_read(chat.aid)
             continue
-        if chat.muted:
+        if chat.muted or now - last.get(chat.aid, -NOTIFY_QUIET_S) < NOTIFY_QUIET_S:
             continue
+        last[chat.aid] = now
         text = "New message" if locked else f"New message from {plain.name_str(chat.name)}"
         if screen.session.notify_body and not locked:
             text += f": {plain.name_str(chat.preview, 60)}"
         shown.append(text)
-    for request in requests:
+    if len(shown) > MAX_NOTICES_PER_BATCH:
+        shown = [f"New messages in {len(shown)} chats"]
+    for request in requests[:MAX_NOTICES_PER_BATCH]:
         shown.append("New contact request" if locked else
                      f"{plain.name_str(request.name)} asked to be your contact; see Requests.")
+    if len(requests) > MAX_NOTICES_PER_BATCH:
+        shown.append(f"{len(requests) - MAX_NOTICES_PER_BATCH} more contact requests; see "
+                     "Requests.")
     for text in shown:
         app.notify(text, markup=False)
         # Textual has no public call for a raw escape; App.bell writes to the driver too.

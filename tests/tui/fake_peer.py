@@ -72,6 +72,7 @@ class FakeHit:
     conversation: bytes
     body: str
     ts: int
+    author: bytes = b""
 
 
 def aid(n: int) -> bytes:
@@ -249,7 +250,7 @@ class FakePeer:
         self._preferences[name] = value
 
     def search(self, text: str, limit: int = 50) -> list[FakeHit]:
-        return [FakeHit(m.mid, c, m.body, m.ts) for c, rows in self._messages.items()
+        return [FakeHit(m.mid, c, m.body, m.ts, m.author) for c, rows in self._messages.items()
                 for m in rows if text.lower() in m.body.lower()][:limit]
 
     async def events(self, since: int = 0) -> AsyncIterator[E.Event]:

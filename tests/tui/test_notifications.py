@@ -112,3 +112,37 @@ async def test_toast_bell_and_desktop_notification_then_mute(tmp_path: Path) -> 
     finally:
         for peer in (cat, mal, ann):
             await peer.close()
+
+
+def test_a_burst_notifies_once_per_chat_and_many_chats_as_one() -> None:
+    """1,000 messages in a few chats are a handful of toasts, not one per batch."""
+    from types import SimpleNamespace
+
+    from tui import incoming
+    from tui.roster import ChatEntry, Roster
+
+    notes: list[str] = []
+    bells: list[int] = []
+    app = SimpleNamespace(locked=False, notify=lambda text, **kw: notes.append(text),
+                          bell=lambda: bells.append(1), _driver=None)
+
+    def roster(unread: int, chats: int) -> Roster:
+        return Roster(tuple(ChatEntry(bytes([i]) * 20, f"c{i}", unread, False, True, "", False)
+                            for i in range(chats)), (), ())
+
+    screen = SimpleNamespace(app=app, current=None, notified_at={},
+                             session=SimpleNamespace(notify_body=False), roster=roster(0, 2))
+    clock = iter(float(t) for t in range(10_000))
+    for n in range(1, 101):  # 100 batches of 10 messages into two chats, one second apart
+        old = screen.roster
+        screen.roster = roster(n * 10, 2)
+        incoming._notify(screen, old, [], clock=lambda: next(clock))  # type: ignore[arg-type]
+    per_chat = -(-100 // int(incoming.NOTIFY_QUIET_S))
+    assert len(notes) == 2 * per_chat
+    assert notes[0] == "New message from c0" and len(bells) == per_chat
+
+    notes.clear()
+    screen.notified_at.clear()
+    old, screen.roster = roster(0, 9), roster(1, 9)
+    incoming._notify(screen, old, [], clock=lambda: 0.0)  # type: ignore[arg-type]
+    assert notes == ["New messages in 9 chats"]

@@ -72,6 +72,8 @@ class MainScreen(Screen[None]):
         self.current: bytes | None = None
         self.roster = EMPTY
         self._sending = False
+        self.notified_at: dict[bytes, float] = {}
+        """When each chat last notified (tui.incoming keeps busy chats quiet)."""
 
     @property
     def peer(self) -> PeerApi:

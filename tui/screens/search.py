@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -20,6 +21,8 @@ from tui.widgets.key_list import KeyList
 
 RESULTS = 100
 SNIPPET = 70
+DEBOUNCE_S = 0.15
+"""Typing waits this long before searching: one query per pause, not one per keystroke."""
 
 
 class SearchScreen(ModalScreen[tuple[bytes, bytes] | None]):
@@ -35,6 +38,7 @@ class SearchScreen(ModalScreen[tuple[bytes, bytes] | None]):
         self.session = session
         self.initial = query
         self.hits: list[tuple[bytes, bytes]] = []
+        self._due: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
@@ -50,10 +54,16 @@ class SearchScreen(ModalScreen[tuple[bytes, bytes] | None]):
 
     @on(Input.Changed, "#query")
     def _changed(self, event: Input.Changed) -> None:
-        self._search(event.value)
+        if self._due is not None:
+            self._due.stop()
+        self._due = self.set_timer(DEBOUNCE_S, lambda: self._search(event.value))
 
     @on(Input.Submitted, "#query")
     def _submitted(self) -> None:
+        if self._due is not None:  # Enter does not wait for the pause
+            self._due.stop()
+            self._due = None
+            self._search(self.query_one("#query", Input).value)
         results = self.query_one(OptionList)
         if results.option_count:
             results.focus()
@@ -63,17 +73,23 @@ class SearchScreen(ModalScreen[tuple[bytes, bytes] | None]):
         self._submitted()
 
     def _search(self, text: str) -> None:
+        self._due = None
         peer = self.session.peer
         names = {c.aid: c.name for c in peer.contacts()}
+        me = peer.account.aik
         hits = peer.search(text, limit=RESULTS) if text.strip() else []
         self.hits = [(h.conversation, h.mid) for h in hits]
         options = []
         for i, h in enumerate(hits):
             when = dt.datetime.fromtimestamp(h.ts / 1000, self.session.tz)
             body = plain.name_str(h.body.replace("\n", " "), SNIPPET)
+            chat = names.get(h.conversation, "?")
+            who = "You" if h.author == me else names.get(h.author, chat)
+            where = Content("") if who == chat else Content.styled(
+                f" in {plain.name_str(chat, 14)}", "$text-muted")
             options.append(Option(Content.assemble(
                 Content.styled(f"{when:%Y-%m-%d %H:%M} ", "$text-muted"),
-                plain.name(names.get(h.conversation, "?"), "bold", 14), Content("  "),
+                plain.name(who, "bold", 14), where, Content("  "),
                 Content(body)), id=str(i)))
         results = self.query_one(OptionList)
         results.set_options(options)

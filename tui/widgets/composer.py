@@ -103,6 +103,13 @@ class Composer(TextArea):
     def action_edit_last(self) -> None:
         self.post_message(self.EditLast())
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Tab completes only a /command being typed; otherwise it moves the focus on, as
+        # everywhere else (a composer that kept Tab would trap keyboard users).
+        if action == "complete":
+            return bool(slash_commands.matches(self.text))
+        return True
+
     def action_complete(self) -> None:
         done = slash_commands.complete(self.text)
         if done is not None:

@@ -1,0 +1,63 @@
+"""The search screen: one query per pause in typing, and hits labelled by who wrote them."""
+
+from __future__ import annotations
+
+from tests.tui.conftest import app_for, fixed_clock, screen_text, wait_for
+from tests.tui.fake_peer import demo_peer
+from tui.screens.search import SearchScreen
+
+
+async def test_typing_searches_once_per_pause_and_enter_searches_at_once() -> None:
+    peer = demo_peer()
+    asked: list[str] = []
+    real = peer.search
+
+    def counting(text: str, limit: int = 50) -> list:  # type: ignore[type-arg]
+        asked.append(text)
+        return real(text, limit)
+
+    peer.search = counting  # type: ignore[method-assign]
+    app = app_for(peer, clock=fixed_clock())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+f")
+        await wait_for(lambda: isinstance(app.screen, SearchScreen))
+        await pilot.press(*"the map")
+        await pilot.pause(0.4)
+        assert asked == ["the map"]  # seven keys, one query
+        screen = app.screen
+        assert isinstance(screen, SearchScreen) and len(screen.hits) == 1
+        assert "Bob" in screen_text(app)
+        await pilot.press("backspace", "enter")
+        assert asked == ["the map", "the ma"]  # Enter did not wait for the pause
+
+
+async def test_a_hit_in_my_own_message_says_you_and_the_chat() -> None:
+    peer = demo_peer()
+    app = app_for(peer, clock=fixed_clock())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+f")
+        await wait_for(lambda: isinstance(app.screen, SearchScreen))
+        await pilot.press(*"On my way", "enter")
+        await pilot.pause(0.05)
+        assert "You in Bob" in screen_text(app)
+
+
+async def test_tab_leaves_the_composer_unless_completing_a_command() -> None:
+    from tui.screens.main import MainScreen
+
+    app = app_for(demo_peer(), clock=fixed_clock())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        main.composer.focus()
+        main.composer.text = "/he"
+        main.composer.move_cursor(main.composer.document.end)
+        await pilot.press("tab")
+        assert main.composer.text.startswith("/help") and main.composer.has_focus
+        main.composer.text = "hello"
+        await pilot.press("tab")
+        await pilot.pause()
+        assert not main.composer.has_focus and main.composer.text == "hello"
