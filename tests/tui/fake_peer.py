@@ -86,6 +86,7 @@ class FakePeer:
         self.account = FakeAccount(name, b"\xaa" * 32)
         self.account_id = aid(0xAA)
         self._contacts: list[FakeContact] = []
+        self._blocked: set[bytes] = set()
         self._requests: list[FakeContact] = []
         self._messages: dict[bytes, list[FakeEntry]] = {}
         self._unread: dict[bytes, int] = {}
@@ -146,7 +147,8 @@ class FakePeer:
         raise NotImplementedError
 
     def contacts(self) -> list[FakeContact]:
-        return sorted(self._contacts, key=lambda c: c.name)
+        return sorted((c for c in self._contacts if c.aid not in self._blocked),
+                      key=lambda c: c.name)
 
     def requests(self) -> list[FakeContact]:
         return list(self._requests)
@@ -192,6 +194,7 @@ class FakePeer:
 
     def block(self, contact: bytes) -> None:
         self._requests = [r for r in self._requests if r.aid != contact]
+        self._blocked.add(contact)
 
     async def send(self, to: bytes, text: str, reply_to: bytes | None = None) -> bytes:
         self.sent.append((to, text, reply_to))

@@ -145,6 +145,9 @@ async def test_held_home_opens_read_only(pair: tuple[Peer, Peer]) -> None:
         said = [n.message for n in app._notifications]
         assert said and all("read-only" in m for m in said)
         assert [m.body for m in ann.history(bob.account_id)] == ["hello from Bob"]
+        # What the holder receives while the window is open shows up in it.
+        await bob.send(ann.account_id, "and one more")
+        await wait_for(lambda: "and one more" in screen_text(app), timeout=8)
         await pilot.press("ctrl+q")
     assert app.return_code == 0 and app.peer is None
 

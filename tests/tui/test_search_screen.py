@@ -1,4 +1,5 @@
-"""The search screen: one query per pause in typing, and hits labelled by who wrote them."""
+"""Search (one query per pause, hits labelled by author), Tab out of the composer, and a chat
+blocked elsewhere closing here."""
 
 from __future__ import annotations
 
@@ -61,3 +62,22 @@ async def test_tab_leaves_the_composer_unless_completing_a_command() -> None:
         await pilot.press("tab")
         await pilot.pause()
         assert not main.composer.has_focus and main.composer.text == "hello"
+
+
+async def test_a_chat_blocked_elsewhere_closes_here() -> None:
+    from tui.screens.main import MainScreen
+
+    peer = demo_peer()
+    app = app_for(peer, clock=fixed_clock())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        bob = next(c.aid for c in peer.contacts() if c.name == "Bob")
+        main.open_chat(bob)
+        await pilot.pause()
+        assert "Lunch at one?" in screen_text(app)
+        peer.block(bob)  # as a sibling's sync or `cove block` would
+        main.reload()
+        await pilot.pause()
+        assert main.current is None and "Lunch at one?" not in screen_text(app)

@@ -40,6 +40,8 @@ DISCOVERABLE_FOR = 10 * 60.0
 HEADER_INTERVAL = 1.0
 """Seconds between redraws of the header (a typing hint fades, a message turns late)."""
 PRESENCE_INTERVAL = 2.0
+READ_ONLY_POLL = 2.0
+"""How often a read-only window looks for what the process holding the home stored."""
 """Seconds between two looks at who is online, our own devices and who is nearby."""
 
 
@@ -96,7 +98,18 @@ class MainScreen(Screen[None]):
         self.open_chat(self.roster.chats[0].aid if self.roster.chats else None)
         self.set_interval(HEADER_INTERVAL, self._tick)
         self.set_interval(PRESENCE_INTERVAL, self.poll_presence)
+        if self.session.read_only:
+            # No links and no events here: the holder of the home receives, this window
+            # reads what it stored (SQLite shows a reader every commit).
+            self.set_interval(READ_ONLY_POLL, self.poll_store)
         self.show_status()
+
+    def poll_store(self) -> None:
+        """Read-only window: new chats, counts and the open chat's newest messages."""
+        self.reload()
+        if self.current is not None:
+            self.pane.chat_log.add_newest(self.peer.history(self.current, limit=50))
+            self.pane.chat_log.flush()
 
     # -- state ----------------------------------------------------------------------
 
@@ -118,6 +131,10 @@ class MainScreen(Screen[None]):
     def reload(self) -> Roster:
         """Read the roster again and redraw the sidebar and header; returns the old one."""
         old, self.roster = self.roster, read_roster(self.peer)
+        if self.current is not None and self.roster.chat(self.current) is None:
+            # Blocked from another device (or the CLI): its chat closes here too.
+            self.current = None
+            self.pane.open(None, self._empty_text())
         self.query_one(Sidebar).show(self.roster, self.current)
         self.pane.update_chat(self.chat())
         if self.current is None and bool(old.chats) != bool(self.roster.chats):
