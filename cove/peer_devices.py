@@ -42,6 +42,7 @@ from crypto.manifest import (
     ManifestRejected,
     ManifestVerdict,
     judge_manifest,
+    next_manifest_version,
 )
 from transport.discovery import Discovery
 from transport.interfaces import announced_addresses, chosen_interfaces
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cove.peer")
 
 NAMEPLATE_SEARCH_S = 5.0
+SIBLING_VER = "sibling_mver"
+"""kv key: the highest version of our own manifest a sibling has shown this device."""
 """How long the primary looks for a code's nameplate by mDNS."""
 
 
@@ -219,11 +222,24 @@ class DevicesPart:
         keys = self.account.account_keys
         assert keys is not None
         before = self.account.manifest
-        after = AccountManifest.issue(keys, name=before.name, ver=before.ver + 1,
+        # Above every version a sibling showed us, not only ours: a primary that lost its
+        # latest manifest (a restored backup, a crash before it kept it) must not sign a
+        # second, different manifest of a version its siblings hold (DESIGN §3, §9).
+        ver = next_manifest_version([before.ver, self._sibling_ver()])
+        after = AccountManifest.issue(keys, name=before.name, ver=ver,
                                       devices=devices, ts=self._clock())
         adopt_own_manifest(self._store, after)
         self.account = load_account(self._store)
         return after
+
+    def _sibling_ver(self) -> int:
+        row = self._store.one("SELECT v FROM kv WHERE k = ?", (SIBLING_VER,))
+        return int.from_bytes(bytes(row[0]), "big") if row else 0
+
+    def _note_sibling_ver(self, ver: int) -> None:
+        if ver > self._sibling_ver():
+            self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                                (SIBLING_VER, ver.to_bytes(8, "big")))
 
     # -- manifests on links -------------------------------------------------------
 
@@ -263,6 +279,8 @@ class DevicesPart:
         if held is None:
             return
         before = held.manifest
+        if held.state == "own":
+            self._note_sibling_ver(manifest.ver)
         try:
             if held.state == "own":
                 if not adopt_own_manifest(self._store, manifest):
@@ -279,6 +297,11 @@ class DevicesPart:
             # names no one (DESIGN §12); the event is for the person.
             log.warning("an account showed two manifests of version %d", manifest.ver)
             self._record(E.ManifestForked(held.aid, manifest.ver))
+            if held.state == "own" and self.account.account_keys is not None:
+                # Ours forked: the primary settles it with one version above both, listing
+                # the devices it holds, and every device adopts that (the highest wins).
+                self._reissue(list(self.account.manifest.devices))
+                self._push_manifest()
             return
         except ManifestRejected:
             return  # older than the one held

@@ -4,6 +4,7 @@ Ann's account, contacts learning of it, fan-out and `sent` copies, unlinking."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -326,3 +327,51 @@ async def test_the_primary_renames_a_device_and_everyone_sees_the_new_name(
         for peer in (phone, bob, ann):
             if peer is not None:
                 await peer.close()
+
+
+async def test_a_forked_own_manifest_is_settled_by_the_primary_above_both(
+    tmp_path: Path,
+) -> None:
+    from cove.account import adopt_own_manifest, load_account
+    from crypto.manifest import AccountManifest
+
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    phone: Peer | None = None
+    try:
+        phone = await link_second_device(ann, tmp_path / "phone")
+        keys = ann.account.account_keys
+        assert keys is not None
+        devices = list(ann.account.manifest.devices)
+        # Two different manifests of version 3 (a primary that signed one, lost it, and
+        # signed another): the phone holds one, the primary the other.
+        held_by_phone = AccountManifest.issue(keys, name="Ann", ver=3, devices=devices, ts=1)
+        held_by_ann = AccountManifest.issue(keys, name="Ann", ver=3, devices=devices, ts=2)
+        assert adopt_own_manifest(phone._store, held_by_phone)
+        phone.account = load_account(phone._store)
+        assert adopt_own_manifest(ann._store, held_by_ann)
+        ann.account = load_account(ann._store)
+        node = phone._node
+        assert node is not None
+        primary = ann.account.device.ddk
+        await wait_until(lambda: node.registry.link(primary) is not None)
+        phone._send_manifest(primary)  # the phone shows its version 3 on the link
+        await wait_until(lambda: ann.account.manifest.ver == 4)
+        await wait_until(lambda: phone is not None and phone.account.manifest.ver == 4)
+        assert phone.account.manifest.to_wire() == ann.account.manifest.to_wire()
+        assert [d.ddk for d in ann.account.manifest.devices] == [d.ddk for d in devices]
+        forks = [e async for e in _stored(ann) if isinstance(e, E.ManifestForked)]
+        assert [f.ver for f in forks] == [3]
+        # Later changes go on above it: the next manifest is version 5 everywhere.
+        await ann.rename_device(phone.device_id, "pocket")
+        await wait_until(lambda: phone is not None and phone.account.manifest.ver == 5)
+    finally:
+        for peer in (phone, ann):
+            if peer is not None:
+                await peer.close()
+
+
+async def _stored(peer: Peer) -> AsyncIterator[E.Event]:
+    from cove import events as stored_events
+
+    for event in stored_events.since(peer._store, 0):
+        yield event
