@@ -1008,6 +1008,7 @@ class Peer(DevicesPart, ForwardPart):
 
     def _on_hello(self, event: HelloSeen) -> None:
         self._ask_manifest(event.link, event.verdict)
+        self._tell_unlinked(event)
         if event.link.session.initiator and event.ddk not in self._after_hello and \
                 event.verdict.admission > Admission.STRANGER:
             self._flush(event.ddk)

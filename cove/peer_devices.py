@@ -49,6 +49,7 @@ from transport.interfaces import announced_addresses, chosen_interfaces
 from transport.link import Link
 from transport.messages import LinkMessage
 from transport.node import TransportNode
+from transport.registry import HelloSeen
 from transport.session import Admission, Verdict
 
 if TYPE_CHECKING:
@@ -375,6 +376,23 @@ class DevicesPart:
             for cert in account.manifest.devices:
                 if cert.ddk != self.account.device.ddk and self._node.registry.link(cert.ddk):
                     self._send_manifest(cert.ddk)
+
+    def _tell_unlinked(self, event: HelloSeen) -> None:
+        """A device of our account that the account no longer lists dialled us (it was
+        away when it was unlinked): our hello and manifest tell it, then the link closes.
+        It stays a stranger here; it learns only the manifest that leaves it out."""
+        cert, link = event.cert, event.link
+        if (event.verdict.admission != Admission.STRANGER or link.session.initiator
+                or cert.acct != self.account.aik or self.account.manifest.contains(cert.ddk)
+                or event.mver >= self.account.manifest.ver or self.unlinked):
+            return
+        try:
+            cert.verify()  # signed by our account key: it was ours
+            link.session.send_own_hello()
+            link.send("manifest", m=self.account.manifest.to_wire())
+        except CoveError:
+            return
+        link.close("that device left its account")
 
     def _ask_manifest(self, link: Link, verdict: Verdict) -> None:
         """A link whose peer has a newer manifest than the one held: ask for it (DESIGN §4)."""

@@ -403,6 +403,18 @@ class LinkSession:
             self._hello_sent = True
             self._send_raw(self._hello.encode())
 
+    def send_own_hello(self) -> None:
+        """As the responder, send this side's hello to a peer that stays a stranger here.
+
+        Only for a device of our own account that the account no longer lists
+        (unlinked while it was away): with our hello it can judge us as its
+        sibling and read the manifest that tells it so. It learns nothing it
+        did not know: our certificate was in the manifest it holds.
+        """
+        if not self.initiator and not self._hello_sent and self.is_open:
+            self._hello_sent = True
+            self._send_raw(self._hello.encode())
+
     def send(self, t: str, **fields: object) -> None:
         """Queue one message; a ``req`` also opens the door for one ``accept`` back."""
         self.send_fields(t, fields)

@@ -150,6 +150,29 @@ async def test_unlinking_removes_the_device_everywhere(tmp_path: Path) -> None:
                 await peer.close()
 
 
+async def test_a_device_unlinked_while_away_hears_it_when_it_comes_back(
+        tmp_path: Path) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    phone: Peer | None = await link_second_device(ann, tmp_path / "phone")
+    try:
+        assert phone is not None
+        phone_id = phone.device_id
+        await phone.close()  # away
+        await ann.unlink(phone_id)
+        assert [d.name for d in ann.devices()] == ["laptop"]
+        phone = await Peer.open(tmp_path / "phone", interfaces="127.0.0.1")
+        await wait_until(lambda: phone is not None and phone.unlinked, 15)
+        assert any(isinstance(e, E.DeviceUnlinked) for e in E.since(phone._store, 0))
+        # Ann told it and nothing more: it is still a stranger to her.
+        assert ann._node is not None
+        link = ann._node.registry.link(phone.account.device.ddk)
+        assert link is None or link.session.verdict.admission <= Admission.STRANGER
+    finally:
+        for peer in (phone, ann):
+            if peer is not None:
+                await peer.close()
+
+
 async def test_decisions_made_on_one_device_hold_on_the_other(tmp_path: Path) -> None:
     ann = await open_peer(tmp_path / "ann", "Ann")
     bob = await open_peer(tmp_path / "bob", "Bob")
