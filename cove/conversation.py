@@ -14,6 +14,16 @@ from cove.content import Content
 from cove.store import Store
 
 CLOCK_SKEW_MS = 2 * 60 * 1000
+BACKDATE_MS = 30 * 24 * 3600 * 1000
+"""A message sorts no earlier than this long before it arrived: an author's clock (or an
+author) cannot slip a message into old history. Thirty days is how long a sibling holds
+an envelope for a device that is away (DESIGN §8)."""
+
+
+def sort_ts(ts: int, now: int) -> int:
+    """Where a message written at ``ts`` (the author's clock) and arriving ``now`` sorts:
+    at most CLOCK_SKEW_MS ahead of this device's clock, at most BACKDATE_MS behind it."""
+    return max(min(ts, now + CLOCK_SKEW_MS), now - BACKDATE_MS)
 _STATUS_ORDER = {"pending": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
@@ -24,8 +34,7 @@ def add_text(store: Store, cid: bytes, author: bytes, content: Content, *, now: 
     added = store.changes(
         "INSERT OR IGNORE INTO messages (mid, cid, author, ts, sort_ts, body, reply, status) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (content.id, cid, author, content.ts, min(content.ts, now + CLOCK_SKEW_MS), body, reply,
-         status),
+        (content.id, cid, author, content.ts, sort_ts(content.ts, now), body, reply, status),
     )
     if not added:
         return None

@@ -65,3 +65,29 @@ def test_fuzzed_bytes_raise_only_remote_errors(data: bytes) -> None:
     except RemoteProtocolError:
         return
     assert c.k in {"text", "edit", "delete", "react", "receipt", "typing"}
+
+
+@given(st.integers(0, 2**63 - 1), st.integers(10**12, 10**13))
+def test_a_message_sorts_near_its_arrival(ts: int, now: int) -> None:
+    from cove.conversation import BACKDATE_MS, CLOCK_SKEW_MS, sort_ts
+
+    at = sort_ts(ts, now)
+    assert now - BACKDATE_MS <= at <= now + CLOCK_SKEW_MS
+    assert at == ts or not now - BACKDATE_MS <= ts <= now + CLOCK_SKEW_MS
+
+
+def test_a_backdated_message_does_not_land_in_old_history() -> None:
+    from cove.conversation import BACKDATE_MS, add_text
+    from cove.store import Store
+
+    store = Store(None, bytes(32))
+    day = 24 * 3600 * 1000
+    now = 400 * day
+    store.execute("INSERT INTO conversations (cid, kind, name) VALUES (x'01', 'direct', 'Bob')")
+    old = make("text", id=b"o" * 16, ts=now - 60 * day, body="two months ago")
+    add_text(store, b"\x01", b"b", old, now=now - 60 * day)
+    sneaky = make("text", id=b"s" * 16, ts=0, body="backdated to 1970")
+    add_text(store, b"\x01", b"b", sneaky, now=now)
+    rows = store.all("SELECT body, ts, sort_ts FROM messages ORDER BY sort_ts, mid")
+    assert [r[0] for r in rows] == ["two months ago", "backdated to 1970"]
+    assert rows[1][1] == 0 and rows[1][2] == now - BACKDATE_MS  # its own ts is kept, shown
