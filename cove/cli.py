@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("contact")
     verify.add_argument("--yes", action="store_true", help="mark it verified without asking")
     sub.add_parser("rpc", help="JSON-RPC 2.0 on stdin/stdout")
+    connect = sub.add_parser("connect", help="reach a contact's or own device at HOST:PORT")
+    connect.add_argument("address", metavar="HOST:PORT")
     link = sub.add_parser("link", help="make this new home a device of an existing account")
     link.add_argument("--device", default="device", help="this device's name")
     link.add_argument("--passphrase", action="store_true",
@@ -260,6 +262,9 @@ async def _command(cove: Caller, args: argparse.Namespace) -> int:
         for h in await cove.call("history", conversation=contact["aid"], limit=args.limit):
             who = "me" if h["outgoing"] else printable(contact["name"])
             print(f"{who}: {shown_body(h['body'])}", file=out)
+    elif args.command == "connect":
+        found = await cove.call("connect", address=args.address)
+        print(f"Linked with {printable(found['name'])}'s device at {args.address}.", file=out)
     elif args.command == "devices" and args.action == "link":
         linked = await cove.call("link_device", code=args.code, address=args.address,
                                  history_days=args.history_days, yes=True)

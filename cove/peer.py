@@ -42,6 +42,7 @@ from cove.delivery import Delivery, Outgoing, Received, Target, Undecryptable
 from cove.errors import HomeError
 from cove.home import Home, hold_home, resolve_home
 from cove.invite import DEFAULT_LIFETIME_MS, make_invite, parse_invite
+from cove.link_io import parse_link_address
 from cove.peer_devices import DevicesPart
 from cove.peer_forward import ForwardPart
 from cove.store import Store
@@ -65,6 +66,16 @@ from transport.session import Admission, Hello, Verdict
 log = logging.getLogger("cove.peer")
 
 
+async def _first_of(*flags: asyncio.Event) -> None:
+    """Wait until any of ``flags`` is set."""
+    waits = [asyncio.ensure_future(f.wait()) for f in flags]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
 def same_name(a: str, b: str) -> bool:
     """Names that a person would read as the same: case and invisible characters aside."""
     return _name_key(a) == _name_key(b)
@@ -80,6 +91,8 @@ NACKS_PER_MINUTE = 10
 """Re-encryptions answered to one device a minute (each starts a fresh session)."""
 INVITE_ANSWER_TIMEOUT = 15.0
 """Seconds to wait for the inviting device to accept."""
+CONNECT_WAIT_S = 10.0
+"""How long ``connect`` waits for the device at the given address to finish the handshake."""
 
 
 def _copied_to_siblings(content: Content) -> bool:
@@ -388,6 +401,33 @@ class Peer(DevicesPart, ForwardPart):
             self._pending.pop(inv.ddk, None)
             if self._node is not None:
                 self._node.registry.accepted(inv.ddk)
+
+    async def connect(self, address: str) -> C.Contact:
+        """Reach a known device at ``HOST:PORT`` (beyond the LAN: a VPN, another subnet;
+        DESIGN §5): whichever contact's or own device answers there is linked at once and
+        dialled there from now on. Returns the account it belongs to."""
+        try:
+            host, port = parse_link_address(address)
+        except CoveError as exc:
+            raise PeerError(str(exc)) from exc
+        if self._node is None:
+            raise PeerError("This window is read-only: another Cove process holds the home.")
+        try:
+            link = await self._node.connect_known((host, port))
+            await asyncio.wait_for(_first_of(link.opened, link.closed), CONNECT_WAIT_S)
+        except (TimeoutError, OSError, CoveError) as exc:
+            raise PeerError(f"Nothing that Cove could link with answered at {host}:{port}.") \
+                from exc
+        ddk = link.session.remote_static
+        owner = C.owner_of(self._store, ddk) if ddk is not None else None
+        if not link.session.is_open or ddk is None or owner is None:
+            raise PeerError(f"The device at {host}:{port} is not one of your contacts' or your "
+                            "own devices.")
+        self._store.execute(
+            "INSERT OR REPLACE INTO addresses (ddk, host, port, seen) VALUES (?, ?, ?, ?)",
+            (ddk, host, port, self._clock()))
+        self._node.know(ddk, [(host, port)])
+        return owner
 
     async def _dial_any(self, addrs: tuple[tuple[str, int], ...], ddk: bytes) -> Link:
         assert self._node is not None

@@ -72,7 +72,7 @@ class RpcServer:
             "settings": self._settings, "set_setting": self._set_setting,
             "mute": self._mute, "devices": self._devices, "link_device": self._link_device,
             "unlink": self._unlink, "unblock": self._unblock,
-            "rename_device": self._rename_device,
+            "rename_device": self._rename_device, "connect": self._connect,
         }
 
     async def handle_line(self, line: str) -> None:
@@ -218,6 +218,10 @@ class RpcServer:
             raise ValueError("name is a string")
         await self._peer.rename_device(id_from_text(device), name)
         return {"renamed": True}
+
+    async def _connect(self, address: str) -> dict[str, Any]:
+        found = await self._peer.connect(address)
+        return {"aid": found.aid, "name": found.name}
 
     async def _unlink(self, device: str) -> dict[str, bool]:
         await self._peer.unlink(id_from_text(device))

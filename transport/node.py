@@ -109,6 +109,12 @@ class TransportNode:
         self._given.add(address[0])
         return await self.registry.connect(address, ddk)
 
+    async def connect_known(self, address: Address) -> Link:
+        """Dial an address the user gave (``cove connect HOST:PORT``); whichever known
+        device answers there, else the dial aborts before our hello."""
+        self._given.add(address[0])
+        return await self.registry.connect_known(address)
+
     async def connect_nearby(self, seen: PeerSeen) -> Link:
         """Dial a nearby peer from its announcement; its key must match its TXT ``dev``."""
         for address in seen.addresses:

@@ -253,6 +253,11 @@ class LinkRegistry:
         """Dial ``address`` once, expecting device ``ddk`` (user-given: no interface check)."""
         return await self._dial(address, expected_remote=ddk)
 
+    async def connect_known(self, address: Address) -> Link:
+        """Dial ``address`` once, expecting any device this registry keeps a link with (an
+        address the user gave: whichever known device answers there)."""
+        return await self._dial(address, expected_any=self._known.__contains__)
+
     async def connect_nearby(self, address: Address, did: bytes) -> Link:
         """Dial a nearby peer whose TXT ``dev`` is ``did`` (§4: the key must match it)."""
         return await self._dial(address, expected_did=did)
@@ -313,13 +318,13 @@ class LinkRegistry:
 
     async def _dial(
         self, address: Address, *, expected_remote: bytes | None = None,
-        expected_did: bytes | None = None,
+        expected_did: bytes | None = None, expected_any: Callable[[bytes], bool] | None = None,
     ) -> Link:
         stream = await asyncio.wait_for(TcpStream.connect(*address), CONNECT_TIMEOUT)
         session = LinkSession(
             initiator=True, static_private=self._keys.ddk_private, hello=self._hello(),
             policy=self._policy, expected_remote=expected_remote, expected_did=expected_did,
-            awaiting_accept=self._expecting_accept.__contains__,
+            awaiting_accept=self._expecting_accept.__contains__, expected_any=expected_any,
         )
         link = Link(session, stream, on_event=self._on_link_event, timings=self._timings,
                     address=address)

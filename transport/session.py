@@ -168,8 +168,10 @@ class LinkSession:
     """One side of a link (see the module docstring for the protocol).
 
     An initiator must say whom it dials: ``expected_remote``, the DDK of a
-    known device or an invite's ``ddk``, or ``expected_did``, a nearby peer's
-    TXT ``dev``, which must be ``did`` of the responder's static key. Both
+    known device or an invite's ``ddk``; ``expected_did``, a nearby peer's
+    TXT ``dev``, which must be ``did`` of the responder's static key; or
+    ``expected_any``, a test the responder's static key must pass (one of the
+    devices this device knows: an address the user gave, ``cove connect``). Both
     sides treat the peer as a stranger until its hello proves a certificate
     and the policy judges it: an initiator lets nothing but an awaited
     ``accept`` through before the responder's hello.
@@ -186,14 +188,17 @@ class LinkSession:
         expected_did: bytes | None = None,
         awaiting_accept: Callable[[bytes], bool] | None = None,
         rng: P.Rng = P.random_bytes,
+        expected_any: Callable[[bytes], bool] | None = None,
     ) -> None:
-        if initiator and expected_remote is None and expected_did is None:
+        if initiator and expected_remote is None and expected_did is None and \
+                expected_any is None:
             raise LocalProtocolError("an initiator must know the device it dials")
         self.initiator = initiator
         self._hello = hello
         self._policy = policy
         self._expected = expected_remote
         self._expected_did = expected_did
+        self._expected_any = expected_any
         # Asked at the moment an ``accept`` arrives: it may share a read with message 3, before
         # anyone outside the session hears that the handshake is done.
         self._awaiting_accept = awaiting_accept
@@ -328,6 +333,8 @@ class LinkSession:
             return False
         if self._expected is not None:
             return P.constant_time_equal(remote, self._expected)
+        if self._expected_any is not None:
+            return self._expected_any(remote)
         return P.constant_time_equal(device_id(remote), self._expected_did or b"")
 
     def _open(self, noise: Handshake) -> None:
