@@ -9,6 +9,7 @@ BENCHES = {
     "crypto": "bench.crypto_bench",
     "transport": "bench.transport_bench",
     "e2e": "bench.e2e_bench",
+    "files": "bench.files_bench",
     "tui": "bench.tui_bench",
 }
 

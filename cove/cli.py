@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cove.cli_files import COMMANDS as FILE_COMMANDS
+from cove.cli_files import add_file_commands, file_command
 from cove.control import Caller, LocalCaller, SocketCaller
 from cove.home import SALT_NAME, SOCKET_NAME, home_is_held, resolve_home
 from cove.link_io import LinkStatus
@@ -52,17 +54,33 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("code")
     add.add_argument("--note", default="")
     sub.add_parser("contacts", help="list contacts")
-    send = sub.add_parser("send", help="send a text to a contact")
+    send = sub.add_parser("send", help="send a text to a contact or a group ('#name')")
     send.add_argument("contact")
     send.add_argument("text")
     send.add_argument("--wait", type=float, default=SEND_WAIT_DEFAULT,
                       help="seconds to wait for delivery before leaving it queued")
-    history = sub.add_parser("history", help="show a conversation")
+    history = sub.add_parser("history", help="show a conversation (a contact or '#group')")
     history.add_argument("contact")
     history.add_argument("--limit", type=int, default=50)
+    sub.add_parser("groups", help="list groups")
+    group = sub.add_parser("group", help="make and change groups")
+    verbs = group.add_subparsers(dest="action", required=True)
+    create = verbs.add_parser("create", help="make a group with these contacts")
+    create.add_argument("name")
+    create.add_argument("members", nargs="+", metavar="CONTACT")
+    for verb, what in (("add", "add a contact (admins)"), ("remove", "remove a member (admins)")):
+        change = verbs.add_parser(verb, help=what)
+        change.add_argument("group")
+        change.add_argument("member", metavar="CONTACT")
+    rename_group = verbs.add_parser("rename", help="give the group another name (admins)")
+    rename_group.add_argument("group")
+    rename_group.add_argument("name")
+    leave = verbs.add_parser("leave", help="leave a group")
+    leave.add_argument("group")
     verify = sub.add_parser("verify", help="show the safety number and mark a contact verified")
     verify.add_argument("contact")
     verify.add_argument("--yes", action="store_true", help="mark it verified without asking")
+    add_file_commands(sub)
     sub.add_parser("rpc", help="JSON-RPC 2.0 on stdin/stdout")
     connect = sub.add_parser("connect", help="reach a contact's or own device at HOST:PORT")
     connect.add_argument("address", metavar="HOST:PORT")
@@ -108,6 +126,40 @@ def resolve_contact(candidates: list[Contact], text: str) -> Contact:
         raise PeerError(f"No contact matches {printable(text)!r}.")
     listed = ", ".join(f"{printable(c['name'])} ({c['aid'][:8]})" for c in found)
     raise PeerError(f"{printable(text)!r} matches more than one contact: {listed}.")
+
+
+def resolve_group(groups: list[dict[str, Any]], text: str) -> dict[str, Any]:
+    """A group by its exact id, its exact name (with or without ``#``), or an id prefix of
+    4+ characters; an ambiguous one lists the candidates."""
+    named = text[1:] if text.startswith("#") else text
+    candidates = [{"aid": g["gid"], "name": g["name"]} for g in groups]
+    try:
+        found = resolve_contact(candidates, named)
+        return next(g for g in groups if g["gid"] == found["aid"])
+    except PeerError as exc:
+        if "No contact" in str(exc):
+            raise PeerError(f"No group matches {printable(text)!r}; 'cove groups' lists "
+                            "them.") from exc
+        raise PeerError(str(exc).replace("more than one contact", "more than one group")) \
+            from exc
+
+
+def resolve_conversation(contacts: list[Contact], groups: list[dict[str, Any]],
+                         text: str) -> tuple[Contact | None, dict[str, Any] | None]:
+    """DESIGN §13: a contact or a group: an exact id, then an exact name (``#name`` for a
+    group), then an id prefix of 4+ characters. Returns (contact, None) or (None, group)."""
+    if text.startswith("#"):
+        return None, resolve_group(groups, text)
+    lowered = text.lower()
+    exact = [g for g in groups if g["gid"] == lowered]
+    if exact and not any(c["aid"] == lowered for c in contacts):
+        return None, exact[0]
+    candidates = [*contacts, *({"aid": g["gid"], "name": "#" + g["name"], "group": True}
+                               for g in groups)]
+    found = resolve_contact(candidates, text)
+    if found.get("group") is True:
+        return None, next(g for g in groups if g["gid"] == found["aid"])
+    return found, None
 
 
 def listen_port(text: str | None) -> int:
@@ -250,7 +302,18 @@ async def _command(cove: Caller, args: argparse.Namespace) -> int:
             mark = "verified" if c["verified"] else "unverified"
             print(f"{c['aid']}  {printable(c['name'])}  {mark}", file=out)
     elif args.command == "send":
-        contact = resolve_contact(await cove.call("contacts"), args.contact)
+        contact, group = resolve_conversation(await cove.call("contacts"),
+                                              await cove.call("groups"), args.contact)
+        if group is not None:
+            mid = (await cove.call("send", to=group["gid"], text=args.text))["mid"]
+            shown = f"#{printable(group['name'])}"
+            if await _delivered(cove, group["gid"], mid, args.wait):
+                print(f"Sent to {shown}.", file=out)
+            else:
+                print(f"Queued: it will reach the members of {shown} when they are online "
+                      "and Cove runs here.", file=out)
+            return 0
+        assert contact is not None
         mid = (await cove.call("send", to=contact["aid"], text=args.text))["mid"]
         if await _delivered(cove, contact["aid"], mid, args.wait):
             print(f"Delivered to {printable(contact['name'])}.", file=out)
@@ -258,13 +321,41 @@ async def _command(cove: Caller, args: argparse.Namespace) -> int:
             print(f"Queued: it will be delivered when {printable(contact['name'])} is online "
                   "and Cove runs here.", file=out)
     elif args.command == "history":
-        contact = resolve_contact(await cove.call("contacts"), args.contact)
-        for h in await cove.call("history", conversation=contact["aid"], limit=args.limit):
-            who = "me" if h["outgoing"] else printable(contact["name"])
-            print(f"{who}: {shown_body(h['body'])}", file=out)
+        person, chat = resolve_conversation(await cove.call("contacts"),
+                                            await cove.call("groups"), args.contact)
+        if chat is not None:
+            cid = chat["gid"]
+            names = {m["acct"]: m["name"] for m in chat["members"]}
+        else:
+            assert person is not None
+            cid, names = person["aid"], {}
+        for h in await cove.call("history", conversation=cid, limit=args.limit):
+            if h["outgoing"]:
+                who = "me"
+            elif person is None:
+                who = printable(names.get(h["author"]) or h["author"][:8])
+            else:
+                who = printable(person["name"])
+            split = h.get("split")
+            if split:
+                paid = sum(1 for x in split["shares"] if x["paid"])
+                print(f"{who}: split {_money(split['total_cents'])} ({paid} of "
+                      f"{len(split['shares'])} paid) {shown_body(h['body'])}", file=out)
+            else:
+                print(f"{who}: {shown_body(h['body'])}", file=out)
+    elif args.command == "groups":
+        for g in await cove.call("groups"):
+            left = "" if g["active"] else "  (left)"
+            print(f"{g['gid']}  #{printable(g['name'])}  {len(g['members'])} members{left}",
+                  file=out)
+    elif args.command == "group":
+        await _group_command(cove, args)
     elif args.command == "connect":
         found = await cove.call("connect", address=args.address)
         print(f"Linked with {printable(found['name'])}'s device at {args.address}.", file=out)
+    elif args.command in FILE_COMMANDS:
+        await file_command(cove, args, resolve_contact(await cove.call("contacts"), args.contact)
+                           if args.command == "send-file" else None)
     elif args.command == "devices" and args.action == "link":
         linked = await cove.call("link_device", code=args.code, address=args.address,
                                  history_days=args.history_days, yes=True)
@@ -289,6 +380,37 @@ async def _command(cove: Caller, args: argparse.Namespace) -> int:
             await cove.call("verify", contact=contact["aid"])
             print("Marked verified.", file=out)
     return 0
+
+
+async def _group_command(cove: Caller, args: argparse.Namespace) -> None:
+    """``cove group create|add|remove|rename|leave``."""
+    out = sys.stdout
+    if args.action == "create":
+        contacts = await cove.call("contacts")
+        members = [resolve_contact(contacts, m)["aid"] for m in args.members]
+        gid = (await cove.call("create_group", name=args.name, members=members))["gid"]
+        print(f"Created #{printable(args.name)} ({gid}).", file=out)
+        return
+    group = resolve_group(await cove.call("groups"), args.group)
+    shown = f"#{printable(group['name'])}"
+    if args.action == "add":
+        contact = resolve_contact(await cove.call("contacts"), args.member)
+        await cove.call("group_add", group=group["gid"], members=[contact["aid"]])
+        print(f"Added {printable(contact['name'])} to {shown}.", file=out)
+    elif args.action == "remove":
+        member = resolve_contact(group["members"], args.member)
+        await cove.call("group_remove", group=group["gid"], member=member["aid"])
+        print(f"Removed {printable(member['name'])} from {shown}.", file=out)
+    elif args.action == "rename":
+        await cove.call("group_rename", group=group["gid"], name=args.name)
+        print(f"Renamed {shown} to #{printable(args.name)}.", file=out)
+    elif args.action == "leave":
+        await cove.call("group_leave", group=group["gid"])
+        print(f"Left {shown}.", file=out)
+
+
+def _money(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
 
 
 def shown_body(body: str) -> str:

@@ -3,9 +3,11 @@
 A contact *is* its account key. Each account we know has one row in
 ``accounts`` with the highest valid manifest held and a state: ``own``,
 ``contact``, ``request`` (a stranger's request waiting in Requests),
-``blocked`` or ``declined``. The link layer's admission policy is judged
-here, on that manifest: a device not in it is a stranger, whatever its
-certificate says.
+``blocked``, ``declined`` or ``member`` (an account met only as a group
+co-member, DESIGN §10). The link layer's admission policy is judged here,
+on that manifest: a device not in it is a stranger, whatever its
+certificate says; a ``member`` is admitted for group traffic only while it
+shares a current group with us.
 """
 
 from __future__ import annotations
@@ -145,16 +147,38 @@ def policy(store: Store, cert: DeviceCertificate, mver: int) -> Verdict:
     found = held.manifest.device(cert.ddk)
     listed = found is not None and found.dsk == cert.dsk
     admission = _ADMISSION.get(held.state, Admission.STRANGER) if listed else Admission.STRANGER
+    if listed and held.state == "member" and _member_admitted(store, held.acct, cert.ddk):
+        admission = Admission.GROUP
     return Verdict(admission, manifest_stale=stale)
 
 
+def _member_admitted(store: Store, acct: bytes, ddk: bytes) -> bool:
+    """A co-member's device is let in while it shares a group with us, or while envelopes
+    wait for it here (the change that removed it, which it must still hear)."""
+    return shares_group(store, acct) or store.one(
+        "SELECT 1 FROM outbox WHERE ddk = ? LIMIT 1", (ddk,)) is not None
+
+
+def shares_group(store: Store, acct: bytes) -> bool:
+    """True while account ``acct`` and this device's own account are both members of the
+    head of some group."""
+    return store.one(
+        "SELECT 1 FROM group_members o JOIN group_members m ON m.gid = o.gid "
+        "JOIN accounts a ON a.acct = m.acct AND a.state = 'own' WHERE o.acct = ? LIMIT 1",
+        (acct,)) is not None
+
+
 def owner_of(store: Store, ddk: bytes) -> Contact | None:
-    """The contact or own account device ``ddk`` belongs to (if its manifest still lists it)."""
+    """The contact, own or group co-member account device ``ddk`` belongs to (if its
+    manifest still lists it; a ``member`` only while it shares a group with us)."""
     row = store.one("SELECT acct FROM devices WHERE ddk = ?", (ddk,))
     if row is None:
         return None
     owner = get(store, bytes(row[0]))
-    if owner is None or owner.state not in ("own", "contact") or not owner.manifest.contains(ddk):
+    if owner is None or owner.state not in ("own", "contact", "member") or \
+            not owner.manifest.contains(ddk):
+        return None
+    if owner.state == "member" and not _member_admitted(store, owner.acct, ddk):
         return None
     return owner
 

@@ -15,11 +15,23 @@ then types, STYLE rule 4). The kinds built here are the conversation ones:
             encoded): the copy a device sends its siblings (DESIGN §8)
 ``sync``    ``what`` ``account`` (``manifest``, ``state``, ``verified``) or
             ``setting`` (``key``, ``value``): a decision made on a sibling (§9)
+``file``    ``fid`` (16 bytes), ``name`` (≤ 255 bytes), ``size`` (≤ 2**40),
+            ``sha256``, ``key`` (32 bytes each), ``mime`` (≤ 128 bytes): a file
+            offer (§11)
+``group``   ``g`` (a group id), ``state`` (the new group state, canonical bytes),
+            ``prior?`` (the state it follows; absent for version 1), ``keys`` (for
+            members: ``m`` manifest, ``b`` bundles, ``a`` address hints
+            ``[ddk, host, port]``): a group change (§10)
+``split``   ``g`` and either ``total`` (cents), ``shares`` (``[acct, cents]``
+            that add up to ``total`` exactly), ``note``: a bill split; or
+            ``target`` (a split's id): its author's share is paid
 ========== ===========================================================
 
-Later kinds (``file``, ``group``, ``split``) join the
-table with the features that need them. Only the author may edit or delete;
-that rule is the conversation's, which knows who wrote what.
+``text``, ``edit``, ``delete``, ``react``, ``receipt``, ``typing`` and
+``file`` may carry ``g``: then they belong to that group's conversation. A
+``group`` content may be up to MAX_GROUP_CONTENT_BYTES (it carries members'
+keys); every other kind MAX_CONTENT_BYTES. Only the author may edit or
+delete; that rule is the conversation's, which knows who wrote what.
 """
 
 from __future__ import annotations
@@ -27,8 +39,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from crypto.encoding import Wire, as_map, canonical, field_bytes, field_int, field_str, unpack_map
+from cove.groups import GID_LEN, MAX_MEMBERS, MAX_STATE_BYTES
+from crypto import primitives as P
+from crypto.encoding import (
+    Wire,
+    as_map,
+    canonical,
+    field_bytes,
+    field_int,
+    field_list,
+    field_str,
+    unpack_map,
+)
 from crypto.errors import LocalProtocolError, RemoteProtocolError
+from crypto.manifest import MAX_DEVICES, MAX_MANIFEST_BYTES
+from crypto.prekeys import MAX_BUNDLE_BYTES
 
 ID_LEN = 16
 AID_LEN = 20
@@ -109,6 +134,101 @@ def _sync(m: Wire) -> Wire:
     raise RemoteProtocolError("a sync names an account or a setting")
 
 
+FILE_ID_LEN = 16
+FILE_KEY_LEN = 32
+SHA256_LEN = 32
+MAX_FILE_NAME_BYTES = 255
+MAX_MIME_BYTES = 128
+MAX_FILE_SIZE = 2**40
+"""The largest file an offer may announce (1 TiB)."""
+
+
+def _file(m: Wire) -> Wire:
+    """A file offer (DESIGN §11): what a receiver needs to fetch, open and check the file."""
+    return {
+        "fid": field_bytes(m, "fid", size=FILE_ID_LEN),
+        "name": field_str(m, "name", max_len=MAX_FILE_NAME_BYTES),
+        "size": field_int(m, "size", hi=MAX_FILE_SIZE),
+        "sha256": field_bytes(m, "sha256", size=SHA256_LEN),
+        "key": field_bytes(m, "key", size=FILE_KEY_LEN),
+        "mime": field_str(m, "mime", max_len=MAX_MIME_BYTES),
+    }
+
+
+MAX_GROUP_CONTENT_BYTES = 768 * 1024
+"""Cap on a ``group`` content: a state, its prior and up to MAX_MEMBERS members' keys (the
+sender leaves bundles out past it)."""
+MAX_KEY_ADDRESSES = 16
+MAX_HOST_BYTES = 64
+MAX_SPLIT_CENTS = 10**12
+MAX_SPLIT_NOTE_BYTES = 256
+GROUPABLE = frozenset({"text", "edit", "delete", "react", "receipt", "typing", "file"})
+"""Kinds that may carry ``g`` (a group id): they then belong to that group."""
+
+
+def _bytes_list(m: Wire, key: str, *, max_items: int, max_len: int) -> list[bytes]:
+    items = field_list(m, key, max_len=max_items)
+    if not all(isinstance(i, bytes) and len(i) <= max_len for i in items):
+        raise RemoteProtocolError(f"field {key!r} holds byte strings of at most {max_len}")
+    return list(items)
+
+
+def _address(raw: object) -> list[object]:
+    if not isinstance(raw, list) or len(raw) != 3:
+        raise RemoteProtocolError("an address hint is [ddk, host, port]")
+    ddk, host, port = raw
+    if not isinstance(ddk, bytes) or len(ddk) != P.X25519_KEY_LEN:
+        raise RemoteProtocolError("an address hint names a device key")
+    return [ddk, field_str({"h": host}, "h", max_len=MAX_HOST_BYTES),
+            field_int({"p": port}, "p", lo=1, hi=65535)]
+
+
+def _member_keys(raw: object) -> Wire:
+    m = as_map(raw, "a member's keys")
+    return {"m": field_bytes(m, "m", max_len=MAX_MANIFEST_BYTES),
+            "b": _bytes_list(m, "b", max_items=MAX_DEVICES, max_len=MAX_BUNDLE_BYTES),
+            "a": [_address(a) for a in field_list(m, "a", max_len=MAX_KEY_ADDRESSES)]}
+
+
+def _group(m: Wire) -> Wire:
+    out: Wire = {"g": field_bytes(m, "g", size=GID_LEN),
+                 "state": field_bytes(m, "state", max_len=MAX_STATE_BYTES),
+                 "keys": [_member_keys(k) for k in field_list(m, "keys", max_len=MAX_MEMBERS)]}
+    if m.get("prior") is not None:
+        out["prior"] = field_bytes(m, "prior", max_len=MAX_STATE_BYTES)
+    return out
+
+
+def _split(m: Wire) -> Wire:
+    gid = field_bytes(m, "g", size=GID_LEN)
+    if m.get("target") is not None:
+        if m.get("shares") is not None:
+            raise RemoteProtocolError("a split is either a bill or a payment, not both")
+        return {"g": gid, "target": _id(m, "target")}
+    total = field_int(m, "total", lo=1, hi=MAX_SPLIT_CENTS)
+    accts: list[bytes] = []
+    cents: list[int] = []
+    for raw in field_list(m, "shares", min_len=1, max_len=MAX_MEMBERS):
+        if not isinstance(raw, list) or len(raw) != 2 or not isinstance(raw[0], bytes) or \
+                len(raw[0]) != P.ED25519_PUB_LEN:
+            raise RemoteProtocolError("a share is [account key, cents]")
+        accts.append(raw[0])
+        cents.append(field_int({"c": raw[1]}, "c", hi=MAX_SPLIT_CENTS))
+    if len(set(accts)) != len(accts):
+        raise RemoteProtocolError("a split names each account once")
+    if sum(cents) != total:
+        raise RemoteProtocolError("a split's shares must add up to its total exactly")
+    shares = [[a, c] for a, c in zip(accts, cents, strict=True)]
+    return {"g": gid, "total": total, "shares": shares,
+            "note": field_str(m, "note", max_len=MAX_SPLIT_NOTE_BYTES)}
+
+
+def _with_group(k: str, m: Wire, checked: Wire) -> Wire:
+    if k in GROUPABLE and "g" not in checked and m.get("g") is not None:
+        return {**checked, "g": field_bytes(m, "g", size=GID_LEN)}
+    return checked
+
+
 KINDS = {
     "text": _text,
     "edit": _edit,
@@ -118,6 +238,9 @@ KINDS = {
     "typing": _typing,
     "sent": _sent,
     "sync": _sync,
+    "group": _group,
+    "split": _split,
+    "file": _file,
 }
 """Each content kind and the reader that checks its fields."""
 
@@ -137,12 +260,14 @@ class Content:
     @classmethod
     def from_wire(cls, data: bytes) -> Content:
         """Parse a plaintext; raises only RemoteProtocolError."""
-        m = unpack_map(data, MAX_CONTENT_BYTES)
+        m = unpack_map(data, MAX_GROUP_CONTENT_BYTES)
         k = m.get("k")
         reader = KINDS.get(k) if isinstance(k, str) else None
         if reader is None or k is None:
             raise RemoteProtocolError("unknown content kind")
-        return cls(_id(m, "id"), field_int(m, "ts", hi=MAX_TS), k, reader(m))
+        if k != "group" and len(data) > MAX_CONTENT_BYTES:
+            raise RemoteProtocolError(f"a content holds at most {MAX_CONTENT_BYTES} bytes")
+        return cls(_id(m, "id"), field_int(m, "ts", hi=MAX_TS), k, _with_group(k, m, reader(m)))
 
 
 def make(k: str, *, id: bytes, ts: int, **fields: Any) -> Content:
@@ -151,7 +276,7 @@ def make(k: str, *, id: bytes, ts: int, **fields: Any) -> Content:
     if reader is None:
         raise LocalProtocolError(f"unknown content kind {k!r}")
     try:
-        checked = reader(as_map(fields, "content"))
+        checked = _with_group(k, fields, reader(as_map(fields, "content")))
         return Content(_id({"id": id}, "id"), field_int({"ts": ts}, "ts", hi=MAX_TS), k, checked)
     except RemoteProtocolError as exc:
         raise LocalProtocolError(str(exc)) from exc

@@ -8,8 +8,8 @@ Each is a canonical msgpack map ``{t, ...}`` sent whole over the
 ========= ============== ====================================================
 ``hello`` new device     ``name``, ``ddk``, ``dsk``, ``sig`` (DSK over the channel)
 ``no``    either         ``why`` (``declined`` or ``full``; anything else: generic)
-``offer`` primary        ``cert``, ``manifest`` (both bin), counts ``nc ns nv nm``
-``part``  primary        ``k`` (``contact setting conv msg``), ``items`` (≤ 1024)
+``offer`` primary        ``cert``, ``manifest`` (both bin), counts ``nc ns nv nm ng``
+``part``  primary        ``k`` (``contact setting conv msg group``), ``items`` (≤ 1024)
 ``end``   primary        nothing: every part was sent
 ``done``  new device     ``bundle``: its prekey bundle, made once the account is stored
 ========= ============== ====================================================
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cove.content import ID_LEN, MAX_BODY_BYTES
+from cove.groups import MAX_STATE_BYTES
 from cove.link_handshake import MAX_CHANNEL_MESSAGE
 from crypto import primitives as P
 from crypto.encoding import (
@@ -63,11 +64,11 @@ MAX_SETTING_NAME_BYTES = 64
 MAX_SETTING_VALUE_BYTES = 1024
 MAX_CONVERSATION_ID_BYTES = 32
 MAX_KEY_BYTES = 32
-CONTACT_STATES = frozenset({"contact", "request", "blocked", "declined"})
+CONTACT_STATES = frozenset({"contact", "request", "blocked", "declined", "member"})
 """Account states a contact may arrive in (``own`` never travels)."""
 CONVERSATION_KINDS = frozenset({"direct", "group"})
 MESSAGE_STATUSES = frozenset({"pending", "sent", "delivered", "read", "received"})
-PART_KINDS = ("contact", "setting", "conv", "msg")
+PART_KINDS = ("contact", "setting", "conv", "msg", "group")
 """Part kinds in the order the primary sends them."""
 REFUSALS = frozenset({"declined", "full"})
 
@@ -197,10 +198,30 @@ class MessageRecord:
                    _flag(m, "deleted"), _one_of(m, "status", MESSAGE_STATUSES))
 
 
-Record = ContactRecord | SettingRecord | ConversationRecord | MessageRecord
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    """A group state held (DESIGN §10): its canonical bytes, its author's account key (empty
+    when not known) and whether it is where the holder's view of the group starts."""
+
+    state: bytes
+    author: bytes
+    base: bool
+
+    def to_map(self) -> Wire:
+        return {"state": self.state, "author": self.author, "base": self.base}
+
+    @classmethod
+    def from_map(cls, m: Wire) -> GroupRecord:
+        author = field_bytes(m, "author", max_len=P.ED25519_PUB_LEN)
+        if len(author) not in (0, P.ED25519_PUB_LEN):
+            raise RemoteProtocolError("a group state's author is an account key or empty")
+        return cls(field_bytes(m, "state", max_len=MAX_STATE_BYTES), author, _flag(m, "base"))
+
+
+Record = ContactRecord | SettingRecord | ConversationRecord | MessageRecord | GroupRecord
 _RECORDS: dict[str, Any] = {
     "contact": ContactRecord, "setting": SettingRecord,
-    "conv": ConversationRecord, "msg": MessageRecord,
+    "conv": ConversationRecord, "msg": MessageRecord, "group": GroupRecord,
 }
 
 
@@ -274,17 +295,21 @@ class LinkOffer:
     settings: int
     conversations: int
     messages: int
+    groups: int = 0
+    """Group states (``ng``; absent from a primary that had no groups to send)."""
 
     def to_map(self) -> Wire:
         return {"t": "offer", "cert": self.cert.to_wire(), "manifest": self.manifest.to_wire(),
                 "nc": self.contacts, "ns": self.settings, "nv": self.conversations,
-                "nm": self.messages}
+                "nm": self.messages, "ng": self.groups}
 
     @classmethod
     def from_map(cls, m: Wire) -> LinkOffer:
+        nc, ns, nv, nm = (field_int(m, k, hi=MAX_COUNT) for k in ("nc", "ns", "nv", "nm"))
         return cls(DeviceCertificate.from_wire(field_bytes(m, "cert", max_len=1 << 12)),
                    AccountManifest.from_wire(field_bytes(m, "manifest", max_len=1 << 16)),
-                   *(field_int(m, k, hi=MAX_COUNT) for k in ("nc", "ns", "nv", "nm")))
+                   nc, ns, nv, nm,
+                   field_int(m, "ng", hi=MAX_COUNT) if m.get("ng") is not None else 0)
 
 
 @dataclass(frozen=True, slots=True)

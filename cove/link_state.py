@@ -1,8 +1,10 @@
 """The account state a primary hands a newly linked device (DESIGN §9 step 3).
 
-:func:`read_state` gathers it from the primary's store: contacts (held
-manifests, states, verified flags, their devices' bundles), settings (kv
-``setting:*``), conversations and, filtered by age, the message history.
+:func:`read_state` gathers it from the primary's store: contacts and group
+co-members (held manifests, states, verified flags, their devices' bundles),
+settings (kv ``setting:*``), conversations, filtered by age the message
+history, and every group state held (the new device decides each head from
+them, as :mod:`cove.groups` does on every device).
 :meth:`AccountState.parts` cuts it into ``part`` messages of about
 :data:`PART_BYTES`. On the new device a :class:`StateCollector` takes the
 parts as they come, checking order, counts and caps against the offer, and
@@ -19,11 +21,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from cove import contacts as C
+from cove import group_store as GS
 from cove.link_messages import (
     MAX_PART_ITEMS,
     PART_KINDS,
     ContactRecord,
     ConversationRecord,
+    GroupRecord,
     LinkOffer,
     MessageRecord,
     Record,
@@ -39,6 +43,7 @@ MAX_CONTACTS = 5_000
 MAX_SETTINGS = 256
 MAX_CONVERSATIONS = 10_000
 MAX_HISTORY_MESSAGES = 100_000
+MAX_GROUP_STATES = 10_000
 MAX_HISTORY_BYTES = 64 * 1024 * 1024
 """Cap on the message bodies sent in all, in UTF-8 bytes."""
 PART_BYTES = 48 * 1024
@@ -55,17 +60,19 @@ class AccountState:
     settings: tuple[SettingRecord, ...] = ()
     conversations: tuple[ConversationRecord, ...] = ()
     messages: tuple[MessageRecord, ...] = ()
+    groups: tuple[GroupRecord, ...] = ()
 
     @property
-    def counts(self) -> tuple[int, int, int, int]:
-        """(contacts, settings, conversations, messages), as the offer announces them."""
+    def counts(self) -> tuple[int, int, int, int, int]:
+        """(contacts, settings, conversations, messages, group states), as the offer
+        announces them."""
         return (len(self.contacts), len(self.settings), len(self.conversations),
-                len(self.messages))
+                len(self.messages), len(self.groups))
 
     def parts(self) -> Iterator[StatePart]:
         """The state as ``part`` messages, kinds in :data:`PART_KINDS` order."""
         groups: tuple[Sequence[Record], ...] = (
-            self.contacts, self.settings, self.conversations, self.messages,
+            self.contacts, self.settings, self.conversations, self.messages, self.groups,
         )
         for kind, records in zip(PART_KINDS, groups, strict=True):
             batch: list[Record] = []
@@ -94,7 +101,7 @@ def read_state(
         raise ValueError("history_days is None (all), 0 (none) or a number of days")
     contacts = [
         ContactRecord(c.manifest, c.state, c.verified, _bundles(store, c))
-        for state in ("contact", "blocked", "request", "declined")
+        for state in ("contact", "blocked", "request", "declined", "member")
         for c in C.all_in(store, state)
     ][:MAX_CONTACTS]
     settings = []
@@ -112,8 +119,11 @@ def read_state(
             "SELECT cid, kind, peer, name, unread, last_ts, muted FROM conversations "
             "ORDER BY last_ts DESC LIMIT ?", (MAX_CONVERSATIONS,))
     ]
+    group_states = tuple(GroupRecord(wire, author, base) for wire, author, base
+                         in GS.rows_of_every_group(store, MAX_GROUP_STATES))
     return AccountState(tuple(contacts), tuple(settings[:MAX_SETTINGS]), tuple(conversations),
-                        _history(store, {c.cid for c in conversations}, now, history_days))
+                        _history(store, {c.cid for c in conversations}, now, history_days),
+                        group_states)
 
 
 def _bundles(store: Store, contact: C.Contact) -> tuple[PrekeyBundle, ...]:
@@ -155,10 +165,10 @@ class StateCollector:
 
     def __init__(self, offer: LinkOffer) -> None:
         self._expected = dict(zip(PART_KINDS, (offer.contacts, offer.settings,
-                                               offer.conversations, offer.messages),
-                                  strict=True))
+                                               offer.conversations, offer.messages,
+                                               offer.groups), strict=True))
         caps = dict(zip(PART_KINDS, (MAX_CONTACTS, MAX_SETTINGS, MAX_CONVERSATIONS,
-                                     MAX_HISTORY_MESSAGES), strict=True))
+                                     MAX_HISTORY_MESSAGES, MAX_GROUP_STATES), strict=True))
         if any(self._expected[k] > caps[k] for k in PART_KINDS):
             raise RemoteProtocolError("the offer announces more state than a device accepts")
         self._received: dict[str, list[Record]] = {k: [] for k in PART_KINDS}
@@ -201,6 +211,7 @@ class StateCollector:
             tuple(x for x in r["setting"] if isinstance(x, SettingRecord)),
             tuple(x for x in r["conv"] if isinstance(x, ConversationRecord)),
             tuple(x for x in r["msg"] if isinstance(x, MessageRecord)),
+            tuple(x for x in r["group"] if isinstance(x, GroupRecord)),
         )
 
 
@@ -233,3 +244,4 @@ def write_state(store: Store, state: AccountState, *, own_acct: bytes, now: int)
             "edited, deleted, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(m.mid, m.cid, m.author, m.ts, m.sort_ts, m.body, m.reply, int(m.edited),
               int(m.deleted), m.status) for m in state.messages])
+        GS.keep_rows(store, [(g.state, g.author, g.base) for g in state.groups], now=now)

@@ -28,6 +28,7 @@ from cove import contacts as C
 from cove import conversation as CV
 from cove import events as E
 from cove import faults
+from cove import group_store as GS
 from cove.account import (
     Account,
     create_account,
@@ -40,11 +41,15 @@ from cove.content import MAX_RECEIPT_IDS, Content, make
 from cove.control import ControlServer
 from cove.delivery import Delivery, Outgoing, Received, Target, Undecryptable
 from cove.errors import HomeError
+from cove.files import Transfer
 from cove.home import Home, hold_home, resolve_home
 from cove.invite import DEFAULT_LIFETIME_MS, make_invite, parse_invite
 from cove.link_io import parse_link_address
 from cove.peer_devices import DevicesPart
+from cove.peer_files import FilesPart
 from cove.peer_forward import ForwardPart
+from cove.peer_groups import GroupsPart
+from cove.splits import SplitInfo
 from cove.store import Store
 from crypto import primitives as P
 from crypto.envelope import Envelope
@@ -100,7 +105,7 @@ def _copied_to_siblings(content: Content) -> bool:
     read receipts (read state), not typing hints or delivered receipts."""
     if content.k == "receipt":
         return bool(content.fields["kind"] == "read")
-    return content.k in ("text", "edit", "delete", "react")
+    return content.k in ("text", "edit", "delete", "react", "file")
 
 
 class PeerError(CoveError):
@@ -123,6 +128,10 @@ class HistoryEntry:
     deleted: bool = False
     reactions: tuple[tuple[bytes, str], ...] = ()
     """(author, emoji) pairs, one per author."""
+    file: Transfer | None = None
+    """The file this message offers (its body is the file's name), if it is an offer."""
+    split: SplitInfo | None = None
+    """The bill split this message posts in a group (its body is the note), if it is one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +143,8 @@ class ConversationEntry:
     unread: int
     last_ts: int
     muted: bool = False
+    kind: str = "direct"
+    """``direct`` (a contact's aid) or ``group`` (a group id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +198,7 @@ class _AfterCommit:
         self.receipts.clear()
 
 
-class Peer(DevicesPart, ForwardPart):
+class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
     """One device's messenger; open with :meth:`Peer.open`, close with :meth:`close`."""
 
     def __init__(self, home: Home, store: Store, account: Account, *,
@@ -287,7 +298,10 @@ class Peer(DevicesPart, ForwardPart):
             interfaces=chosen_interfaces(interfaces), port=port, discovery=discovery,
             announce=announce,
         )
-        for contact in C.all_in(self._store, "contact", "own"):
+        co_members = GS.co_members(self._store, self.account.aik)
+        for contact in C.all_in(self._store, "contact", "own", "member"):
+            if contact.state == "member" and contact.acct not in co_members:
+                continue  # met only in groups this account shares with it no more
             for cert in contact.manifest.devices:
                 if cert.ddk != device.ddk:
                     self._node.know(cert.ddk, self._addresses(cert.ddk))
@@ -304,6 +318,7 @@ class Peer(DevicesPart, ForwardPart):
         if self._sends:
             self._commit_sends()  # what the callers were told is stored, is
         await self._control.close()
+        await self._close_files()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -594,8 +609,11 @@ class Peer(DevicesPart, ForwardPart):
         """Send a text; it is stored and queued at once and goes out when each device is online.
 
         Returns the message id. Raises PeerError if Cove holds no keys for any of
-        the contact's devices yet.
+        the contact's devices yet. ``to`` may be a group id: the text goes to every member.
         """
+        gid = self._group_cid(to)
+        if gid is not None:
+            return await self._send_group_text(gid, text, reply_to)
         contact = self._contact(to)
         now = self._next_ts()
         mid = P.random_bytes(16)
@@ -621,6 +639,10 @@ class Peer(DevicesPart, ForwardPart):
                             "trust policy is verified-only; compare safety numbers first.")
 
     async def _change(self, to: bytes, k: str, **fields: object) -> None:
+        gid = self._group_cid(to)
+        if gid is not None:
+            await self._group_message_change(gid, k, **fields)
+            return
         contact = self._contact(to)
         self._check_trust(contact)
         content = make(k, id=P.random_bytes(16), ts=self._next_ts(), **fields)
@@ -667,6 +689,22 @@ class Peer(DevicesPart, ForwardPart):
 
         await self._commit_soon(work)
         return mid
+
+    async def _send_to_conversation(self, cid: bytes, content: Content, *,
+                                    store_row: bool) -> bytes:
+        """Send ``content`` into conversation ``cid``: a contact's aid or account key, or a
+        group's id (the content then carries ``g`` and goes to every member's devices)."""
+        if self._group_cid(cid) is not None:
+            return await self._send_into_group(cid, content, store_row=store_row)
+        return await self._send_content(self._contact(cid), content, store_row=store_row)
+
+    def _conversation_accounts(self, cid: bytes) -> set[bytes]:
+        """The account keys of everyone else in conversation ``cid`` (empty if unknown): a
+        contact, or the other members of a group while this account is one."""
+        if self._group_cid(cid) is not None:
+            return self._group_accounts(cid)
+        found = C.find(self._store, cid, ("contact",))
+        return {found.acct} if found is not None else set()
 
     async def _commit_soon(self, work: Callable[[], list[Outgoing]]) -> None:
         """Run ``work`` (it queues envelopes) in the next batch commit; returns once the
@@ -798,28 +836,28 @@ class Peer(DevicesPart, ForwardPart):
 
     def history(self, conversation: bytes, limit: int = 50, before: bytes | None = None,
                 after: bytes | None = None) -> list[HistoryEntry]:
-        """Up to ``limit`` messages of a conversation (a contact's aid), oldest first: the
-        newest ones; or those just before message ``before``; or, with ``after`` (a message
-        id, or ``b""`` for the very start), those just after it."""
-        contact = self._contact(conversation)
+        """Up to ``limit`` messages of a conversation (a contact's aid, or a group id),
+        oldest first: the newest ones; or those just before message ``before``; or, with
+        ``after`` (a message id, or ``b""`` for the very start), those just after it."""
+        cid = self._group_cid(conversation) or self._contact(conversation).aid
         limit = max(0, min(int(limit), 10_000))
         columns = "mid, author, body, ts, status, reply, edited, deleted"
         if after is not None:
-            start = self._sort_key(contact, after) if after else (-(2**62), b"")
+            start = self._sort_key(cid, after) if after else (-(2**62), b"")
             rows = self._store.all(
                 f"SELECT {columns} FROM messages "
                 "WHERE cid = ? AND (sort_ts > ? OR (sort_ts = ? AND mid > ?)) "
                 "ORDER BY sort_ts, mid LIMIT ?",
-                (contact.aid, start[0], start[0], start[1], limit),
+                (cid, start[0], start[0], start[1], limit),
             )
             rows.reverse()
         else:
-            key = self._sort_key(contact, before) if before is not None else (2**62, b"")
+            key = self._sort_key(cid, before) if before is not None else (2**62, b"")
             rows = self._store.all(
                 f"SELECT {columns} FROM messages "
                 "WHERE cid = ? AND (sort_ts < ? OR (sort_ts = ? AND mid < ?)) "
                 "ORDER BY sort_ts DESC, mid DESC LIMIT ?",
-                (contact.aid, key[0], key[0], key[1], limit),
+                (cid, key[0], key[0], key[1], limit),
             )
         reacted: dict[bytes, list[tuple[bytes, str]]] = {}
         if rows:
@@ -829,16 +867,19 @@ class Peer(DevicesPart, ForwardPart):
                 [r[0] for r in rows],
             ):
                 reacted.setdefault(bytes(mid), []).append((bytes(author), str(emoji)))
+        files = self._files_by_message([bytes(r[0]) for r in rows])
+        splits = self._splits_for([bytes(r[0]) for r in rows]) if len(cid) != AID_LEN else {}
         return [
             HistoryEntry(bytes(m), bytes(a), str(b), int(t), str(s), bytes(a) == self.account.aik,
                          bytes(r) if r is not None else None, bool(e), bool(d),
-                         tuple(sorted(reacted.get(bytes(m), ()))))
+                         tuple(sorted(reacted.get(bytes(m), ()))), files.get(bytes(m)),
+                         splits.get(bytes(m)))
             for m, a, b, t, s, r, e, d in reversed(rows)
         ]
 
-    def _sort_key(self, contact: C.Contact, mid: bytes) -> tuple[int, bytes]:
+    def _sort_key(self, cid: bytes, mid: bytes) -> tuple[int, bytes]:
         row = self._store.one("SELECT sort_ts, mid FROM messages WHERE mid = ? AND cid = ?",
-                              (mid, contact.aid))
+                              (mid, cid))
         if row is None:
             raise PeerError("There is no such message in that conversation.")
         return int(row[0]), bytes(row[1])
@@ -846,17 +887,21 @@ class Peer(DevicesPart, ForwardPart):
     def conversations(self) -> list[ConversationEntry]:
         """Every conversation, most recent activity first, with its unread count."""
         rows = self._store.all(
-            "SELECT cid, name, unread, last_ts, muted FROM conversations ORDER BY last_ts DESC"
+            "SELECT cid, name, unread, last_ts, muted, kind FROM conversations "
+            "ORDER BY last_ts DESC"
         )
-        return [ConversationEntry(bytes(c), str(n), int(u), int(t), bool(m))
-                for c, n, u, t, m in rows]
+        return [ConversationEntry(bytes(c), str(n), int(u), int(t), bool(m), str(k))
+                for c, n, u, t, m, k in rows]
 
     def mute(self, conversation: bytes, on: bool = True) -> None:
         """Mute (or unmute) a conversation: the app raises no notification for it."""
-        contact = self._contact(conversation)
-        self._conversation(contact, 0)
+        cid = self._group_cid(conversation)
+        if cid is None:
+            contact = self._contact(conversation)
+            self._conversation(contact, 0)
+            cid = contact.aid
         self._store.execute("UPDATE conversations SET muted = ? WHERE cid = ?",
-                            (int(on), contact.aid))
+                            (int(on), cid))
 
     def preference(self, name: str, default: str = "") -> str:
         """An app's own stored preference (the terminal app's auto-lock time, say); Cove
@@ -878,9 +923,14 @@ class Peer(DevicesPart, ForwardPart):
 
     def online(self, contact: bytes) -> bool:
         """True when a link is up with at least one device of the contact (or of this
-        account, given its own id)."""
+        account, given its own id; or of another member, given a group id)."""
         if contact in (self.account.aid, self.account.aik):
             return self.devices_online() > 0
+        if self._group_cid(contact) is not None:
+            members = [C.get(self._store, acct) for acct in self._group_accounts(contact)]
+            return self._node is not None and any(
+                self._node.registry.link(cert.ddk) is not None
+                for held in members if held is not None for cert in held.manifest.devices)
         found = self._contact(contact)
         return self._node is not None and any(
             self._node.registry.link(cert.ddk) is not None for cert in found.manifest.devices)
@@ -895,7 +945,13 @@ class Peer(DevicesPart, ForwardPart):
 
     async def mark_read(self, conversation: bytes) -> None:
         """Everything in this conversation has been seen here; with read receipts on (the
-        default, a setting), the contact's messages move on to "read" on their side."""
+        default, a setting), the contact's messages move on to "read" on their side (in a
+        group, every member's)."""
+        gid = self._group_cid(conversation)
+        if gid is not None:
+            if not self.read_only:
+                await self._group_mark_read(gid, self.setting("read_receipts"))
+            return
         contact = self._contact(conversation)
         if self.read_only:
             return  # the holder of the home marks it when it shows it
@@ -986,7 +1042,11 @@ class Peer(DevicesPart, ForwardPart):
 
     async def typing(self, to: bytes, on: bool = True) -> None:
         """Tell the contact's devices that we are (or stopped) typing (unless the ``typing``
-        setting is off)."""
+        setting is off); ``to`` may be a group id."""
+        gid = self._group_cid(to)
+        if gid is not None:
+            await self._group_typing(gid, on)
+            return
         contact = self._contact(to)
         if not self.setting("typing"):
             return
@@ -1066,12 +1126,14 @@ class Peer(DevicesPart, ForwardPart):
         if ddk in {c.ddk for c in self.account.manifest.devices}:
             self._forward_held(ddk)
         self._deposit_for_siblings(ddk)
+        self._resume_files(ddk)
 
     def _on_message(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         handler = {
             "req": self._on_request, "accept": self._on_accept, "bundle": self._on_bundle,
             "env": self._queue_inbound, "ack": self._queue_inbound, "nack": self._on_nack,
             "manifest": self._on_manifest, "manifest?": self._on_manifest_request,
+            "fget": self._on_fget, "fchunk": self._on_fchunk,
         }.get(message.t)
         if handler is not None:
             handler(ddk, link, message)
@@ -1170,8 +1232,10 @@ class Peer(DevicesPart, ForwardPart):
         # A device serves its own bundle and its siblings' (DESIGN §9), no one else's.
         same = sender is not None and owner is not None and owner.acct == sender.acct
         if same and owner is not None and C.store_bundle(
-                self._store, bundle, owner=owner, now=self._clock()) and owner.state == "own":
-            self._send_kept(bundle.ddk)
+                self._store, bundle, owner=owner, now=self._clock()):
+            if owner.state == "own":
+                self._send_kept(bundle.ddk)
+            self._group_bundle_arrived(bundle.ddk)
         if ddk in self._after_hello and sender is not None:
             self._flush(ddk)  # the requester handled the accept we sent
 
@@ -1268,7 +1332,9 @@ class Peer(DevicesPart, ForwardPart):
                 self._store.execute("INSERT OR IGNORE INTO owed_acks (ddk, eid) VALUES (?, ?)",
                                     (received.sender, received.eid))
                 after.owed.add(received.sender)
-            if author.state == "own":
+            if received.content.k in ("group", "split") or "g" in received.content.fields:
+                self._receive_group(author, received.content, now, after.typing)
+            elif author.state == "own":
                 self._apply_own_copy(received.content, now)
             elif author.state == "contact":
                 self._apply(author, author.acct, received.content, now, after)
@@ -1301,6 +1367,9 @@ class Peer(DevicesPart, ForwardPart):
             found = [CV.apply_delete(self._store, cid, author, content)]
         elif content.k == "react":
             found = [CV.apply_react(self._store, cid, author, content)]
+        elif content.k == "file":
+            self._conversation(contact, now)
+            found = [self._apply_file(cid, author, content, now, after is None)]
         elif content.k == "receipt" and after is not None:
             found = list(CV.apply_receipt(self._store, cid, self.account.aik, content))
         elif content.k == "receipt" and content.fields["kind"] == "read":
@@ -1326,7 +1395,7 @@ class Peer(DevicesPart, ForwardPart):
         inner = Content.from_wire(content.fields["c"])
         contact = next((c for c in C.all_in(self._store, "contact")
                         if c.aid == content.fields["to"]), None)
-        if contact is not None and inner.k != "sent":
+        if contact is not None and inner.k != "sent" and "g" not in inner.fields:
             self._apply(contact, self.account.aik, inner, now, None)
 
     def _apply_sync(self, fields: dict[str, Any], now: int) -> None:
@@ -1365,9 +1434,10 @@ class Peer(DevicesPart, ForwardPart):
         if mid is None:
             self._release_held(ddk, message["id"])  # it had what we held for it
             return
+        self._device_acked(ddk)
         owner = C.owner_of(self._store, ddk)
-        if owner is None or owner.state != "contact":
-            return  # a sibling's ack clears its copy; "sent" means a contact's device has it
+        if owner is None or owner.state not in ("contact", "member"):
+            return  # a sibling's ack clears its copy; "sent" means another's device has it
         row = self._store.one("SELECT status FROM messages WHERE mid = ?", (mid,))
         if row == ("pending",):
             self._store.execute("UPDATE messages SET status = 'sent' WHERE mid = ?", (mid,))

@@ -369,10 +369,10 @@ class DevicesPart:
                 link.close("that device left its account")
 
     def _push_manifest(self) -> None:
-        """Our new manifest on every open link with a contact's or own device."""
+        """Our new manifest on every open link with a contact's, co-member's or own device."""
         if self._node is None:
             return
-        for account in C.all_in(self._store, "contact", "own"):
+        for account in C.all_in(self._store, "contact", "own", "member"):
             for cert in account.manifest.devices:
                 if cert.ddk != self.account.device.ddk and self._node.registry.link(cert.ddk):
                     self._send_manifest(cert.ddk)
@@ -400,5 +400,5 @@ class DevicesPart:
         if not verdict.manifest_stale or cert is None:
             return
         held = C.get(self._store, cert.acct)
-        if held is not None and held.state in ("own", "contact"):  # not a stranger's
+        if held is not None and held.state in ("own", "contact", "member"):  # not a stranger's
             link.send("manifest?", acct=cert.acct)

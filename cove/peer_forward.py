@@ -52,8 +52,8 @@ class ForwardPart:
         if self._node is None or self._node.registry.send_env(out.ddk, out.envelope):
             return
         owner = C.owner_of(self._store, out.ddk)
-        if owner is None:
-            return
+        if owner is None or owner.state == "member":
+            return  # holders keep only what contacts and own devices leave
         for cert in owner.manifest.devices:
             if cert.ddk not in (out.ddk, self.account.device.ddk):
                 self._node.registry.send(cert.ddk, "env", e=out.envelope, hold=True)
@@ -62,7 +62,7 @@ class ForwardPart:
         """A new link with ``holder``: leave with it what waits for its siblings that are
         away (not yet held by anyone)."""
         owner = C.owner_of(self._store, holder)
-        if owner is None or self._node is None:
+        if owner is None or owner.state == "member" or self._node is None:
             return
         away = [c.ddk for c in owner.manifest.devices
                 if c.ddk not in (holder, self.account.device.ddk)

@@ -73,6 +73,14 @@ class RpcServer:
             "mute": self._mute, "devices": self._devices, "link_device": self._link_device,
             "unlink": self._unlink, "unblock": self._unblock,
             "rename_device": self._rename_device, "connect": self._connect,
+            "send_file": self._send_file, "accept_file": self._accept_file,
+            "cancel_file": self._cancel_file, "transfers": self._transfers,
+            "file_info": self._file_info,
+            "create_group": self._create_group, "groups": self._groups, "group": self._group,
+            "group_add": self._group_add, "group_remove": self._group_remove,
+            "group_rename": self._group_rename, "group_leave": self._group_leave,
+            "group_set_admin": self._group_set_admin, "send_split": self._send_split,
+            "mark_paid": self._mark_paid, "split": self._split,
         }
 
     async def handle_line(self, line: str) -> None:
@@ -283,6 +291,83 @@ class RpcServer:
         await self._peer.typing(id_from_text(to), on)
         return {"on": on}
 
+    # -- groups (``group`` is a group id, ``members`` a list of contact ids) --------------
+
+    async def _create_group(self, name: str, members: list[str]) -> dict[str, Any]:
+        if not isinstance(name, str):
+            raise ValueError("name is a string")
+        gid = await self._peer.create_group(name, _ids(members))
+        return {"gid": gid}
+
+    async def _groups(self) -> list[Any]:
+        return [to_json(g) for g in self._peer.groups()]
+
+    async def _group(self, group: str) -> Any:
+        return to_json(self._peer.group(id_from_text(group)))
+
+    async def _group_add(self, group: str, members: list[str]) -> dict[str, bool]:
+        await self._peer.group_add(id_from_text(group), _ids(members))
+        return {"added": True}
+
+    async def _group_remove(self, group: str, member: str) -> dict[str, bool]:
+        await self._peer.group_remove(id_from_text(group), id_from_text(member))
+        return {"removed": True}
+
+    async def _group_rename(self, group: str, name: str) -> dict[str, bool]:
+        if not isinstance(name, str):
+            raise ValueError("name is a string")
+        await self._peer.group_rename(id_from_text(group), name)
+        return {"renamed": True}
+
+    async def _group_leave(self, group: str) -> dict[str, bool]:
+        await self._peer.group_leave(id_from_text(group))
+        return {"left": True}
+
+    async def _group_set_admin(self, group: str, member: str, on: bool = True) -> dict[str, bool]:
+        if not isinstance(on, bool):
+            raise ValueError("on must be true or false")
+        await self._peer.group_set_admin(id_from_text(group), id_from_text(member), on)
+        return {"admin": on}
+
+    async def _send_split(self, group: str, total_cents: int, members: list[str],
+                          note: str = "") -> dict[str, Any]:
+        """``total_cents``: the bill in integer cents (no floats: money is cents)."""
+        if type(total_cents) is not int or not isinstance(note, str):
+            raise ValueError("total_cents is a whole number of cents and note a string")
+        mid = await self._peer.send_split(id_from_text(group), total_cents, _ids(members), note)
+        return {"mid": mid}
+
+    async def _mark_paid(self, group: str, split: str) -> dict[str, bool]:
+        await self._peer.mark_paid(id_from_text(group), id_from_text(split))
+        return {"paid": True}
+
+    async def _split(self, mid: str) -> dict[str, Any]:
+        """The split with its shares, and ``owing``: who has not paid yet."""
+        info = self._peer.split(id_from_text(mid))
+        return {**to_json(info), "owing": to_json(list(info.owing))}
+
+    # -- files (``fid`` is a file id; names are as offered: show them printable) ---------
+
+    async def _send_file(self, to: str, path: str) -> dict[str, Any]:
+        """``path`` is read by the process that holds the home: give it absolute."""
+        if not isinstance(path, str) or not path:
+            raise ValueError("path is a string")
+        return {"fid": await self._peer.send_file(id_from_text(to), path)}
+
+    async def _accept_file(self, fid: str) -> dict[str, bool]:
+        await self._peer.accept_file(id_from_text(fid))
+        return {"accepted": True}
+
+    async def _cancel_file(self, fid: str) -> dict[str, bool]:
+        await self._peer.cancel_file(id_from_text(fid))
+        return {"cancelled": True}
+
+    async def _transfers(self) -> list[Any]:
+        return [to_json(t) for t in self._peer.transfers()]
+
+    async def _file_info(self, fid: str) -> Any:
+        return to_json(self._peer.file_info(id_from_text(fid)))
+
     async def _subscribe(self, since: int = 0) -> dict[str, int]:
         if type(since) is not int or not 0 <= since <= MAX_CURSOR:
             raise ValueError("since must be a cursor")
@@ -295,6 +380,12 @@ class RpcServer:
 
         self._streams.add(asyncio.get_running_loop().create_task(stream()))
         return {"since": since}
+
+
+def _ids(values: Any) -> list[bytes]:
+    if not isinstance(values, list) or len(values) > MAX_COUNT:
+        raise ValueError("a list of ids is expected")
+    return [id_from_text(v) for v in values]
 
 
 def _id_of(request: Any) -> Any:

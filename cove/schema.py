@@ -159,7 +159,100 @@ CREATE TABLE owed_acks (
 """v5: store-and-forward (DESIGN §8): envelopes held for an own device that is away, and
 acks owed to original senders for envelopes a sibling forwarded."""
 
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5]
+SCHEMA_V6 = """
+CREATE TABLE accounts_v6 (
+    acct BLOB PRIMARY KEY,
+    aid BLOB NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    manifest BLOB NOT NULL,
+    mver INTEGER NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('own', 'contact', 'request', 'blocked', 'declined', 'member')),
+    verified INTEGER NOT NULL DEFAULT 0,
+    added INTEGER NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO accounts_v6 (acct, aid, name, manifest, mver, state, verified, added, note)
+    SELECT acct, aid, name, manifest, mver, state, verified, added, note FROM accounts;
+DROP TABLE accounts;
+ALTER TABLE accounts_v6 RENAME TO accounts;
+CREATE TABLE group_states (
+    hash BLOB PRIMARY KEY,
+    gid BLOB NOT NULL,
+    ver INTEGER NOT NULL,
+    prev BLOB,
+    state BLOB NOT NULL,
+    author BLOB NOT NULL,
+    at INTEGER NOT NULL,
+    base INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX group_states_by_gid ON group_states (gid, ver);
+CREATE TABLE groups (
+    gid BLOB PRIMARY KEY,
+    head BLOB NOT NULL
+);
+CREATE TABLE group_members (
+    gid BLOB NOT NULL,
+    acct BLOB NOT NULL,
+    admin INTEGER NOT NULL,
+    PRIMARY KEY (gid, acct)
+);
+CREATE INDEX group_members_by_acct ON group_members (acct);
+CREATE TABLE group_parked (
+    id BLOB NOT NULL,
+    gid BLOB NOT NULL,
+    author BLOB NOT NULL,
+    content BLOB NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (gid, id)
+);
+CREATE TABLE split_shares (
+    mid BLOB NOT NULL,
+    member BLOB NOT NULL,
+    cents INTEGER NOT NULL,
+    paid INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (mid, member)
+);
+"""
+"""v6: groups (DESIGN §10): accounts known only as group co-members (state ``member``), every
+group state seen (a tree by ``prev``; ``base``: where this device's view starts; the head is
+the decided one), the members of each head (for admission and fan-out), contents from
+accounts not (yet) members, kept a while in case the change adding them is on its way, and
+bill-split shares (``cents`` -1: a payment that came before its split)."""
+
+SCHEMA_V7 = """
+CREATE TABLE files (
+    fid BLOB PRIMARY KEY,
+    mid BLOB NOT NULL,
+    cid BLOB NOT NULL,
+    author BLOB NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 BLOB NOT NULL,
+    key BLOB NOT NULL,
+    mime TEXT NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('offered', 'fetching', 'saved', 'failed', 'cancelled', 'sent')),
+    incoming INTEGER NOT NULL DEFAULT 1,
+    have INTEGER NOT NULL DEFAULT 0,
+    part TEXT,
+    path TEXT,
+    reason TEXT NOT NULL DEFAULT '',
+    at INTEGER NOT NULL
+);
+CREATE INDEX files_by_mid ON files (mid);
+CREATE TABLE file_access (
+    fid BLOB NOT NULL,
+    acct BLOB NOT NULL,
+    PRIMARY KEY (fid, acct)
+);
+"""
+"""v7: files (DESIGN §11): every offer sent or received, how many chunks are held (a
+contiguous prefix, counted once the chunks are on disk), the ``.part`` being written and
+where the file was saved; and the accounts whose devices may fetch each file."""
+
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+                         SCHEMA_V7]
 """``MIGRATIONS[n]`` upgrades a database at version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

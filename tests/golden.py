@@ -189,6 +189,34 @@ def _content_receipt() -> bytes:
                 ids=[bytes(16)]).to_wire()
 
 
+def _group_states() -> tuple[bytes, bytes]:
+    """Ann's group "dinner" with Bob (version 1), then renamed "supper" (version 2)."""
+    from cove.groups import GroupState
+
+    bob = AccountKeys.generate(fixed_rng("bob account")).aik
+    first = GroupState.create(bytes(range(16)), "dinner", ann_account().aik, [bob])
+    return first.to_wire(), first.child(name="supper").to_wire()
+
+
+def _content_split() -> bytes:
+    from cove.content import make
+
+    ann, bob = ann_account().aik, AccountKeys.generate(fixed_rng("bob account")).aik
+    return make("split", id=bytes(range(16)), ts=TS, g=bytes(range(16)), total=8450,
+                shares=[[a, c] for a, c in sorted([(ann, 4225), (bob, 4225)])],
+                note="dinner").to_wire()
+
+
+def _content_file() -> bytes:
+    import hashlib
+
+    from cove.content import make
+
+    return make("file", id=bytes(range(16)), ts=TS, fid=bytes(range(16, 32)), name="notes.txt",
+                size=3, sha256=hashlib.sha256(b"hi\n").digest(), key=bytes(range(32)),
+                mime="text/plain").to_wire()
+
+
 def _canonical_example() -> bytes:
     return canonical({"t": "ping", "n": 7, "b": b"\x01\x02"})
 
@@ -256,5 +284,8 @@ GOLDEN: dict[str, Callable[[], bytes]] = {
     "invite": _invite,
     "content_text": _content_text,
     "content_receipt": _content_receipt,
+    "content_file": _content_file,
+    "group_state": lambda: _group_states()[1],
+    "content_split": _content_split,
     **_LINK_PAIRING,
 }

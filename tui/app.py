@@ -28,9 +28,11 @@ from tui.opening import PeerOpener
 from tui.peer_api import PeerApi
 from tui.screens.devices import DevicesScreen
 from tui.screens.first_run import FirstRunScreen
+from tui.screens.group_info import GroupInfoScreen
 from tui.screens.help import HelpScreen, Section
 from tui.screens.main import MainScreen
 from tui.screens.problem import ProblemScreen
+from tui.screens.transfers import TransfersScreen
 from tui.screens.unlock import UnlockScreen
 from tui.session import Session, wall_clock_ms
 from tui.widgets.chat_log import ChatLog
@@ -231,12 +233,18 @@ class CoveApp(App[int]):
             ("Chat list", Sidebar.BINDINGS),
             ("Messages (F5 or click a message)", ChatLog.BINDINGS),
             ("Composer", Composer.BINDINGS),
+        ]
+
+    def other_screens(self) -> list[Section]:
+        return [
             ("Devices (Ctrl+L)", DevicesScreen.BINDINGS),
+            ("Group info (F2 in a group chat)", GroupInfoScreen.BINDINGS),
+            ("Transfers (Ctrl+T)", TransfersScreen.BINDINGS),
         ]
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.help_sections()))
+            self.push_screen(HelpScreen(self.help_sections(), self.other_screens()))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -61,11 +61,19 @@ class ChatMessage(NamedTuple):
     notice: bool = False
     """Not a message: a line about the chat ("Bob added device 'phone'"); ``body`` is its
     text, ``ts`` when it arrived."""
+    kind: str = ""
+    """"split" (a bill split) or "file" (a file offer): ``body`` then holds the line that
+    describes it (``tui.message_kinds``), not what the store holds."""
+    file: bytes | None = None
+    """A file offer's id."""
 
     @classmethod
     def from_history(cls, entry: HistoryView) -> ChatMessage:
+        file = entry.file
+        kind = "file" if file is not None else "split" if entry.split is not None else ""
         return cls(entry.mid, entry.author, entry.body, entry.ts, entry.status, entry.outgoing,
-                   entry.reply, entry.edited, entry.deleted, tuple(entry.reactions))
+                   entry.reply, entry.edited, entry.deleted, tuple(entry.reactions),
+                   kind=kind, file=file.fid if file is not None else None)
 
     @classmethod
     def make_notice(cls, key: int, text: str, ts: int) -> ChatMessage:

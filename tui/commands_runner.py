@@ -25,11 +25,12 @@ def _target(screen: MainScreen, *, own: bool) -> ChatMessage | None:
 async def run_command(screen: MainScreen, command: SlashCommand, arg: str) -> None:
     app = screen.app
     name = command.name
-    if command.takes and not arg:
+    if command.takes and not command.takes.startswith("[") and not arg:
         app.notify(f"/{name} takes {command.takes}: {command.help}.", severity="warning")
         return
     simple = {"info": "contact_info", "invite": "invite", "search": "search",
-              "settings": "settings", "devices": "devices", "lock": "lock"}
+              "settings": "settings", "devices": "devices", "lock": "lock",
+              "members": "contact_info", "transfers": "transfers"}
     if name in simple and not (name == "search" and arg):
         await (screen.run_action(simple[name]) if name != "lock" else app.run_action("lock"))
         return
@@ -45,9 +46,24 @@ async def run_command(screen: MainScreen, command: SlashCommand, arg: str) -> No
         from tui.screens.search import SearchScreen
 
         app.push_screen(SearchScreen(screen.session, arg), screen.jump)
-    elif name in ("add", "block", "reply", "edit", "delete", "react") and \
-            screen.session.refuse_write(app.notify):
+    elif name in ("add", "block", "reply", "edit", "delete", "react", "split", "paid", "send",
+                  "accept", "cancel", "group") and screen.session.refuse_write(app.notify):
         return
+    elif name in ("split", "paid", "send", "accept", "cancel"):
+        from tui import split_and_file as SF
+
+        if name == "split":
+            await SF.post_split(screen, arg)
+        elif name == "paid":
+            await SF.mark_paid(screen)
+        elif name == "send":
+            SF.send_file(screen, arg)
+        elif name == "accept":
+            await SF.accept(screen)
+        else:
+            await SF.cancel(screen)
+    elif name == "group":
+        screen.new_group(arg)
     elif name == "add":
         from tui.screens.invite import InviteScreen
 
@@ -56,7 +72,9 @@ async def run_command(screen: MainScreen, command: SlashCommand, arg: str) -> No
         from tui.screens.confirm import ConfirmScreen
 
         chat = screen.chat()
-        if chat is not None:
+        if chat is not None and chat.group:
+            app.notify("A group cannot be blocked; F2 lets you leave it.", severity="warning")
+        elif chat is not None:
             def done(yes: bool | None) -> None:
                 if yes:
                     try:

@@ -6,9 +6,11 @@ Notifications follow the unread counts: a chat whose count grew shows a
 toast, rings the bell and asks the terminal for a desktop notification
 (``tui.desktop_notify``), with no message text unless the user asked for
 it and no name either while the app is locked; never for the open chat,
-never for a muted one. A busy chat notifies at most once per NOTIFY_QUIET_S,
-and a batch touching many chats at once gives one summary: a burst of a
-thousand messages is one toast, not fifty.
+never for a muted one. A busy chat notifies at most once per NOTIFY_QUIET_S, and a batch
+touching many chats at once gives one summary: a burst of a thousand messages is one toast,
+not fifty. A file offer notifies like a message (its name is the body). A group's changes
+are lines in its chat, a split paid or a transfer that moved is the same line worded
+again, and the transfers screen's bars move once per batch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cove import events as E
+from cove.files import FileFailed, FileOffered, FileProgress, FileSaved
+from cove.group_intake import GroupChanged, SplitChanged
 from tui import desktop_notify, plain
+from tui.group_notices import notice_lines
 from tui.roster import Roster
 from tui.widgets.chat_log import ChatLog
 
@@ -43,12 +48,36 @@ def apply_batch(screen: MainScreen, batch: list[E.Event]) -> None:
     typing: bool | None = None
     requests: list[E.RequestReceived] = []
     accounts: list[E.Event] = []
+    groups: list[GroupChanged] = []
+    splits: set[bytes] = set()
+    offers: dict[bytes, FileOffered] = {}
+    progress: dict[bytes, int | None] = {}
+    """Each transfer that moved: its newest byte count (None: it ended; read it again)."""
     for event in batch:
         if isinstance(event, E.MessageReceived):
             if event.conversation == screen.current:
                 newest += 1
                 if event.author != me:
                     typing = False  # their message is what they were typing
+        elif isinstance(event, GroupChanged):
+            groups.append(event)
+        elif isinstance(event, SplitChanged):
+            if event.conversation == screen.current:
+                if log.message(event.mid) is None:
+                    newest += 1
+                else:
+                    splits.add(event.mid)
+        elif isinstance(event, FileOffered):
+            if event.conversation == screen.current:
+                newest += 1
+            if event.author != me:
+                offers[event.conversation] = event
+            progress[event.fid] = None
+        elif isinstance(event, FileProgress):
+            if progress.get(event.fid, 0) is not None:
+                progress[event.fid] = event.done
+        elif isinstance(event, (FileSaved, FileFailed)):
+            progress[event.fid] = None
         elif isinstance(event, (E.MessageEdited, E.MessageDeleted, E.ReactionChanged,
                                 E.MessageStatus)):
             _change(log, event)
@@ -65,13 +94,55 @@ def apply_batch(screen: MainScreen, batch: list[E.Event]) -> None:
             accounts.append(event)
     if newest and screen.current is not None:
         log.add_newest(screen.peer.history(screen.current, limit=min(newest + 20, NEWEST_MAX)))
+    _redescribe(screen, splits, progress)
     log.flush()
     if typing is not None:
         pane.set_typing(typing)
     old = screen.reload()
-    _notify(screen, old, requests)
+    if groups:
+        _group_notices(screen, old, groups)
+    _notify(screen, old, requests, offers)
     if accounts:
         _accounts(screen, accounts)
+    if progress:
+        from tui.screens.transfers import TransfersScreen
+
+        for shown in screen.app.screen_stack:
+            if isinstance(shown, TransfersScreen):
+                shown.apply(progress)
+
+
+def _redescribe(screen: MainScreen, splits: set[bytes],
+                progress: dict[bytes, int | None]) -> None:
+    """Word again the loaded splits that were paid and the files that moved."""
+    log = screen.pane.chat_log
+    describe = screen.pane.describe
+    for mid in splits:
+        message = log.message(mid)
+        if message is not None:
+            log.replace(describe(message))
+    for fid, done in progress.items():
+        at = log.mid_of_file(fid)
+        message = log.message(at) if at is not None else None
+        if message is not None and not message.deleted:
+            text = describe.text(message, done)
+            if text is not None and text != message.body:
+                log.patch(message.mid, body=text)
+
+
+def _group_notices(screen: MainScreen, old: Roster, events: list[GroupChanged]) -> None:
+    """Each group change as lines in its chat; being added to a group is also a toast."""
+    pane = screen.pane
+    me = screen.peer.account.aik
+    names = {gid: c.name for gid, c in ((c.aid, c) for c in old.chats if c.group)}
+    for event in events:
+        lines = notice_lines(event, me, lambda a: pane.names.get(a, "Someone"),
+                             names.get(event.gid))
+        names[event.gid] = event.name
+        for line in lines:
+            pane.add_notice(event.gid, line)
+        if me in event.added and event.by != me and event.gid != screen.current:
+            screen.app.notify(lines[0] + ".", markup=False)
 
 
 def _change(log: ChatLog, event: E.MessageEdited | E.MessageDeleted | E.ReactionChanged
@@ -105,25 +176,31 @@ def _chat_notices(screen: MainScreen, event: E.DevicesChanged | E.ContactRenamed
 
 
 def _notify(screen: MainScreen, old: Roster, requests: list[E.RequestReceived],
+            offers: dict[bytes, FileOffered] | None = None,
             clock: Callable[[], float] = time.monotonic) -> None:
     app = screen.app
     locked = bool(getattr(app, "locked", False))
     shown: list[str] = []
     now = clock()
     last = screen.notified_at
+    offers = dict(offers or {})
     for chat in screen.roster.chats:
         before = old.chat(chat.aid)
-        if chat.unread <= (before.unread if before else 0):
+        offer = offers.pop(chat.aid, None)
+        if chat.unread <= (before.unread if before else 0) and offer is None:
             continue
         if chat.aid == screen.current and not locked:
-            screen.mark_read(chat.aid)
+            if chat.unread:
+                screen.mark_read(chat.aid)
             continue
         if chat.muted or now - last.get(chat.aid, -NOTIFY_QUIET_S) < NOTIFY_QUIET_S:
             continue
         last[chat.aid] = now
-        text = "New message" if locked else f"New message from {plain.name_str(chat.name)}"
+        what = "New file" if offer is not None else "New message"
+        where = "in" if chat.group else "from"
+        text = what if locked else f"{what} {where} {plain.name_str(chat.name)}"
         if screen.session.notify_body and not locked:
-            text += f": {plain.name_str(chat.preview, 60)}"
+            text += f": {plain.name_str(offer.name if offer else chat.preview, 60)}"
         shown.append(text)
     if len(shown) > MAX_NOTICES_PER_BATCH:
         shown = [f"New messages in {len(shown)} chats"]

@@ -33,6 +33,8 @@ PAGE = 500
 Loader = Callable[[bytes | None, bytes | None, int], Sequence[HistoryView]]
 """``loader(before, after, limit)``: a page of history, oldest first; ``before`` and
 ``after`` as in ``Peer.history`` (``after=b""``: from the first message)."""
+Describe = Callable[[ChatMessage, HistoryView | None], ChatMessage]
+"""Gives a split or a file message the line that describes it (``tui.message_kinds``)."""
 
 
 class MessageWindow:
@@ -42,6 +44,9 @@ class MessageWindow:
         self._tz = tz
         self.loader: Loader | None = None
         """Where pages come from (None: no conversation)."""
+        self.describe: Describe | None = None
+        self.file_mids: dict[bytes, bytes] = {}
+        """File id -> the id of the message that offered it, for the files read so far."""
         self._rows: list[tuple[Any, ...]] = []
         """Plain tuples (a ChatMessage's fields): the collector stops scanning exact tuples
         of plain values, never NamedTuple instances."""
@@ -109,7 +114,21 @@ class MessageWindow:
     def _page(self, before: bytes | None, after: bytes | None, limit: int) -> list[ChatMessage]:
         if self.loader is None:
             return []
-        return [ChatMessage.from_history(e) for e in self.loader(before, after, limit)]
+        return self.take(self.loader(before, after, limit))
+
+    def take(self, entries: Iterable[HistoryView]) -> list[ChatMessage]:
+        """History entries as the log keeps them (splits and files described)."""
+        out = []
+        describe = self.describe
+        for entry in entries:
+            message = ChatMessage.from_history(entry)
+            if message.kind:
+                if message.file is not None:
+                    self.file_mids[message.file] = message.mid
+                if describe is not None:
+                    message = describe(message, entry)
+            out.append(message)
+        return out
 
     def show_newest(self) -> None:
         """The conversation's newest page, alone."""

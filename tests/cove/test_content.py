@@ -24,6 +24,12 @@ T = 1_790_000_000_000
         ("react", {"target": b"\x02" * 16, "emoji": "👍"}),
         ("receipt", {"kind": "read", "ids": [b"\x02" * 16, b"\x03" * 16]}),
         ("typing", {"on": True}),
+        ("text", {"body": "to the group", "g": b"\x03" * 16}),
+        ("group", {"g": b"\x03" * 16, "state": b"\x80", "prior": b"\x80",
+                   "keys": [{"m": b"m", "b": [b"b"], "a": [[b"\x04" * 32, "10.0.0.2", 7]]}]}),
+        ("split", {"g": b"\x03" * 16, "total": 8450, "note": "dinner",
+                   "shares": [[b"\x05" * 32, 4225], [b"\x06" * 32, 4225]]}),
+        ("split", {"g": b"\x03" * 16, "target": b"\x02" * 16}),
     ],
 )
 def test_round_trip(k: str, fields: dict[str, object]) -> None:
@@ -44,6 +50,10 @@ def test_round_trip(k: str, fields: dict[str, object]) -> None:
         {"id": MID, "ts": T, "k": "receipt", "kind": "read", "ids": []},
         {"id": MID, "ts": T, "k": "typing", "on": 1},
         {"id": MID, "ts": T, "k": "react", "target": MID, "emoji": "x" * 33},
+        {"id": MID, "ts": T, "k": "typing", "on": True, "g": MID[:15]},
+        {"id": MID, "ts": T, "k": "group", "g": MID, "state": b"\x80", "keys": {}},
+        {"id": MID, "ts": T, "k": "split", "g": MID, "total": 3, "note": "",
+         "shares": [[b"\x05" * 32, 1], [b"\x06" * 32, 1]]},
     ],
 )
 def test_bad_content_is_refused(m: dict[str, object]) -> None:
@@ -64,7 +74,7 @@ def test_fuzzed_bytes_raise_only_remote_errors(data: bytes) -> None:
         c = Content.from_wire(data)
     except RemoteProtocolError:
         return
-    assert c.k in {"text", "edit", "delete", "react", "receipt", "typing"}
+    assert c.k in {"text", "edit", "delete", "react", "receipt", "typing", "group", "split"}
 
 
 @given(st.integers(0, 2**63 - 1), st.integers(10**12, 10**13))

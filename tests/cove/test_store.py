@@ -142,7 +142,7 @@ def test_a_savepoint_undoes_its_own_part_only() -> None:
 
 def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", bytes(32))
-    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 5
+    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 7
     tables = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"kv", "accounts", "sessions", "messages", "outbox", "events", "messages_fts",
             "seen_envelopes", "replay_keys", "invites", "prekeys", "bundles"} <= tables
@@ -245,10 +245,55 @@ def test_migration_v4_to_v5_adds_store_and_forward(tmp_path: Path,
     old.close()
     monkeypatch.undo()
     new = Store(tmp_path / "db", bytes(32))
-    assert new.version == 5 and new.one("SELECT v FROM kv WHERE k = 'kept'") == (b"\x01",)
+    assert new.version == SCHEMA_VERSION
+    assert new.one("SELECT v FROM kv WHERE k = 'kept'") == (b"\x01",)
     new.execute("INSERT INTO held (eid, target, depositor, envelope, at) "
                 "VALUES (x'01', x'02', x'03', x'04', 5)")
     new.execute("INSERT INTO owed_acks (ddk, eid) VALUES (x'02', x'01')")
+
+
+def test_migration_v5_to_v6_keeps_accounts_and_admits_group_members(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cove.store as store_module
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 5)
+    old = Store(tmp_path / "db", bytes(32))
+    old.execute("INSERT INTO accounts (acct, aid, name, manifest, mver, state, verified, added, "
+                "note) VALUES (x'01', x'02', 'Ann', x'03', 2, 'contact', 1, 7, 'hi')")
+    with pytest.raises(StoreError, match="CHECK constraint"):
+        old.execute("INSERT INTO accounts (acct, aid, name, manifest, mver, state, added) "
+                    "VALUES (x'11', x'12', 'Bob', x'13', 1, 'member', 7)")
+    old.close()
+    monkeypatch.undo()
+    new = Store(tmp_path / "db", bytes(32))
+    assert new.version == SCHEMA_VERSION
+    assert new.one("SELECT acct, aid, name, manifest, mver, state, verified, added, note "
+                   "FROM accounts") == (b"\x01", b"\x02", "Ann", b"\x03", 2, "contact", 1, 7, "hi")
+    new.execute("INSERT INTO accounts (acct, aid, name, manifest, mver, state, added) "
+                "VALUES (x'11', x'12', 'Bob', x'13', 1, 'member', 7)")
+    with pytest.raises(StoreError, match="CHECK constraint"):
+        new.execute("INSERT INTO accounts (acct, aid, name, manifest, mver, state, added) "
+                    "VALUES (x'21', x'22', 'Cy', x'23', 1, 'nobody', 7)")
+    new.execute("INSERT INTO group_states (hash, gid, ver, prev, state, author, at) "
+                "VALUES (x'01', x'02', 1, NULL, x'03', x'01', 5)")
+    new.execute("INSERT INTO groups (gid, head) VALUES (x'02', x'01')")
+    new.execute("INSERT INTO split_shares (mid, member, cents) VALUES (x'05', x'01', 4225)")
+
+
+def test_migration_v6_to_v7_adds_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cove.store as store_module
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 6)
+    old = Store(tmp_path / "db", bytes(32))
+    old.execute("INSERT INTO kv (k, v) VALUES ('kept', x'01')")
+    old.close()
+    monkeypatch.undo()
+    new = Store(tmp_path / "db", bytes(32))
+    assert new.version == SCHEMA_VERSION
+    assert new.one("SELECT v FROM kv WHERE k = 'kept'") == (b"\x01",)
+    new.execute("INSERT INTO files (fid, mid, cid, author, name, size, sha256, key, mime, "
+                "state, at) VALUES (x'01', x'02', x'03', x'04', 'a.txt', 5, x'05', x'06', "
+                "'text/plain', 'offered', 9)")
 
 
 def test_a_home_others_could_tamper_with_is_refused(tmp_path: Path) -> None:

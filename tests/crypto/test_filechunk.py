@@ -15,8 +15,10 @@ from crypto.filechunk import (
     FID_LEN,
     MAX_CHUNK_INDEX,
     SEALED_CHUNK_SIZE,
+    FileCipher,
     chunk_count,
     chunk_length,
+    hchacha20,
     is_last_chunk,
     open_chunk,
     seal_chunk,
@@ -188,3 +190,57 @@ def test_open_refuses_impossible_lengths_before_decrypting() -> None:
             open_chunk(KEY, FID, 0, is_last, bad)
     with pytest.raises(DecryptionError):
         open_chunk(KEY, FID, 0, True, full[:-1])
+
+
+# -- FileCipher: the same bytes, with the subkey derived once per file ---------------------
+
+
+def test_hchacha20_known_answer() -> None:
+    # draft-irtf-cfrg-xchacha-03 §2.2.1
+    key = bytes(range(32))
+    nonce = h("000000090000004a0000000031415927")
+    assert hchacha20(key, nonce) == h(
+        "82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc")
+    with pytest.raises(LocalProtocolError):
+        hchacha20(key[:31], nonce)
+    with pytest.raises(LocalProtocolError):
+        hchacha20(key, nonce[:15])
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(min_size=16, max_size=16),
+       st.integers(min_value=0, max_value=MAX_CHUNK_INDEX), st.booleans(),
+       st.binary(max_size=300))
+def test_file_cipher_seals_exactly_as_seal_chunk(key: bytes, fid: bytes, index: int,
+                                                 last: bool, tail: bytes) -> None:
+    plain = tail if last else FULL
+    cipher = FileCipher(key, fid)
+    sealed = cipher.seal(index, last, plain)
+    assert sealed == seal_chunk(key, fid, index, last, plain)
+    assert cipher.open(index, last, sealed) == plain
+    assert open_chunk(key, fid, index, last, sealed) == plain
+
+
+def test_file_cipher_refuses_what_open_chunk_refuses() -> None:
+    cipher = FileCipher(KEY, FID)
+    full = cipher.seal(0, False, FULL)
+    with pytest.raises(DecryptionError):
+        cipher.open(1, False, full)  # moved
+    with pytest.raises(DecryptionError):
+        cipher.open(0, True, full)  # claimed to be the last
+    with pytest.raises(DecryptionError):
+        FileCipher(KEY, OTHER_FID).open(0, False, full)  # another file
+    for is_last, bad in ((True, full + b"\0"), (True, b"\0" * 15), (False, full[:-1])):
+        with pytest.raises(RemoteProtocolError):
+            cipher.open(0, is_last, bad)
+    calls: list[Callable[[], object]] = [
+        lambda: cipher.seal(0, True, FULL + b"x"),
+        lambda: cipher.seal(0, False, FULL[:-1]),
+        lambda: cipher.seal(-1, True, b""),
+        lambda: cipher.seal(MAX_CHUNK_INDEX + 1, True, b""),
+        lambda: cipher.seal(0, 1, b""),  # type: ignore[arg-type]
+        lambda: FileCipher(KEY, FID[:15]),
+        lambda: FileCipher(KEY[:31], FID),
+    ]
+    for call in calls:
+        with pytest.raises(LocalProtocolError):
+            call()

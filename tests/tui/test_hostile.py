@@ -63,3 +63,49 @@ async def test_hostile_name_and_body_are_plain(tmp_path: Path) -> None:
     finally:
         await mal.close()
         await ann.close()
+
+
+async def test_hostile_group_member_and_file_names_are_plain() -> None:
+    from tests.tui.fake_peer import FakePeer
+    from tui.screens.group_info import GroupInfoScreen
+    from tui.screens.transfers import TransfersScreen
+
+    peer = FakePeer("Ann")
+    bob = peer.add_contact(2, "Bob")
+    mal = bytes([9]) * 32
+    gid = peer.add_group(HOSTILE_NAME, [(peer.acct_of(bob), "Bob"), (mal, HOSTILE_NAME)])
+    peer.add_message(gid, HOSTILE_BODY, 0, author=mal)
+    peer.add_file(gid, HOSTILE_NAME + ".pdf", 10, 1, author=mal)
+    app = app_for(peer)
+    notes: list[str] = []
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+        await wait_for(lambda: app.main_screen is not None)
+        await pilot.pause()
+        text = screen_text(app)
+        _clean(text)
+        assert "# " + SHOWN_NAME in text  # sidebar and header
+        assert f"{SHOWN_NAME[:9]}… hi" in text  # the sender's name, cut to fit
+        assert f"📎 {SHOWN_NAME}.pdf" in text
+        main = app.main_screen
+        assert isinstance(main, MainScreen)
+        main.open_chat(bob)
+        peer.offer(gid, HOSTILE_NAME, 5, mal)
+        await wait_for(lambda: notes)
+        main.session.set_notify_body(True)
+        main.notified_at.clear()
+        peer.offer(gid, HOSTILE_NAME, 5, mal)
+        await wait_for(lambda: len(notes) == 2)
+        _clean(" ".join(notes))
+        assert notes[1].startswith(f"New file in {SHOWN_NAME}: {SHOWN_NAME}")
+        main.open_chat(gid)
+        await pilot.press("f2")
+        await pilot.pause()
+        assert isinstance(app.screen, GroupInfoScreen)
+        _clean(screen_text(app))
+        assert f"{SHOWN_NAME} (not a contact)" in screen_text(app)
+        await pilot.press("escape", "ctrl+t")
+        await pilot.pause()
+        assert isinstance(app.screen, TransfersScreen)
+        _clean(screen_text(app))
+        assert f"{SHOWN_NAME}.pdf" in screen_text(app)

@@ -55,7 +55,11 @@ class MainScreen(Screen[None]):
         Binding("ctrl+n", "invite", "Invite or add a contact by code", priority=True),
         Binding("alt+up", "step_chat(-1)", "Previous chat", priority=True),
         Binding("alt+down", "step_chat(1)", "Next chat", priority=True),
-        Binding("f2", "contact_info", "Contact info, safety number, verify", priority=True),
+        Binding("f2", "contact_info", "Contact info, safety number, verify; a group's members",
+                priority=True),
+        Binding("ctrl+g", "new_group", "New group: a name and members", priority=True),
+        Binding("ctrl+t", "transfers", "Transfers: files sent and received, progress",
+                priority=True),
         Binding("f3", "settings", "Settings", priority=True),
         Binding("f4", "toggle_mute", "Mute or unmute this chat", priority=True),
         Binding("ctrl+l", "devices", "Devices: link a new one, unlink", priority=True),
@@ -131,6 +135,9 @@ class MainScreen(Screen[None]):
     def reload(self) -> Roster:
         """Read the roster again and redraw the sidebar and header; returns the old one."""
         old, self.roster = self.roster, read_roster(self.peer)
+        for group in self.roster.groups:
+            for member in group.members:
+                self.pane.names[member.acct] = member.name
         if self.current is not None and self.roster.chat(self.current) is None:
             # Blocked from another device (or the CLI): its chat closes here too.
             self.current = None
@@ -305,6 +312,11 @@ class MainScreen(Screen[None]):
         if chat is None:
             self.app.notify("Open a chat first.", severity="warning")
             return
+        if chat.group:
+            from tui.screens.group_info import GroupInfoScreen
+
+            self.app.push_screen(GroupInfoScreen(self.session, chat.aid), self._reloaded)
+            return
         from tui.screens.contact_info import ContactInfoScreen
 
         self.app.push_screen(ContactInfoScreen(self.session, chat), self._reloaded)
@@ -320,6 +332,45 @@ class MainScreen(Screen[None]):
     def _settings_done(self) -> None:
         self.show_status()
         self.reload()
+
+    def action_new_group(self) -> None:
+        self.new_group("")
+
+    def new_group(self, name: str) -> None:
+        """Ask for a group's name and members, then open its chat."""
+        if self.session.refuse_write(self.app.notify):
+            return
+        from tui.screens.new_group import NewGroupScreen
+
+        def made(gid: bytes | None) -> None:
+            self.reload()
+            if gid is not None:
+                self.open_chat(gid)
+                self.query_one(Sidebar).move_to(gid)
+
+        self.app.push_screen(NewGroupScreen(self.session, name), made)
+
+    def action_transfers(self) -> None:
+        from tui.screens.transfers import TransfersScreen
+
+        self.app.push_screen(TransfersScreen(self.session, self.roster), self._reloaded)
+
+    @on(ChatPane.Act)
+    async def _act(self, event: ChatPane.Act) -> None:
+        from tui import split_and_file as SF
+
+        if event.action == "paid" and event.message.kind != "split":
+            self.app.notify("Select a split for that (p marks your share paid).",
+                            severity="warning")
+        elif event.action == "paid":
+            await SF.mark_paid(self, event.message)
+        elif event.message.kind != "file":
+            self.app.notify("Select a file message for that (a accepts, x cancels).",
+                            severity="warning")
+        elif event.action == "accept":
+            await SF.accept(self, event.message)
+        elif event.action == "cancel":
+            await SF.cancel(self, event.message)
 
     def action_devices(self) -> None:
         from tui.screens.devices import DevicesScreen

@@ -1,5 +1,6 @@
 """The open chat's header: name, safety status, presence, mute, typing, and bad news in
-plain words (a contact offline with messages waiting)."""
+plain words (a contact offline with messages waiting); for a group, its name and how many
+members it has."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ class ChatHeader(Static):
         """``pending``: our messages not sent yet; ``late``: those pending for a while."""
         if chat is None:
             self.update("")
+            return
+        if chat.group:
+            self._show_group(chat, typing)
             return
         safety = (Content.styled("✓ verified", "$success") if chat.verified
                   else Content.styled("not verified (F2 compares safety numbers)", "$warning"))
@@ -46,6 +50,21 @@ class ChatHeader(Static):
             second = Content.styled(
                 f"{_messages(late)} pending: {who} has not got {them} yet; {they} {go} out "
                 "when you are both online.", "$warning")
+        else:
+            second = Content("")
+        self.update(Content.assemble(first, "\n", second))
+
+    def _show_group(self, chat: ChatEntry, typing: bool) -> None:
+        members = f"{chat.members} member{'s' * (chat.members != 1)}"
+        first = Content.assemble(Content.styled("# ", "bold $accent"),
+                                 plain.name(chat.name, "bold", 40), "  ",
+                                 Content.styled(members + "  (F2: members)", "$text-muted"))
+        if chat.muted:
+            first = Content.assemble(first, Content.styled("  muted", "$text-muted"))
+        if not chat.active:
+            second = Content.styled("You are no longer a member of this group.", "$warning")
+        elif typing:
+            second = Content.styled("Someone is typing…", "italic $accent")
         else:
             second = Content("")
         self.update(Content.assemble(first, "\n", second))

@@ -30,7 +30,7 @@ from textual.strip import Strip
 
 from tui import chat_lines as L
 from tui.chat_lines import ChatMessage
-from tui.message_window import Loader, MessageWindow
+from tui.message_window import Describe, Loader, MessageWindow
 from tui.peer_api import HistoryView
 
 CACHED_MESSAGES = 400
@@ -53,6 +53,9 @@ class ChatLog(ScrollView, can_focus=True):
         Binding("e", "pick('edit')", "Edit the selected message"),
         Binding("d,delete", "pick('delete')", "Delete the selected message (asks first)"),
         Binding("plus", "pick('react')", "React 👍 to the selected message"),
+        Binding("a", "pick('accept')", "Accept the selected file (fetch and save it)"),
+        Binding("x", "pick('cancel')", "Cancel the selected file's transfer"),
+        Binding("p", "pick('paid')", "Mark your share of the selected split paid"),
         Binding("home", "scroll_top", "Go to the oldest message"),
         Binding("end", "scroll_bottom", "Go to the newest message"),
         Binding("escape", "leave", "Back to the composer", show=False),
@@ -79,7 +82,8 @@ class ChatLog(ScrollView, can_focus=True):
     """
 
     class Picked(Message):
-        """The user asked to act on a message: ``reply``, ``edit``, ``delete`` or ``react``."""
+        """The user asked to act on a message: ``reply``, ``edit``, ``delete``, ``react``;
+        on a file ``accept`` or ``cancel``; on a split ``paid``."""
 
         def __init__(self, action: str, message: ChatMessage) -> None:
             super().__init__()
@@ -129,6 +133,10 @@ class ChatLog(ScrollView, can_focus=True):
     def message(self, mid: bytes) -> ChatMessage | None:
         return self._window.message(mid)
 
+    def mid_of_file(self, fid: bytes) -> bytes | None:
+        """The message that offered file ``fid``, if this chat read it."""
+        return self._window.file_mids.get(fid)
+
     @property
     def selected(self) -> ChatMessage | None:
         return None if self._selected is None else self.message(self._selected)
@@ -139,10 +147,13 @@ class ChatLog(ScrollView, can_focus=True):
     # -- opening and jumping ---------------------------------------------------------------
 
     def open(self, loader: Loader | None, author_name: Callable[[ChatMessage], str],
-             note: str = "", notices: Iterable[ChatMessage] = ()) -> None:
+             note: str = "", notices: Iterable[ChatMessage] = (),
+             describe: Describe | None = None) -> None:
         """Show a conversation (None: none), starting with its newest page; ``notices``
-        go between its messages by time."""
+        go between its messages by time; ``describe`` words its splits and files."""
         self._window.loader = loader
+        self._window.describe = describe
+        self._window.file_mids = {}
         self._window.notices = sorted(notices, key=lambda n: n.ts)
         self._author_name = author_name
         self.empty_note = note
@@ -200,8 +211,7 @@ class ChatLog(ScrollView, can_focus=True):
                 self.refresh()
             return 0
         at_bottom = self._following()
-        fresh, replaced = self._window.merge_newest(
-            [ChatMessage.from_history(e) for e in entries])
+        fresh, replaced = self._window.merge_newest(self._window.take(entries))
         if not fresh:
             return 0
         for mid in replaced:

@@ -18,11 +18,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
+from textual.message import Message
 from textual.widgets import Static
 
 from crypto.errors import CoveError
 from tui import plain, slash_commands
 from tui.chat_lines import ChatMessage
+from tui.message_kinds import Describer
 from tui.roster import ChatEntry
 from tui.session import Session
 from tui.widgets.chat_header import ChatHeader
@@ -44,6 +46,14 @@ REACTION = "👍"
 class ChatPane(Vertical):
     """Everything right of the sidebar; ``chat`` is the open one (None: none)."""
 
+    class Act(Message):
+        """A key on a split (``paid``) or a file (``accept``, ``cancel``): the screen acts."""
+
+        def __init__(self, action: str, message: ChatMessage) -> None:
+            super().__init__()
+            self.action = action
+            self.message = message
+
     def __init__(self, session: Session, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.session = session
@@ -58,6 +68,10 @@ class ChatPane(Vertical):
         self.notices: dict[bytes, list[ChatMessage]] = {}
         """Each chat's notices since the app started (devices added, a new name)."""
         self._notices_made = 0
+        self.names: dict[bytes, str] = {}
+        """Names of the group members seen since the app started, by account key (a member
+        who left keeps a name on what they wrote)."""
+        self.describe = Describer(self.peer)
 
     @property
     def peer(self) -> PeerApi:
@@ -100,9 +114,28 @@ class ChatPane(Vertical):
                      limit: int) -> Sequence[HistoryView]:
                 return peer.history(aid, limit=limit, before=before, after=after)
 
-            log.open(load, lambda m: me if m.outgoing else them,
-                     note="No messages yet. Say hello.", notices=self.notices.get(aid, ()))
+            if chat.group:
+                self.learn_names(chat.aid)
+                names = self.names
+                log.open(load, lambda m: me if m.outgoing else names.get(m.author, "Someone"),
+                         note="No messages yet. Say hello to the group.",
+                         notices=self.notices.get(aid, ()), describe=self.describe)
+            else:
+                log.open(load, lambda m: me if m.outgoing else them,
+                         note="No messages yet. Say hello.",
+                         notices=self.notices.get(aid, ()), describe=self.describe)
         self.show_header()
+
+    def learn_names(self, gid: bytes) -> None:
+        """Keep the names of group ``gid``'s members (for what they write)."""
+        with contextlib.suppress(CoveError, KeyError):
+            for member in self.peer.group(gid).members:
+                self.names[member.acct] = member.name
+
+    def member_name(self, acct: bytes) -> str:
+        if acct == self.peer.account.aik:
+            return "You"
+        return self.names.get(acct, "Someone")
 
     def add_notice(self, aid: bytes, text: str) -> None:
         """A line about chat ``aid``, at the end of what it shows."""
@@ -116,8 +149,10 @@ class ChatPane(Vertical):
         self.query_one("#empty", Static).update(text)
 
     def update_chat(self, chat: ChatEntry | None) -> None:
-        """The open chat's entry read again (name, presence, mute)."""
+        """The open chat's entry read again (name, presence, mute, members)."""
         self.chat = chat
+        if chat is not None and chat.group:
+            self.learn_names(chat.aid)
         self.show_header()
 
     def show_header(self) -> None:
@@ -271,6 +306,18 @@ class ChatPane(Vertical):
         except CoveError as exc:
             self.app.notify(str(exc), severity="error", markup=False)
 
+    @on(Composer.Choices)
+    def _path_choices(self, event: Composer.Choices) -> None:
+        from tui.path_complete import MAX_SHOWN
+
+        hints = self.query_one("#hints", Static)
+        shown = [plain.safe(c) for c in event.choices[:MAX_SHOWN]]
+        more = len(event.choices) - len(shown)
+        if more:
+            shown[-1] = f"… and {more + 1} more"
+        hints.update(Content("\n".join(shown)))
+        hints.display = True
+
     @on(Composer.EditLast)
     def _edit_last(self) -> None:
         if self.session.refuse_write(self.app.notify):
@@ -293,6 +340,8 @@ class ChatPane(Vertical):
             self.delete(message)
         elif event.action == "react":
             await self.react(message, REACTION)
+        else:
+            self.post_message(self.Act(event.action, message))
 
     @on(ChatLog.Left)
     def _left_log(self) -> None:

@@ -1,5 +1,5 @@
 """The composer: multi-line (Enter sends, Ctrl+J adds a line), Up edits your last message,
-Tab completes a ``/command``."""
+Tab completes a ``/command`` and the path after ``/send``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import TextArea
 
-from tui import slash_commands
+from tui import path_complete, slash_commands
 
 MAX_TEXT = 64 * 1024
 """Bytes (UTF-8) a message body holds at most (``cove.content.MAX_BODY_BYTES``)."""
@@ -31,7 +31,8 @@ class Composer(TextArea):
         Binding("enter", "submit", "Send the message"),
         Binding("ctrl+j", "newline", "Start a new line"),
         Binding("up", "edit_last", "Edit your last message (composer empty)", show=False),
-        Binding("tab", "complete", "Complete a /command", show=False),
+        Binding("tab", "complete", "Complete a /command, or the path after /send",
+                show=False),
     ]
 
     class Submitted(Message):
@@ -41,6 +42,13 @@ class Composer(TextArea):
 
     class EditLast(Message):
         """Up in an empty composer: edit the last message you sent."""
+
+    class Choices(Message):
+        """Tab found several paths that match what was typed after /send."""
+
+        def __init__(self, choices: tuple[str, ...]) -> None:
+            super().__init__()
+            self.choices = choices
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
@@ -65,7 +73,7 @@ class Composer(TextArea):
             event.prevent_default()
             self.post_message(self.EditLast())
             return
-        if event.key == "tab" and slash_commands.matches(self.text):
+        if event.key == "tab" and self._completes():
             event.stop()
             event.prevent_default()
             self.action_complete()
@@ -107,10 +115,24 @@ class Composer(TextArea):
         # Tab completes only a /command being typed; otherwise it moves the focus on, as
         # everywhere else (a composer that kept Tab would trap keyboard users).
         if action == "complete":
-            return bool(slash_commands.matches(self.text))
+            return self._completes()
         return True
 
+    def _completes(self) -> bool:
+        return bool(slash_commands.matches(self.text)) or path_complete.wants_path(self.text)
+
     def action_complete(self) -> None:
+        if path_complete.wants_path(self.text):
+            found = path_complete.complete(self.text)
+            changed = found.text != self.text
+            if changed:
+                self.text = found.text
+                self.move_cursor(self.document.end)
+            if found.choices:
+                self.post_message(self.Choices(found.choices))
+            elif not changed:
+                self.app.bell()  # nothing matches
+            return
         done = slash_commands.complete(self.text)
         if done is not None:
             self.text = done

@@ -1,5 +1,6 @@
-"""The sidebar: conversations (unread badge, presence, verified mark, preview), Requests
-and Nearby (DESIGN §14). One option per conversation, drawn by OptionList's Line API."""
+"""The sidebar: conversations (unread badge, presence or a ``#`` for a group, verified
+mark, preview), Requests and Nearby (DESIGN §14). One option per conversation, drawn by
+OptionList's Line API."""
 
 from __future__ import annotations
 
@@ -82,11 +83,16 @@ class Sidebar(KeyList):
 
 
 def _chat_prompt(chat: ChatEntry, is_open: bool) -> Content:
-    dot = (Content.styled("● ", "$success") if chat.online
-           else Content.styled("○ ", "$text-muted"))
+    if chat.group:
+        dot = Content.styled("# ", "bold $accent")
+    else:
+        dot = (Content.styled("● ", "$success") if chat.online
+               else Content.styled("○ ", "$text-muted"))
     parts = [dot, plain.name(chat.name, "bold" if chat.unread or is_open else "", NAME_CELLS)]
     if chat.verified:
         parts.append(Content.styled(" ✓", "$success"))
+    if not chat.active:
+        parts.append(Content.styled(" (left)", "$text-muted"))
     if chat.muted:
         parts.append(Content.styled(" (muted)", "$text-muted"))
     if chat.unread:

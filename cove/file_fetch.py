@@ -1,0 +1,325 @@
+"""Fetching files (DESIGN §11), a part of ``cove.Peer``: asking devices for chunks, handing
+them to the fetch's worker, resuming, failing over, finishing.
+
+A fetch asks one device at a time: the author's devices first, then this
+account's other devices, only over a link that is up. Chunks that arrive in
+one stretch go to the worker in batches; the next window is asked for as
+chunks arrive (cove.files.FetchPlan). A chunk that fails to open is asked
+for again; after MAX_BAD_PER_SOURCE from one device another is tried; a
+device that sends nothing asked for in STALL_S is left for another. About
+once a second the worker fsyncs and the count held is committed, so a
+restart of either side resumes there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Any
+
+from cove import contacts as C
+from cove.file_disk import FileError, sealed_path, sync_file
+from cove.file_state import Fetch, FilesBase, Offer, log
+from cove.files import MAX_BAD, MAX_BAD_PER_SOURCE, FileFailed, FileProgress, FileSaved, done_bytes
+from crypto.errors import CoveError
+from transport.link import Link
+from transport.messages import LinkMessage
+
+BATCH_CHUNKS = 16
+"""Chunks handed to the worker thread at once (about 1 MiB)."""
+BATCH_DELAY = 0.005
+"""Seconds a partial batch waits for more chunks before it goes to the worker anyway."""
+COMMIT_S = 1.0
+"""How often the count of chunks held is made durable (an fsync, then a commit)."""
+PROGRESS_S = 0.25
+"""At most one FileProgress per transfer in this many seconds."""
+STALL_S = 10.0
+"""A source that sends nothing asked for in this long is given up for another."""
+
+
+class FetchingPart(FilesBase):
+    """Mixed into Peer through FilesPart; see the module docstring."""
+
+    def _start_fetch(self, fid: bytes) -> None:
+        """Start (or resume) fetching an offer in state ``fetching``, unless it runs already."""
+        rt = self._rt()
+        if rt.closing or self._closed or fid in rt.fetches:
+            return
+        offer = self._offer(fid)
+        if offer is None or offer.state != "fetching" or not offer.incoming:
+            return
+        fetch = Fetch(offer, self.downloads, sealed_path(self._files_dir(), fid))
+        rt.fetches[fid] = fetch
+        fetch.writer = asyncio.get_running_loop().create_task(self._write(fetch),
+                                                              name="cove file writer")
+        self._arm_stall(fetch)
+
+    async def _write(self, fetch: Fetch) -> None:
+        """Runs the fetch's worker thread and handles what it reports, in order, until it
+        has closed its files."""
+        loop = asyncio.get_running_loop()
+
+        def post(message: tuple[Any, ...]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+                loop.call_soon_threadsafe(fetch.outbox.put_nowait, message)
+
+        threading.Thread(target=fetch.work, args=(post,), name="cove file writer",
+                         daemon=True).start()
+        try:
+            while True:
+                message = await fetch.outbox.get()
+                if message[0] == "ended":
+                    break
+                try:
+                    self._on_worker(fetch, message)
+                except CoveError as exc:
+                    log.warning("a file transfer stopped: %s", type(exc).__name__)
+                    self._stop_worker(fetch, "fail")
+        finally:
+            if fetch.sync_task is not None:
+                await asyncio.gather(fetch.sync_task, return_exceptions=True)
+            self._end_fetch(fetch)
+
+    def _on_worker(self, fetch: Fetch, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "ready":
+            assert fetch.job is not None
+            self._store.execute("UPDATE files SET part = ? WHERE fid = ?",
+                                (fetch.job.part, fetch.fid))
+            fetch.ready = True
+            if fetch.stop is None:
+                self._next_step(fetch)
+                if not fetch.plan.complete:
+                    self._choose_source(fetch)
+        elif kind == "taken" and fetch.stop in (None, "close"):
+            if self._taken(fetch, message[1], message[2], message[3]):
+                self._next_step(fetch)
+        elif kind == "synced":  # the last sync before a close
+            self._commit_have(fetch, fetch.plan.done)  # every chunk counted was written first
+        elif kind == "saved":
+            self._saved(fetch, message[1])
+        elif kind == "error":
+            exc = message[1]
+            reason = str(exc) if isinstance(exc, FileError) else (
+                "Cove could not store the file "
+                f"({getattr(exc, 'strerror', None) or 'an error; see the log'}).")
+            if fetch.stop is None:
+                self._fail(fetch, reason)
+
+    def _next_step(self, fetch: Fetch) -> None:
+        """After the worker moved on: finish, make progress durable, or ask for chunks."""
+        if fetch.stop is not None:
+            return
+        if fetch.plan.complete:
+            if not fetch.finishing:
+                fetch.finishing = True
+                fetch.inbox.put(("finish",))
+            return
+        loop = asyncio.get_running_loop()
+        if fetch.sync_task is None and fetch.plan.done > fetch.durable and \
+                loop.time() - fetch.last_commit >= COMMIT_S:
+            fetch.sync_task = loop.create_task(self._sync_behind(fetch, fetch.plan.done))
+
+    async def _sync_behind(self, fetch: Fetch, held: int) -> None:
+        """fsync the sealed chunks from another thread while the worker writes on, then
+        commit ``held``: every chunk counted in it was written before the fsync began."""
+        try:
+            await asyncio.to_thread(sync_file, fetch.sealed)
+        except OSError:
+            return  # cancelled meanwhile: the file is gone
+        finally:
+            fetch.sync_task = None
+            fetch.last_commit = asyncio.get_running_loop().time()
+        self._commit_have(fetch, held)
+
+    def _end_fetch(self, fetch: Fetch) -> None:
+        rt = self._rt()
+        if rt.fetches.get(fetch.fid) is fetch:
+            del rt.fetches[fetch.fid]
+        for timer in (fetch.flush_timer, fetch.stall_timer):
+            if timer is not None:
+                timer.cancel()
+
+    def _stop_worker(self, fetch: Fetch, why: str) -> None:
+        """Ask the worker to end: "close" makes what it holds durable first; "cancel" and
+        "fail" drop it."""
+        if fetch.stop is not None and fetch.stop != "close":
+            return
+        fetch.stop = why
+        fetch.source = None
+        self._flush_batch(fetch)
+        if why == "close":
+            fetch.inbox.put(("sync",))
+        fetch.inbox.put(("stop", why != "close"))
+
+    async def _stop_fetch(self, fetch: Fetch, why: str) -> None:
+        self._stop_worker(fetch, why)
+        if fetch.writer is not None and fetch.writer is not asyncio.current_task():
+            await asyncio.gather(fetch.writer, return_exceptions=True)
+
+    def _sources(self, offer: Offer) -> list[bytes]:
+        """Devices that may have the file: the author's, then our own other devices."""
+        me = self.account.device.ddk
+        found: list[bytes] = []
+        author = C.get(self._store, offer.author)
+        if author is not None:
+            found += [c.ddk for c in author.manifest.devices if c.ddk != me]
+        found += [c.ddk for c in self.account.manifest.devices
+                  if c.ddk != me and c.ddk not in found]
+        return found
+
+    def _choose_source(self, fetch: Fetch, avoid: bytes | None = None) -> None:
+        """Ask the first linked device that may have the file and has not sent too many bad
+        chunks (``avoid`` last); with none linked, wait for :meth:`_resume_files`."""
+        fetch.source = None
+        usable = [d for d in self._sources(fetch.offer)
+                  if fetch.bad.get(d, 0) < MAX_BAD_PER_SOURCE]
+        if not usable:
+            self._fail(fetch, "Every device that has the file sent damaged chunks.")
+            return
+        linked = [d for d in usable if self._linked(d)]
+        linked.sort(key=lambda d: d == avoid)
+        if linked:
+            self._use_source(fetch, linked[0])
+
+    def _use_source(self, fetch: Fetch, ddk: bytes) -> None:
+        self._flush_batch(fetch)
+        fetch.source = ddk
+        fetch.last_rx = asyncio.get_running_loop().time()
+        self._ask(fetch, fetch.plan.start())
+
+    def _linked(self, ddk: bytes) -> bool:
+        return self._node is not None and self._node.registry.link(ddk) is not None
+
+    def _ask(self, fetch: Fetch, start: int) -> None:
+        if fetch.source is None or self._node is None:
+            return
+        if not self._node.registry.send(fetch.source, "fget", fid=fetch.fid, **{"from": start}):
+            fetch.source = None  # the link went: the next link up resumes
+
+    def _resume_files(self, ddk: bytes) -> None:
+        """A link with a contact's or own device is up: fetches it can serve go on (and
+        any left from an earlier run start)."""
+        rt = self._rt()
+        if rt.closing or self._closed:
+            return
+        for (fid,) in self._store.all(
+                "SELECT fid FROM files WHERE state = 'fetching' AND incoming = 1"):
+            if bytes(fid) not in rt.fetches:
+                self._start_fetch(bytes(fid))
+        for fetch in list(rt.fetches.values()):
+            if not fetch.ready or fetch.plan.complete:
+                continue
+            if ddk not in self._sources(fetch.offer) or fetch.bad.get(ddk, 0) >= \
+                    MAX_BAD_PER_SOURCE:
+                continue
+            if fetch.source is None or fetch.source == ddk or not self._linked(fetch.source):
+                self._use_source(fetch, ddk)  # on a new link, whatever was in flight is lost
+
+    def _on_fchunk(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        """A sealed chunk of a file we are fetching: kept for the writer's next batch."""
+        fetch = self._rt().fetches.get(message["fid"])
+        if fetch is None or fetch.source != ddk or fetch.stop is not None:
+            return
+        if not fetch.plan.arrived(message["idx"]):
+            return  # not asked for, or here already
+        fetch.last_rx = asyncio.get_running_loop().time()
+        fetch.batch.append((message["idx"], message["last"], message["data"]))
+        fetch.batch_source = ddk
+        start = fetch.plan.next_ask()
+        if start is not None:
+            self._ask(fetch, start)
+        if len(fetch.batch) >= BATCH_CHUNKS or not fetch.plan.waiting():
+            self._flush_batch(fetch)
+        elif fetch.flush_timer is None:
+            fetch.flush_timer = asyncio.get_running_loop().call_later(
+                BATCH_DELAY, self._flush_batch, fetch)
+
+    def _flush_batch(self, fetch: Fetch) -> None:
+        if fetch.flush_timer is not None:
+            fetch.flush_timer.cancel()
+            fetch.flush_timer = None
+        if fetch.batch:
+            batch, fetch.batch = fetch.batch, []
+            fetch.inbox.put(("take", fetch.batch_source, batch))
+
+    def _taken(self, fetch: Fetch, source: bytes | None, good: list[int],
+               bad: list[int]) -> bool:
+        """The worker stored ``good`` and refused ``bad``: ask again, ask on, show progress.
+        False when the fetch failed."""
+        plan = fetch.plan
+        plan.verified(good)
+        for idx in bad:
+            fetch.bad_total += 1
+            log.info("a file chunk failed to open; it is asked for again")
+            if source is not None:
+                fetch.bad[source] = fetch.bad.get(source, 0) + 1
+            if fetch.bad_total >= MAX_BAD:
+                self._fail(fetch, "Too many damaged chunks arrived; the transfer stopped.")
+                return False
+            start = plan.rejected(idx)
+            if fetch.stop is not None:
+                continue
+            if source is not None and fetch.bad[source] >= MAX_BAD_PER_SOURCE:
+                self._choose_source(fetch, avoid=source)
+            elif source == fetch.source:
+                self._ask(fetch, start)
+        if fetch.stop in ("cancel", "fail"):
+            return False
+        if fetch.source is not None:
+            start_next = plan.next_ask()
+            if start_next is not None:
+                self._ask(fetch, start_next)
+        self._progress(fetch)
+        return True
+
+    def _progress(self, fetch: Fetch, *, final: bool = False) -> None:
+        now = asyncio.get_running_loop().time()
+        if final or now - fetch.last_progress >= PROGRESS_S:
+            fetch.last_progress = now
+            size = fetch.offer.size
+            self._announce(FileProgress(fetch.fid, done_bytes(size, fetch.plan.done), size))
+
+    def _commit_have(self, fetch: Fetch, held: int) -> None:
+        # close() awaits every writer (and its syncs) before it closes the store.
+        if held <= fetch.durable:
+            return
+        self._store.execute("UPDATE files SET have = ? WHERE fid = ? AND state = 'fetching'",
+                            (held, fetch.fid))
+        fetch.durable = held
+
+    def _saved(self, fetch: Fetch, path: str) -> None:
+        with self._store.transaction():
+            self._store.execute("UPDATE files SET state = 'saved', have = ?, part = NULL, "
+                                "path = ? WHERE fid = ?", (fetch.plan.count, path, fetch.fid))
+            self._record(FileSaved(fetch.fid, path))
+        self._progress(fetch, final=True)
+
+    def _fail(self, fetch: Fetch, reason: str) -> None:
+        """Give up: the state and event now; the worker drops what it held."""
+        if fetch.stop in ("cancel", "fail"):
+            return
+        self._stop_worker(fetch, "fail")
+        with self._store.transaction():
+            self._store.execute("UPDATE files SET state = 'failed', have = 0, part = NULL, "
+                                "reason = ? WHERE fid = ?", (reason, fetch.fid))
+            self._record(FileFailed(fetch.fid, reason))
+
+    def _arm_stall(self, fetch: Fetch) -> None:
+        fetch.stall_timer = asyncio.get_running_loop().call_later(
+            STALL_S / 2, self._check_stall, fetch)
+
+    def _check_stall(self, fetch: Fetch) -> None:
+        """Every few seconds: a fetch whose source went or fell silent moves on."""
+        if fetch.stop is not None or self._rt().fetches.get(fetch.fid) is not fetch:
+            return
+        self._arm_stall(fetch)
+        if not fetch.ready or fetch.plan.complete:
+            return
+        if fetch.source is None or not self._linked(fetch.source):
+            self._choose_source(fetch)
+        elif fetch.plan.waiting() and \
+                asyncio.get_running_loop().time() - fetch.last_rx >= STALL_S:
+            log.info("a device stopped sending a file; asking another")
+            self._choose_source(fetch, avoid=fetch.source)

@@ -1,0 +1,286 @@
+"""What the file parts of ``cove.Peer`` share (DESIGN §11): offer rows, a fetch and its
+worker thread, the settings, and the in-memory runtime.
+
+A :class:`Fetch` is one file being fetched. Its files (the sealed store, the
+``.part``) belong to its worker thread alone, which works through ``inbox``
+(take a batch, sync, finish, stop) in order and answers on ``outbox``; the
+event loop keeps the bookkeeping (cove.files.FetchPlan) and never waits for
+the disk, and the disk never waits for the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cove import contacts as C
+from cove import events as E
+from cove.account import Account
+from cove.content import Content
+from cove.file_disk import SaveJob, SealedFile, remove_part, take_chunks
+from cove.files import DEFAULT_AUTO_ACCEPT, MAX_OFFER_SIZE, FetchPlan
+from cove.home import Home
+from cove.store import Store
+from crypto.errors import CoveError
+from crypto.filechunk import FileCipher, chunk_count
+from transport.link import Link
+from transport.node import TransportNode
+
+log = logging.getLogger("cove.files")
+
+AUTO_ACCEPT_KEY = "files:auto_accept"
+DOWNLOADS_KEY = "files:downloads"
+COLUMNS = ("fid, mid, cid, author, name, size, sha256, key, mime, state, incoming, have, "
+           "part, path, reason")
+
+
+def refuse(text: str) -> CoveError:
+    """A user error about files, as a PeerError (one sentence)."""
+    from cove.peer import PeerError  # peer.py imports the file parts, so its error comes late
+
+    return PeerError(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One row of ``files``."""
+
+    fid: bytes
+    mid: bytes
+    cid: bytes
+    author: bytes
+    name: str
+    size: int
+    sha256: bytes
+    key: bytes
+    mime: str
+    state: str
+    incoming: bool
+    have: int
+    part: str | None
+    path: str | None
+    reason: str
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> Offer:
+        (fid, mid, cid, author, name, size, sha, key, mime, state, incoming, have, part, path,
+         reason) = row
+        return cls(bytes(fid), bytes(mid), bytes(cid), bytes(author), str(name), int(size),
+                   bytes(sha), bytes(key), str(mime), str(state), bool(incoming), int(have),
+                   None if part is None else str(part), None if path is None else str(path),
+                   str(reason))
+
+    @property
+    def count(self) -> int:
+        return chunk_count(self.size)
+
+
+Chunks = list[tuple[int, bool, bytes]]
+
+
+class Fetch:
+    """One file being fetched. Its files belong to its worker thread alone, which works
+    through ``inbox`` (take, sync, finish, stop) in order and answers on ``outbox``; the
+    loop never waits for the disk, and the disk never waits for the loop."""
+
+    def __init__(self, offer: Offer, downloads: Path, sealed: Path) -> None:
+        self.offer = offer
+        self.fid = offer.fid
+        self.downloads = downloads
+        self.sealed = sealed
+        self.plan = FetchPlan(offer.count, offer.have)
+        self.cipher = FileCipher(offer.key, offer.fid)
+        self.store: SealedFile | None = None
+        self.job: SaveJob | None = None
+        self.ready = False
+        """True once the worker opened the files; only then is anything asked for."""
+        self.source: bytes | None = None
+        self.bad: dict[bytes, int] = {}
+        self.bad_total = 0
+        self.batch: Chunks = []
+        self.batch_source: bytes | None = None
+        self.inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.outbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.writer: asyncio.Task[None] | None = None
+        self.flush_timer: asyncio.TimerHandle | None = None
+        self.stall_timer: asyncio.TimerHandle | None = None
+        loop = asyncio.get_running_loop()
+        self.last_rx = loop.time()
+        self.durable = offer.have
+        self.last_commit = loop.time()
+        self.sync_task: asyncio.Task[None] | None = None
+        """The fsync running behind the worker, if one is."""
+        self.finishing = False
+        self.last_progress = 0.0
+        self.stop: str | None = None
+        """Why it ends early: "cancel" or "fail" (what is held goes), "close" (it stays)."""
+
+    def work(self, post: Callable[[tuple[Any, ...]], None]) -> None:
+        """The worker thread: open the files, then do what the inbox says until a stop or
+        the finish; close the files however it ends."""
+        discard = True
+        try:
+            self.prepare()
+            post(("ready",))
+            while True:
+                item = self.inbox.get()
+                if item[0] == "take":
+                    post(("taken", item[1], *self.take(item[2])))
+                elif item[0] == "sync":
+                    self.sync()
+                    post(("synced",))
+                elif item[0] == "finish":
+                    post(("saved", self.finish()))
+                    discard = False
+                    break
+                else:
+                    discard = bool(item[1])
+                    break
+        except (OSError, CoveError) as exc:
+            post(("error", exc))
+        except Exception as exc:  # a bug must not leave the transfer hanging
+            log.exception("a file transfer's worker failed")
+            post(("error", exc))
+        finally:
+            try:
+                self.release(discard=discard)
+            finally:
+                post(("ended",))
+
+    def prepare(self) -> None:
+        """Open the sealed store and a fresh ``.part``; replay what is held into it (a
+        resume)."""
+        offer = self.offer
+        if offer.part:
+            remove_part(self.downloads, offer.part)
+        self.store = SealedFile(self.sealed, offer.size, create=True)
+        self.job = SaveJob(self.downloads, offer.name, offer.size, offer.sha256)
+        self.job.catch_up(self.store, self.cipher, self.plan.done)
+
+    def take(self, chunks: Chunks) -> tuple[list[int], list[int]]:
+        assert self.store is not None
+        return take_chunks(self.store, self.job, self.cipher, chunks)
+
+    def sync(self) -> None:
+        assert self.store is not None
+        self.store.sync()
+
+    def finish(self) -> str:
+        """Every chunk is held: check the file and publish it; returns its saved path."""
+        assert self.store is not None and self.job is not None
+        self.job.catch_up(self.store, self.cipher, self.plan.count)
+        self.store.sync()
+        name = self.job.finish()
+        return str(self.downloads / name)
+
+    def release(self, *, discard: bool) -> None:
+        """Close the files; with ``discard`` remove the ``.part`` and the sealed chunks."""
+        if self.job is not None:
+            if discard:
+                self.job.discard()
+            else:
+                self.job.close()
+        if self.store is not None:
+            self.store.close()
+        if discard:
+            with contextlib.suppress(OSError):
+                self.sealed.unlink()
+
+
+class Runtime:
+    """What FilesPart keeps in memory: fetches in progress and the serving queues."""
+
+    def __init__(self) -> None:
+        self.fetches: dict[bytes, Fetch] = {}
+        self.fgets: dict[bytes, deque[tuple[bytes, int]]] = {}
+        self.servers: dict[bytes, asyncio.Task[None]] = {}
+        self.served: dict[bytes, int] = {}
+        self.served_shown: dict[bytes, float] = {}
+        self.ahead: dict[bytes, tuple[bytes, int, asyncio.Future[list[bytes]]]] = {}
+        """Per device, the window read ahead of its next ``fget``."""
+        self.closing = False
+
+
+class FilesBase:
+    """What the file mixins of Peer need from it, and share among themselves."""
+
+    _store: Store
+    _node: TransportNode | None
+    _home: Home
+    account: Account
+    _clock: Callable[[], int]
+    _closed: bool
+    read_only: bool
+    unlinked: bool
+    _files_runtime: Runtime
+
+    if TYPE_CHECKING:
+        def _record(self, event: E.Event) -> None: ...
+        def _announce(self, event: E.Event) -> None: ...
+        def _next_ts(self) -> int: ...
+        def _check_trust(self, contact: C.Contact) -> None: ...
+        def _conversation(self, contact: C.Contact, now: int) -> None: ...
+        def _proven_owner(self, ddk: bytes, link: Link) -> C.Contact | None: ...
+        def _conversation_accounts(self, cid: bytes) -> set[bytes]: ...
+        async def _send_to_conversation(self, cid: bytes, content: Content, *,
+                                        store_row: bool) -> bytes: ...
+
+    def _rt(self) -> Runtime:
+        try:
+            return self._files_runtime
+        except AttributeError:
+            self._files_runtime = Runtime()
+            return self._files_runtime
+
+    def _offer(self, fid: bytes) -> Offer | None:
+        row = self._store.one(f"SELECT {COLUMNS} FROM files WHERE fid = ?", (fid,))
+        return Offer.from_row(row) if row is not None else None
+
+    def _offer_or_refuse(self, fid: bytes) -> Offer:
+        offer = self._offer(fid)
+        if offer is None:
+            raise refuse("There is no such file; 'cove files' lists them.")
+        return offer
+
+    def _files_dir(self) -> Path:
+        folder = self._home.path / "files"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder
+
+    # -- settings (this device only) ----------------------------------------------------
+
+    @property
+    def downloads(self) -> Path:
+        """Where received files are saved: ``<home>/downloads`` unless :meth:`set_downloads`
+        chose another folder (a setting of this device only)."""
+        row = self._store.one("SELECT v FROM kv WHERE k = ?", (DOWNLOADS_KEY,))
+        return Path(os.fsdecode(bytes(row[0]))) if row else self._home.path / "downloads"
+
+    def set_downloads(self, folder: str | os.PathLike[str]) -> None:
+        path = Path(folder).expanduser()
+        if not path.is_absolute():
+            raise refuse("The downloads folder must be given as an absolute path.")
+        self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                            (DOWNLOADS_KEY, os.fsencode(path)))
+
+    @property
+    def file_auto_accept(self) -> int:
+        """Offers up to this many bytes from verified contacts (and from this account's
+        other devices) are fetched without asking; 0 asks for every file. This device
+        only; default 25 MiB."""
+        row = self._store.one("SELECT v FROM kv WHERE k = ?", (AUTO_ACCEPT_KEY,))
+        return DEFAULT_AUTO_ACCEPT if row is None else int(bytes(row[0]))
+
+    def set_file_auto_accept(self, size: int) -> None:
+        if type(size) is not int or not 0 <= size <= MAX_OFFER_SIZE:
+            raise refuse("The auto-accept size is a whole number of bytes, 0 to 1 TiB.")
+        self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                            (AUTO_ACCEPT_KEY, str(size).encode()))
