@@ -92,11 +92,12 @@ def resolve(names: Sequence[str], members: Sequence[GroupMemberView],
 
 
 def describe(split: SplitView, me: bytes) -> str:
-    """``Split 84.50: Ann 28.17 paid · Bob 28.17 owes · You 28.16 paid — dinner``."""
+    """``Split 84.50: Ann paid 28.17 · Bob owes 28.17 · You owe 28.16 — dinner``."""
     shares = " · ".join(
-        f"{'You' if s.acct == me else name_str(s.name)} {format_cents(s.cents)} "
-        f"{'paid' if s.paid else 'owes'}" for s in split.shares)
-    note = f" — {split.note}" if split.note.strip() else ""
+        ("You " + ("paid" if s.paid else "owe") if s.acct == me else
+         name_str(s.name) + (" paid" if s.paid else " owes")) + f" {format_cents(s.cents)}"
+        for s in split.shares)
+    note = f" — {name_str(split.note, 80)}" if split.note.strip() else ""
     return f"Split {format_cents(split.total_cents)}: {shares}{note}"
 
 

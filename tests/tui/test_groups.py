@@ -139,9 +139,9 @@ async def test_group_chat_shows_senders_splits_files_and_changes() -> None:
         for who, body in (("Bob", "Table for four at eight?"), ("Ann", "Yes please"),
                           ("Dan", "I am in [b]too[/b]")):
             assert f"{who.ljust(10)} {body}" in text
-        assert ("Split 84.50: You 21.13 paid · Bob 21.13 owes · Cat 21.12 paid · Dan 21.12 "
-                "owes — Luigi's") in _lines(app)
-        assert "Split 84.50: You 21.13 paid · Bob 21.13" in text
+        assert ("Split 84.50: You paid 21.13 · Bob owes 21.13 · Cat paid 21.12 · Dan owes "
+                "21.12 — Luigi's") in _lines(app)
+        assert "Split 84.50: You paid 21.13 · Bob owes 21.13" in text
         assert "📎 menu.pdf (244 KB) — saved" in text
 
         await peer.send(gid, "Eight it is")
@@ -246,13 +246,13 @@ async def test_split_parse_errors_post_and_paid() -> None:
         assert peer.calls == [("send_split", gid, 3000, (bob, dan), "pizza")]
         await wait_for(lambda: "Split 30.00:" in screen_text(app))
         # Shares come in account-key order, as every device shows them.
-        assert "Split 30.00: Bob 10.00 owes · Dan 10.00 owes · You 10.00 paid — pizza" in \
+        assert "Split 30.00: Bob owes 10.00 · Dan owes 10.00 · You paid 10.00 — pizza" in \
             _lines(app)
 
         # Bob pays his share from his device: the line changes where it is.
         mine = next(m for m, s in peer._splits.items() if s.total_cents == 3000)
         peer.pay(mine, bob)
-        await wait_for(lambda: "Split 30.00: Bob 10.00 paid · Dan 10.00 owes · You 10.00 paid "
+        await wait_for(lambda: "Split 30.00: Bob paid 10.00 · Dan owes 10.00 · You paid 10.00 "
                        "— pizza" in _lines(app))
 
         # /paid: nothing of ours owed here yet.
@@ -263,6 +263,6 @@ async def test_split_parse_errors_post_and_paid() -> None:
         _main(app).pane.open(_main(app).chat())
         await _command(pilot, "/paid")
         assert ("mark_paid", gid, owed) in peer.calls
-        await wait_for(lambda: "Split 9.00: You 3.00 paid · Bob 3.00 owes · Dan 3.00 paid"
+        await wait_for(lambda: "Split 9.00: You paid 3.00 · Bob owes 3.00 · Dan paid 3.00"
                        in _lines(app))
         assert notes[-1] == "Marked your share of 3.00 paid."

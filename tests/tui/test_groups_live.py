@@ -53,13 +53,13 @@ async def test_group_made_in_the_app_names_senders_and_tracks_a_split(
         await pilot.press("enter")
         await wait_for(lambda: any(line.startswith("Split 30.00:") for line in _lines(app)))
         line = next(x for x in _lines(app) if x.startswith("Split 30.00:"))
-        assert "Bob 10.00 owes" in line and "Cat 10.00 owes" in line
-        assert "You 10.00 paid" in line and line.endswith("— taxi")
+        assert "Bob owes 10.00" in line and "Cat owes 10.00" in line
+        assert "You paid 10.00" in line and line.endswith("— taxi")
 
         await wait_for(lambda: any(e.split is not None for e in bob.history(gid)))
         mid = next(e.mid for e in bob.history(gid) if e.split is not None)
         await bob.mark_paid(gid, mid)
-        await wait_for(lambda: any("Bob 10.00 paid" in x and "Cat 10.00 owes" in x
+        await wait_for(lambda: any("Bob paid 10.00" in x and "Cat owes 10.00" in x
                                    for x in _lines(app)))
 
 
