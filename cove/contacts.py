@@ -7,7 +7,8 @@ A contact *is* its account key. Each account we know has one row in
 co-member, DESIGN §10). The link layer's admission policy is judged here,
 on that manifest: a device not in it is a stranger, whatever its
 certificate says; a ``member`` is admitted for group traffic only while it
-shares a current group with us.
+shares a current group with us, or while the change that removed it waits
+for it here (at most FAREWELL_MS).
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from cove.group_store import is_farewell
 from cove.store import Store
 from crypto.errors import BadSignature, RemoteProtocolError
 from crypto.identity import DeviceCertificate
 from crypto.manifest import AccountManifest, ManifestVerdict, judge_manifest
 from crypto.prekeys import PrekeyBundle
 from transport.session import Admission, Verdict
+
+FAREWELL_MS = 7 * 24 * 3600 * 1000
+"""How long a removed co-member stays admitted while the change removing it waits for it;
+the outbox rows for it are dropped after that (cove.group_intake)."""
 
 _ADMISSION = {
     "own": Admission.OWN,
@@ -134,8 +140,10 @@ def set_state(store: Store, acct: bytes, state: str) -> None:
                   (state, acct))
 
 
-def policy(store: Store, cert: DeviceCertificate, mver: int) -> Verdict:
-    """The link layer's verdict on a verified certificate, judged on the manifest held."""
+def policy(store: Store, cert: DeviceCertificate, mver: int, *,
+           now: int | None = None) -> Verdict:
+    """The link layer's verdict on a verified certificate, judged on the manifest held
+    (``now``: the time, for how long a removed co-member stays admitted)."""
     held = get(store, cert.acct)
     if held is None:
         return Verdict(Admission.STRANGER)  # nothing to fetch: its req carries its manifest
@@ -147,16 +155,21 @@ def policy(store: Store, cert: DeviceCertificate, mver: int) -> Verdict:
     found = held.manifest.device(cert.ddk)
     listed = found is not None and found.dsk == cert.dsk
     admission = _ADMISSION.get(held.state, Admission.STRANGER) if listed else Admission.STRANGER
-    if listed and held.state == "member" and _member_admitted(store, held.acct, cert.ddk):
+    if listed and held.state == "member" and member_admitted(store, held.acct, cert.ddk,
+                                                             now=now):
         admission = Admission.GROUP
     return Verdict(admission, manifest_stale=stale)
 
 
-def _member_admitted(store: Store, acct: bytes, ddk: bytes) -> bool:
-    """A co-member's device is let in while it shares a group with us, or while envelopes
-    wait for it here (the change that removed it, which it must still hear)."""
-    return shares_group(store, acct) or store.one(
-        "SELECT 1 FROM outbox WHERE ddk = ? LIMIT 1", (ddk,)) is not None
+def member_admitted(store: Store, acct: bytes, ddk: bytes, *, now: int | None = None) -> bool:
+    """A co-member's device is let in while it shares a group with us, or while the change
+    that removed it waits for it here (it must still hear it), for at most FAREWELL_MS
+    after that change was made (when ``now`` is given)."""
+    if shares_group(store, acct):
+        return True
+    since = -1 if now is None else now - FAREWELL_MS
+    return any(is_farewell(bytes(p), acct) for (p,) in store.all(
+        "SELECT plaintext FROM outbox WHERE ddk = ? AND created >= ?", (ddk, since)))
 
 
 def shares_group(store: Store, acct: bytes) -> bool:
@@ -178,7 +191,7 @@ def owner_of(store: Store, ddk: bytes) -> Contact | None:
     if owner is None or owner.state not in ("own", "contact", "member") or \
             not owner.manifest.contains(ddk):
         return None
-    if owner.state == "member" and not _member_admitted(store, owner.acct, ddk):
+    if owner.state == "member" and not member_admitted(store, owner.acct, ddk):
         return None
     return owner
 

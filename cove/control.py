@@ -5,7 +5,9 @@ listens on ``control.sock`` in the home, a Unix socket readable only by its
 owner (0600, inside the 0700 home), and answers the same JSON-RPC as
 ``cove rpc``, one object per line. A command that finds the home held talks
 to that socket instead of opening the database, so ``cove send`` works while
-the app is open.
+the app is open. While that app is locked, every request is refused
+(:data:`LOCKED`) and the connections open at the time are closed, so a local
+command reads nothing the locked screen hides.
 
 :class:`Caller` is what the CLI uses either way: ``SocketCaller`` over the
 socket, or ``LocalCaller`` straight into an :class:`RpcServer` in this
@@ -23,8 +25,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cove.errors import HomeError
-from cove.rpc import MAX_LINE, RpcServer
+from cove.rpc import APP_ERROR, MAX_LINE, RpcServer
 from crypto.errors import CoveError
+
+LOCKED = "Cove is locked; unlock the app first."
+"""The answer to every request while the app that holds the home is locked."""
 
 
 class ControlError(CoveError):
@@ -45,6 +50,17 @@ class ControlServer:
         self._path = path
         self._server: asyncio.Server | None = None
         self._rpcs: set[RpcServer] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.locked = False
+        """Refuse every request (the app is locked); see :meth:`set_locked`."""
+
+    def set_locked(self, locked: bool) -> None:
+        """Lock or unlock; locking also ends the connections open now (and with them any
+        ``subscribe`` stream), so nothing already asked for keeps flowing."""
+        self.locked = locked
+        if locked:
+            for writer in list(self._writers):
+                writer.close()
 
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -75,6 +91,7 @@ class ControlServer:
 
         rpc = RpcServer(self._peer, write)
         self._rpcs.add(rpc)
+        self._writers.add(writer)
         try:
             while True:
                 try:
@@ -83,14 +100,32 @@ class ControlServer:
                     break
                 if not raw:
                     break
-                await rpc.handle_line(raw.decode("utf-8", "replace").strip())
+                line = raw.decode("utf-8", "replace").strip()
+                if self.locked:
+                    write(_refusal(line))
+                else:
+                    await rpc.handle_line(line)
                 await writer.drain()
         except (ConnectionError, OSError):
             pass
         finally:
             self._rpcs.discard(rpc)
+            self._writers.discard(writer)
             await rpc.close()
             writer.close()
+
+
+def _refusal(line: str) -> str:
+    """The locked answer to one request line, under its id when it has one."""
+    try:
+        request = json.loads(line)
+    except (ValueError, RecursionError):
+        request = None
+    rid = request.get("id") if isinstance(request, dict) else None
+    if not isinstance(rid, (str, int)) or isinstance(rid, bool):
+        rid = None
+    return json.dumps({"jsonrpc": "2.0", "id": rid,
+                       "error": {"code": APP_ERROR, "message": LOCKED}})
 
 
 class SocketCaller:

@@ -1,4 +1,4 @@
-"""The disk side of file transfer (DESIGN §11): sealed chunk stores, snapshots, saving.
+"""The disk side of file transfer (DESIGN §11): sealed chunk stores and snapshots.
 
 Every function here blocks and runs in a worker thread, never on the event
 loop; each works in batches of chunks (one read or write call per batch), so
@@ -11,11 +11,9 @@ Where a peer's bytes meet the file system:
 * a sealed store is ``<home>/files/<fid hex>.sealed``: its name comes from the
   16-byte fid, never from a peer's string, and it is opened without following
   links;
-* saving opens ``<name>.part`` relative to a file descriptor of the
-  downloads folder with O_CREAT | O_EXCL | O_NOFOLLOW (a planted file or link
-  is never written through; another name is tried), and publishes it with
-  ``link(2)``, which never replaces an existing name (a planted link at the
-  final name stays as it is, and "name (1).ext" is used).
+* received chunks are opened before they are stored, and only the ones that
+  open are handed on to the save (:mod:`cove.file_save`, which writes the
+  downloads folder).
 """
 
 from __future__ import annotations
@@ -26,10 +24,14 @@ import os
 import stat
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cove.files import STRIDE, name_candidates, safe_name
+from cove.files import STRIDE
 from crypto.errors import CoveError, CryptoError, RemoteProtocolError
 from crypto.filechunk import CHUNK_SIZE, FileCipher, chunk_count, chunk_length
+
+if TYPE_CHECKING:
+    from cove.file_save import SaveJob
 
 IO_CHUNKS = 64
 """Chunks read, sealed and written per step of a snapshot or a catch-up (3.75 MiB)."""
@@ -52,7 +54,7 @@ def sealed_length(size: int, idx: int) -> int:
     return chunk_length(size, idx) + (STRIDE - CHUNK_SIZE)
 
 
-class _Hasher:
+class Hasher:
     """SHA-256 (and, given a file, the write of the same bytes) in order, in a helper thread,
     so the caller seals or opens the next chunks meanwhile: hashing, sealing and writing
     all release the GIL, and writing fresh pages costs as much CPU as the crypto."""
@@ -169,7 +171,7 @@ def snapshot(source: str, dest: Path, fid: bytes, key: bytes, *,
         raise FileError("That is a folder, not a file; send the files in it one by one.") from exc
     except OSError as exc:
         raise FileError(f"Cove cannot read that file ({exc.strerror}).") from exc
-    hasher = _Hasher()
+    hasher = Hasher()
     out: SealedFile | None = None
     try:
         info = os.fstat(fd)
@@ -272,131 +274,3 @@ def take_chunks(store: SealedFile, job: SaveJob | None, cipher: FileCipher,
     if job is not None and plains:
         job.feed(plains)
     return [i for i, _ in good], bad
-
-
-class SaveJob:
-    """The plaintext of one received file on its way into the downloads folder.
-
-    Chunks are fed in order; ``finish`` checks size and SHA-256, then publishes the
-    ``.part`` under the first free name. Never follows or replaces a link.
-    """
-
-    def __init__(self, downloads: Path, name: str, size: int, sha256: bytes) -> None:
-        downloads.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._dir = os.open(downloads, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self.folder = downloads
-        self.size = size
-        self.count = chunk_count(size)
-        self.sha256 = sha256
-        self.base = safe_name(name)
-        self.next = 0
-        """The index of the next chunk to feed."""
-        self._written = 0
-        self._fd = -1
-        self.part = ""
-        try:
-            for candidate in name_candidates(self.base + ".part"):
-                try:
-                    self._fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                                       | _OPEN_FLAGS, 0o600, dir_fd=self._dir)
-                except FileExistsError:
-                    continue
-                self.part = candidate
-                break
-            else:
-                raise FileError("The downloads folder has too many files of that name.")
-        except BaseException:
-            self._close_fds()
-            raise
-        self._hasher = _Hasher(self._fd)
-
-    def feed(self, plains: list[bytes]) -> None:
-        """Append chunks ``next ..`` (hashed and written in the helper thread)."""
-        self._hasher.feed(plains)
-        self.next += len(plains)
-        self._written += sum(len(p) for p in plains)
-
-    def catch_up(self, store: SealedFile, cipher: FileCipher, upto: int) -> None:
-        """Feed chunks ``next .. upto - 1`` from the sealed store (after a restart, or when
-        a chunk arrived out of order)."""
-        while self.next < upto:
-            n = min(IO_CHUNKS, upto - self.next)
-            start = self.next
-            sealed = store.read(start, n)
-            try:
-                plains = [cipher.open(i, i == self.count - 1, s)
-                          for i, s in zip(range(start, start + n), sealed, strict=True)]
-            except (CryptoError, RemoteProtocolError) as exc:
-                raise FileError("A stored part of the file was damaged; accept it again to "
-                                "fetch it anew.") from exc
-            self.feed(plains)
-
-    def finish(self) -> str:
-        """Check and publish; returns the saved name inside the downloads folder."""
-        digest = self._hasher.digest()
-        if self.next != self.count or self._written != self.size or digest != self.sha256:
-            raise FileMismatch("The file did not match its offer (size or SHA-256).")
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = -1
-        for candidate in name_candidates(self.base):
-            try:
-                os.link(self.part, candidate, src_dir_fd=self._dir, dst_dir_fd=self._dir,
-                        follow_symlinks=False)
-            except FileExistsError:
-                continue
-            except OSError:  # a file system without hard links: claim the name, then rename
-                if not self._claim(candidate):
-                    continue
-                os.rename(self.part, candidate, src_dir_fd=self._dir, dst_dir_fd=self._dir)
-                self.part = ""
-                break
-            os.unlink(self.part, dir_fd=self._dir)
-            self.part = ""
-            break
-        else:
-            raise FileError("The downloads folder has too many files of that name.")
-        os.fsync(self._dir)
-        return candidate
-
-    def _claim(self, name: str) -> bool:
-        try:
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600,
-                         dir_fd=self._dir)
-        except FileExistsError:
-            return False
-        os.close(fd)
-        return True
-
-    def discard(self) -> None:
-        """Remove the ``.part`` (a cancel, a failure)."""
-        if self.part:
-            with contextlib.suppress(OSError):
-                os.unlink(self.part, dir_fd=self._dir)
-            self.part = ""
-        self.close()
-
-    def close(self) -> None:
-        self._hasher.close()
-        self._close_fds()
-
-    def _close_fds(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        if self._dir >= 0:
-            os.close(self._dir)
-            self._dir = -1
-
-
-def remove_part(downloads: Path, part: str) -> None:
-    """Remove a ``.part`` an earlier run left (its name is recorded; a link is removed, never
-    followed)."""
-    if not part or part != os.path.basename(part):
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(downloads, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.unlink(part, dir_fd=fd)
-        finally:
-            os.close(fd)

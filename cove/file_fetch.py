@@ -1,27 +1,41 @@
 """Fetching files (DESIGN §11), a part of ``cove.Peer``: asking devices for chunks, handing
 them to the fetch's worker, resuming, failing over, finishing.
 
-A fetch asks one device at a time: the author's devices first, then this
-account's other devices, only over a link that is up. Chunks that arrive in
+At most MAX_ACTIVE_FETCHES fetches run at once; the others stay in state
+``fetching`` in the store and start, oldest first, as running ones end. A
+fetch asks one device at a time: the author's devices first, then this
+account's other devices, only over a link that is up. A chunk of the wrong
+length is refused on arrival, before it is buffered. Chunks that arrive in
 one stretch go to the worker in batches; the next window is asked for as
-chunks arrive (cove.files.FetchPlan). A chunk that fails to open is asked
-for again; after MAX_BAD_PER_SOURCE from one device another is tried; a
-device that sends nothing asked for in STALL_S is left for another. About
-once a second the worker fsyncs and the count held is committed, so a
-restart of either side resumes there.
+chunks arrive (cove.files.FetchPlan). A chunk that fails to open (or has the
+wrong length) is asked for again; after MAX_BAD_PER_SOURCE from one device
+another is tried; a device that sends nothing asked for in STALL_S is left
+for another. A fetch that gets no chunk for GIVE_UP_S gives its place to a
+waiting one, keeping what it holds; a link with one of its sources starts it
+again. About once a second the worker fsyncs and the count held is
+committed, so a restart of either side resumes there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from typing import Any
 
 from cove import contacts as C
-from cove.file_disk import FileError, sealed_path, sync_file
+from cove.file_disk import FileError, sealed_length, sealed_path, sync_file
 from cove.file_state import Fetch, FilesBase, Offer, log
-from cove.files import MAX_BAD, MAX_BAD_PER_SOURCE, FileFailed, FileProgress, FileSaved, done_bytes
+from cove.files import (
+    MAX_ACTIVE_FETCHES,
+    MAX_BAD,
+    MAX_BAD_PER_SOURCE,
+    FileFailed,
+    FileProgress,
+    FileSaved,
+    done_bytes,
+)
 from crypto.errors import CoveError
 from transport.link import Link
 from transport.messages import LinkMessage
@@ -36,24 +50,46 @@ PROGRESS_S = 0.25
 """At most one FileProgress per transfer in this many seconds."""
 STALL_S = 10.0
 """A source that sends nothing asked for in this long is given up for another."""
+GIVE_UP_S = 60.0
+"""A fetch that gets no chunk for this long makes way for a waiting one (it keeps what it
+holds, and the next link with one of its sources starts it again)."""
 
 
 class FetchingPart(FilesBase):
     """Mixed into Peer through FilesPart; see the module docstring."""
 
     def _start_fetch(self, fid: bytes) -> None:
-        """Start (or resume) fetching an offer in state ``fetching``, unless it runs already."""
+        """Start (or resume) fetching an offer in state ``fetching``, unless it runs already
+        or MAX_ACTIVE_FETCHES do (then it waits its turn: :meth:`_start_waiting`)."""
         rt = self._rt()
-        if rt.closing or self._closed or fid in rt.fetches:
+        if rt.closing or self._closed or fid in rt.fetches or \
+                len(rt.fetches) >= MAX_ACTIVE_FETCHES:
             return
         offer = self._offer(fid)
         if offer is None or offer.state != "fetching" or not offer.incoming:
             return
         fetch = Fetch(offer, self.downloads, sealed_path(self._files_dir(), fid))
         rt.fetches[fid] = fetch
+        rt.idle.discard(fid)
         fetch.writer = asyncio.get_running_loop().create_task(self._write(fetch),
                                                               name="cove file writer")
         self._arm_stall(fetch)
+        self._next_step(fetch)
+        if not fetch.plan.complete:
+            self._choose_source(fetch)
+
+    def _start_waiting(self) -> None:
+        """Fill the free places with fetches in state ``fetching`` that do not run, oldest
+        first, except those that gave up for want of chunks."""
+        rt = self._rt()
+        if rt.closing or self._closed or len(rt.fetches) >= MAX_ACTIVE_FETCHES:
+            return
+        for (fid,) in self._store.all("SELECT fid FROM files WHERE state = 'fetching' AND "
+                                      "incoming = 1 ORDER BY at, fid"):
+            if len(rt.fetches) >= MAX_ACTIVE_FETCHES:
+                return
+            if bytes(fid) not in rt.fetches and bytes(fid) not in rt.idle:
+                self._start_fetch(bytes(fid))
 
     async def _write(self, fetch: Fetch) -> None:
         """Runs the fetch's worker thread and handles what it reports, in order, until it
@@ -83,15 +119,10 @@ class FetchingPart(FilesBase):
 
     def _on_worker(self, fetch: Fetch, message: tuple[Any, ...]) -> None:
         kind = message[0]
-        if kind == "ready":
-            assert fetch.job is not None
-            self._store.execute("UPDATE files SET part = ? WHERE fid = ?",
-                                (fetch.job.part, fetch.fid))
-            fetch.ready = True
-            if fetch.stop is None:
-                self._next_step(fetch)
-                if not fetch.plan.complete:
-                    self._choose_source(fetch)
+        if kind == "opened":  # the first chunks came: a .part exists, in this folder
+            self._store.execute("UPDATE files SET part = ?, part_dir = ? WHERE fid = ? AND "
+                                "state = 'fetching'",
+                                (message[1], os.fsencode(message[2]), fetch.fid))
         elif kind == "taken" and fetch.stop in (None, "close"):
             if self._taken(fetch, message[1], message[2], message[3]):
                 self._next_step(fetch)
@@ -140,12 +171,15 @@ class FetchingPart(FilesBase):
         for timer in (fetch.flush_timer, fetch.stall_timer):
             if timer is not None:
                 timer.cancel()
+        asyncio.get_running_loop().call_soon(self._start_waiting)
 
     def _stop_worker(self, fetch: Fetch, why: str) -> None:
         """Ask the worker to end: "close" makes what it holds durable first; "cancel" and
         "fail" drop it."""
         if fetch.stop is not None and fetch.stop != "close":
             return
+        if why != "close":
+            fetch.halt()  # nothing is published from now on (unless it was already)
         fetch.stop = why
         fetch.source = None
         self._flush_batch(fetch)
@@ -204,28 +238,40 @@ class FetchingPart(FilesBase):
         rt = self._rt()
         if rt.closing or self._closed:
             return
-        for (fid,) in self._store.all(
-                "SELECT fid FROM files WHERE state = 'fetching' AND incoming = 1"):
-            if bytes(fid) not in rt.fetches:
-                self._start_fetch(bytes(fid))
-        for fetch in list(rt.fetches.values()):
-            if not fetch.ready or fetch.plan.complete:
+        for fid in list(rt.idle):  # those that gave up try again if this device may serve
+            offer = self._offer(fid)
+            if offer is None or offer.state != "fetching" or ddk in self._sources(offer):
+                rt.idle.discard(fid)
+        running = list(rt.fetches.values())
+        self._start_waiting()  # those it starts choose their source themselves
+        now = asyncio.get_running_loop().time()
+        for fetch in running:
+            if fetch.stop is not None or fetch.plan.complete:
                 continue
             if ddk not in self._sources(fetch.offer) or fetch.bad.get(ddk, 0) >= \
                     MAX_BAD_PER_SOURCE:
                 continue
             if fetch.source is None or fetch.source == ddk or not self._linked(fetch.source):
+                fetch.last_chunk = now  # a source is back: give it time before giving up
                 self._use_source(fetch, ddk)  # on a new link, whatever was in flight is lost
 
     def _on_fchunk(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
-        """A sealed chunk of a file we are fetching: kept for the writer's next batch."""
+        """A sealed chunk of a file we are fetching: kept for the writer's next batch, if it
+        has the length its index calls for (a link message may be far longer: it is refused
+        before anything keeps it, and counts as a bad chunk)."""
         fetch = self._rt().fetches.get(message["fid"])
         if fetch is None or fetch.source != ddk or fetch.stop is not None:
             return
-        if not fetch.plan.arrived(message["idx"]):
+        idx, data = message["idx"], message["data"]
+        if idx >= fetch.plan.count:
+            return
+        if len(data) != sealed_length(fetch.offer.size, idx):
+            self._bad_chunk(fetch, ddk, idx, asked=fetch.plan.expects(idx))
+            return
+        if not fetch.plan.arrived(idx):
             return  # not asked for, or here already
-        fetch.last_rx = asyncio.get_running_loop().time()
-        fetch.batch.append((message["idx"], message["last"], message["data"]))
+        fetch.last_rx = fetch.last_chunk = asyncio.get_running_loop().time()
+        fetch.batch.append((idx, message["last"], data))
         fetch.batch_source = ddk
         start = fetch.plan.next_ask()
         if start is not None:
@@ -251,20 +297,8 @@ class FetchingPart(FilesBase):
         plan = fetch.plan
         plan.verified(good)
         for idx in bad:
-            fetch.bad_total += 1
-            log.info("a file chunk failed to open; it is asked for again")
-            if source is not None:
-                fetch.bad[source] = fetch.bad.get(source, 0) + 1
-            if fetch.bad_total >= MAX_BAD:
-                self._fail(fetch, "Too many damaged chunks arrived; the transfer stopped.")
+            if not self._bad_chunk(fetch, source, idx, asked=True):
                 return False
-            start = plan.rejected(idx)
-            if fetch.stop is not None:
-                continue
-            if source is not None and fetch.bad[source] >= MAX_BAD_PER_SOURCE:
-                self._choose_source(fetch, avoid=source)
-            elif source == fetch.source:
-                self._ask(fetch, start)
         if fetch.stop in ("cancel", "fail"):
             return False
         if fetch.source is not None:
@@ -272,6 +306,28 @@ class FetchingPart(FilesBase):
             if start_next is not None:
                 self._ask(fetch, start_next)
         self._progress(fetch)
+        return True
+
+    def _bad_chunk(self, fetch: Fetch, source: bytes | None, idx: int, *, asked: bool) -> bool:
+        """Chunk ``idx`` from ``source`` failed to open or had the wrong length: count it,
+        ask again (if it was ``asked`` for) or ask another device; False if the fetch
+        failed."""
+        fetch.bad_total += 1
+        log.info("a file chunk was damaged; it is asked for again")
+        if source is not None:
+            fetch.bad[source] = fetch.bad.get(source, 0) + 1
+        if fetch.bad_total >= MAX_BAD:
+            self._fail(fetch, "Too many damaged chunks arrived; the transfer stopped.")
+            return False
+        if not asked:
+            return True
+        start = fetch.plan.rejected(idx)
+        if fetch.stop is not None:
+            return True
+        if source is not None and fetch.bad[source] >= MAX_BAD_PER_SOURCE:
+            self._choose_source(fetch, avoid=source)
+        elif source == fetch.source:
+            self._ask(fetch, start)
         return True
 
     def _progress(self, fetch: Fetch, *, final: bool = False) -> None:
@@ -291,8 +347,11 @@ class FetchingPart(FilesBase):
 
     def _saved(self, fetch: Fetch, path: str) -> None:
         with self._store.transaction():
-            self._store.execute("UPDATE files SET state = 'saved', have = ?, part = NULL, "
-                                "path = ? WHERE fid = ?", (fetch.plan.count, path, fetch.fid))
+            if not self._store.changes(
+                    "UPDATE files SET state = 'saved', have = ?, part = NULL, part_dir = NULL, "
+                    "path = ? WHERE fid = ? AND state = 'fetching'",
+                    (fetch.plan.count, path, fetch.fid)):
+                return  # a cancel cannot come after the publish (Fetch.halt); nothing else may
             self._record(FileSaved(fetch.fid, path))
         self._progress(fetch, final=True)
 
@@ -303,19 +362,28 @@ class FetchingPart(FilesBase):
         self._stop_worker(fetch, "fail")
         with self._store.transaction():
             self._store.execute("UPDATE files SET state = 'failed', have = 0, part = NULL, "
-                                "reason = ? WHERE fid = ?", (reason, fetch.fid))
+                                "part_dir = NULL, reason = ? WHERE fid = ?",
+                                (reason, fetch.fid))
             self._record(FileFailed(fetch.fid, reason))
 
     def _arm_stall(self, fetch: Fetch) -> None:
         fetch.stall_timer = asyncio.get_running_loop().call_later(
-            STALL_S / 2, self._check_stall, fetch)
+            min(STALL_S, GIVE_UP_S) / 2, self._check_stall, fetch)
 
     def _check_stall(self, fetch: Fetch) -> None:
-        """Every few seconds: a fetch whose source went or fell silent moves on."""
-        if fetch.stop is not None or self._rt().fetches.get(fetch.fid) is not fetch:
+        """Every few seconds: a fetch whose source went or fell silent moves on; one that got
+        no chunk for GIVE_UP_S makes way for a waiting one."""
+        rt = self._rt()
+        if fetch.stop is not None or rt.fetches.get(fetch.fid) is not fetch:
             return
         self._arm_stall(fetch)
-        if not fetch.ready or fetch.plan.complete:
+        if fetch.plan.complete or fetch.finishing:
+            return
+        now = asyncio.get_running_loop().time()
+        if now - fetch.last_chunk >= GIVE_UP_S:
+            log.info("no device sent a file for a while; it waits for the next link")
+            rt.idle.add(fetch.fid)
+            self._stop_worker(fetch, "close")  # keeps what it holds
             return
         if fetch.source is None or not self._linked(fetch.source):
             self._choose_source(fetch)

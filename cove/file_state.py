@@ -2,10 +2,14 @@
 worker thread, the settings, and the in-memory runtime.
 
 A :class:`Fetch` is one file being fetched. Its files (the sealed store, the
-``.part``) belong to its worker thread alone, which works through ``inbox``
-(take a batch, sync, finish, stop) in order and answers on ``outbox``; the
-event loop keeps the bookkeeping (cove.files.FetchPlan) and never waits for
-the disk, and the disk never waits for the loop.
+``.part``) belong to its worker thread alone, which opens them when the first
+chunk comes (a fetch whose sources stay silent holds no file), works through
+``inbox`` (take a batch, sync, finish, stop) in order and answers on
+``outbox``; the event loop keeps the bookkeeping (cove.files.FetchPlan) and
+never waits for the disk, and the disk never waits for the loop. The one
+moment they meet is publishing: a cancel and the publish take ``gate`` in
+turn, so a cancelled file is never published and a published one never
+reported cancelled.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import logging
 import os
 import queue
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +30,8 @@ from cove import contacts as C
 from cove import events as E
 from cove.account import Account
 from cove.content import Content
-from cove.file_disk import SaveJob, SealedFile, remove_part, take_chunks
+from cove.file_disk import FileError, SealedFile, take_chunks
+from cove.file_save import SaveJob, open_downloads, remove_part
 from cove.files import DEFAULT_AUTO_ACCEPT, MAX_OFFER_SIZE, FetchPlan
 from cove.home import Home
 from cove.store import Store
@@ -39,7 +45,7 @@ log = logging.getLogger("cove.files")
 AUTO_ACCEPT_KEY = "files:auto_accept"
 DOWNLOADS_KEY = "files:downloads"
 COLUMNS = ("fid, mid, cid, author, name, size, sha256, key, mime, state, incoming, have, "
-           "part, path, reason")
+           "part, path, reason, part_dir")
 
 
 def refuse(text: str) -> CoveError:
@@ -68,15 +74,18 @@ class Offer:
     part: str | None
     path: str | None
     reason: str
+    part_dir: Path | None = None
+    """The folder ``part`` was made in (the downloads folder may have changed since)."""
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Offer:
         (fid, mid, cid, author, name, size, sha, key, mime, state, incoming, have, part, path,
-         reason) = row
+         reason, part_dir) = row
         return cls(bytes(fid), bytes(mid), bytes(cid), bytes(author), str(name), int(size),
                    bytes(sha), bytes(key), str(mime), str(state), bool(incoming), int(have),
                    None if part is None else str(part), None if path is None else str(path),
-                   str(reason))
+                   str(reason),
+                   None if part_dir is None else Path(os.fsdecode(bytes(part_dir))))
 
     @property
     def count(self) -> int:
@@ -87,9 +96,10 @@ Chunks = list[tuple[int, bool, bytes]]
 
 
 class Fetch:
-    """One file being fetched. Its files belong to its worker thread alone, which works
-    through ``inbox`` (take, sync, finish, stop) in order and answers on ``outbox``; the
-    loop never waits for the disk, and the disk never waits for the loop."""
+    """One file being fetched. Its files belong to its worker thread alone, which opens them
+    at the first batch, works through ``inbox`` (take, sync, finish, stop) in order and
+    answers on ``outbox``; the loop never waits for the disk, and the disk never waits for
+    the loop."""
 
     def __init__(self, offer: Offer, downloads: Path, sealed: Path) -> None:
         self.offer = offer
@@ -100,8 +110,14 @@ class Fetch:
         self.cipher = FileCipher(offer.key, offer.fid)
         self.store: SealedFile | None = None
         self.job: SaveJob | None = None
-        self.ready = False
-        """True once the worker opened the files; only then is anything asked for."""
+        self.old_part_gone = False
+        """The ``.part`` an earlier run left (``offer.part``) was removed."""
+        self.gate = threading.Lock()
+        """Taken by the worker to publish and by the loop to halt (see the module)."""
+        self.halted = False
+        """Set under ``gate`` by a cancel or failure: the worker publishes nothing."""
+        self.published = False
+        """Set under ``gate`` by the worker once the file has its name."""
         self.source: bytes | None = None
         self.bad: dict[bytes, int] = {}
         self.bad_total = 0
@@ -114,6 +130,8 @@ class Fetch:
         self.stall_timer: asyncio.TimerHandle | None = None
         loop = asyncio.get_running_loop()
         self.last_rx = loop.time()
+        self.last_chunk = loop.time()
+        """When a chunk last arrived (or the fetch started, or a source came back)."""
         self.durable = offer.have
         self.last_commit = loop.time()
         self.sync_task: asyncio.Task[None] | None = None
@@ -124,22 +142,26 @@ class Fetch:
         """Why it ends early: "cancel" or "fail" (what is held goes), "close" (it stays)."""
 
     def work(self, post: Callable[[tuple[Any, ...]], None]) -> None:
-        """The worker thread: open the files, then do what the inbox says until a stop or
-        the finish; close the files however it ends."""
+        """The worker thread: do what the inbox says until a stop or the finish, opening the
+        files at the first batch (or finish); close them however it ends."""
         discard = True
         try:
-            self.prepare()
-            post(("ready",))
             while True:
                 item = self.inbox.get()
+                if item[0] in ("take", "finish") and self.store is None:
+                    self.prepare()
+                    assert self.job is not None
+                    post(("opened", self.job.part, self.job.folder))
                 if item[0] == "take":
                     post(("taken", item[1], *self.take(item[2])))
                 elif item[0] == "sync":
                     self.sync()
                     post(("synced",))
                 elif item[0] == "finish":
-                    post(("saved", self.finish()))
-                    discard = False
+                    path = self.finish()
+                    if path is not None:
+                        post(("saved", path))
+                        discard = False
                     break
                 else:
                     discard = bool(item[1])
@@ -159,8 +181,8 @@ class Fetch:
         """Open the sealed store and a fresh ``.part``; replay what is held into it (a
         resume)."""
         offer = self.offer
-        if offer.part:
-            remove_part(self.downloads, offer.part)
+        remove_part(offer.part_dir, offer.part)
+        self.old_part_gone = True
         self.store = SealedFile(self.sealed, offer.size, create=True)
         self.job = SaveJob(self.downloads, offer.name, offer.size, offer.sha256)
         self.job.catch_up(self.store, self.cipher, self.plan.done)
@@ -170,19 +192,36 @@ class Fetch:
         return take_chunks(self.store, self.job, self.cipher, chunks)
 
     def sync(self) -> None:
-        assert self.store is not None
-        self.store.sync()
+        if self.store is not None:
+            self.store.sync()
 
-    def finish(self) -> str:
-        """Every chunk is held: check the file and publish it; returns its saved path."""
+    def finish(self) -> str | None:
+        """Every chunk is held: check the file and publish it; returns its saved path, or
+        None if a cancel or failure came first (nothing is published then)."""
         assert self.store is not None and self.job is not None
         self.job.catch_up(self.store, self.cipher, self.plan.count)
         self.store.sync()
-        name = self.job.finish()
-        return str(self.downloads / name)
+        self.job.check()
+        with self.gate:
+            if self.halted:
+                return None
+            name = self.job.publish()
+            self.published = True
+        self.job.sync_folder()
+        return str(self.job.folder / name)
+
+    def halt(self) -> bool:
+        """From the loop: publish nothing from now on; False if it is published already."""
+        with self.gate:
+            if self.published:
+                return False
+            self.halted = True
+            return True
 
     def release(self, *, discard: bool) -> None:
         """Close the files; with ``discard`` remove the ``.part`` and the sealed chunks."""
+        if discard and not self.old_part_gone:
+            remove_part(self.offer.part_dir, self.offer.part)
         if self.job is not None:
             if discard:
                 self.job.discard()
@@ -200,6 +239,9 @@ class Runtime:
 
     def __init__(self) -> None:
         self.fetches: dict[bytes, Fetch] = {}
+        """The fetches running (at most MAX_ACTIVE_FETCHES); others wait in the store."""
+        self.idle: set[bytes] = set()
+        """Fetches that gave up for want of chunks: they wait for a link with a source."""
         self.fgets: dict[bytes, deque[tuple[bytes, int]]] = {}
         self.servers: dict[bytes, asyncio.Task[None]] = {}
         self.served: dict[bytes, int] = {}
@@ -265,9 +307,16 @@ class FilesBase:
         return Path(os.fsdecode(bytes(row[0]))) if row else self._home.path / "downloads"
 
     def set_downloads(self, folder: str | os.PathLike[str]) -> None:
+        """Save received files in ``folder`` (an absolute path; made if missing). It must
+        be a folder of the user's own, not a link, that no one else can write to."""
         path = Path(folder).expanduser()
         if not path.is_absolute():
             raise refuse("The downloads folder must be given as an absolute path.")
+        if os.path.lexists(path):
+            try:
+                os.close(open_downloads(path, create=False))
+            except FileError as exc:
+                raise refuse(str(exc)) from exc
         self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
                             (DOWNLOADS_KEY, os.fsencode(path)))
 

@@ -19,14 +19,15 @@ again.
 Received chunks stay sealed in the home (they can be served to the
 receiver's own other devices). Saving writes the plaintext, chunk by chunk
 in order as they are verified, to a ``.part`` file in the downloads folder
-(see :mod:`cove.file_disk`); once every chunk is held and the size and
+(see :mod:`cove.file_save`); once every chunk is held and the size and
 SHA-256 match, the ``.part`` is published under a free, sanitised name.
 Writing as chunks arrive, rather than in a pass after the last one, costs
 nothing more (the chunk was just opened to check it) and spares reading and
 opening the whole file again: a third of the receiver's work.
 
-This module does no I/O; :mod:`cove.file_disk` holds the disk side,
-:mod:`cove.file_fetch` and :mod:`cove.file_serve` the network side.
+This module does no I/O; :mod:`cove.file_disk` and :mod:`cove.file_save` hold
+the disk side, :mod:`cove.file_fetch` and :mod:`cove.file_serve` the network
+side.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ MAX_BAD_PER_SOURCE = 3
 """Chunks from one device that may fail to open before another device is tried."""
 MAX_BAD = 12
 """Chunks that may fail to open in one transfer before it fails."""
+MAX_ACTIVE_FETCHES = 4
+"""Fetches that run at once on a device; the others wait their turn in state ``fetching``
+(each running one holds a thread and, once chunks come, two open files)."""
+AUTO_ACCEPT_BUDGET = 256 * 2**20
+"""Bytes of offers from one author that may be fetching at once without having been
+accepted; a further offer waits for ``accept_file`` (256 MiB)."""
 
 INCOMING_STATES = ("offered", "fetching", "saved", "failed", "cancelled")
 OUTGOING_STATES = ("sent", "cancelled")
@@ -69,24 +76,56 @@ _SEPARATORS = re.compile(r"[/\\]")
 # paragraphs, lone surrogates, private-use and unassigned code points: a saved name keeps
 # none of them.
 _DROPPED = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+# What the categories above miss yet shows as nothing: the default-ignorable code points
+# that are marks or letters (Unicode's DerivedCoreProperties: the grapheme joiner,
+# variation selectors, Khmer inherent vowels, Mongolian selectors, the Hangul fillers) and
+# blanks drawn as an empty cell (Braille blank, Khitan filler). "ㅤ.bashrc" must not pass
+# for ".bashrc".
+INVISIBLE = frozenset(
+    [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180F, 0x2800, 0x3164,
+     0xFFA0, 0x16FE4, *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
 _MAX_EXTENSION = 16
 
 
 def safe_name(name: str) -> str:
     """The name a received file is saved under: the last path component, without controls,
-    bidi marks, separators or leading dots, at most SAFE_NAME_BYTES of UTF-8, never ``.``
-    or ``..``; ``file`` when nothing is left. It names a file inside the downloads folder and
-    nothing else."""
+    bidi marks, separators or invisible characters (other spaces become plain ones), without
+    anything at its start that hides it or shows as nothing (dots, spaces, combining marks),
+    at most SAFE_NAME_BYTES of UTF-8, never ``.`` or ``..``; ``file`` when nothing is left.
+    It names a file inside the downloads folder and nothing else."""
     last = _SEPARATORS.split(name)[-1]
-    kept = "".join(ch for ch in last if unicodedata.category(ch) not in _DROPPED)
-    kept = kept.strip().lstrip(".").strip()
-    kept = _cap(kept, SAFE_NAME_BYTES)
+    kept = "".join(_shown(ch) for ch in last)
+    start = 0
+    while start < len(kept) and (kept[start] in ". " or
+                                 unicodedata.category(kept[start]).startswith("M")):
+        start += 1  # a mark at the start has nothing to sit on: it would draw over a dot
+    kept = _cap(kept[start:].rstrip(), SAFE_NAME_BYTES)
     return kept if kept and kept not in (".", "..") else "file"
 
 
+def _shown(ch: str) -> str:
+    """``ch`` as a saved name keeps it: dropped (""), a plain space, or itself."""
+    category = unicodedata.category(ch)
+    if category in _DROPPED or ord(ch) in INVISIBLE:
+        return ""
+    return " " if category == "Zs" else ch
+
+
 def offer_name(name: str) -> str:
-    """A local file's name as an offer carries it: at most MAX_NAME_BYTES of UTF-8."""
-    return _cap(name, MAX_NAME_BYTES) or "file"
+    """A local file's name as an offer carries it: valid UTF-8 (bytes a file system holds
+    that are not, such as a Latin-1 name, become U+FFFD), at most MAX_NAME_BYTES."""
+    return _cap(_valid_text(name), MAX_NAME_BYTES) or "file"
+
+
+def _valid_text(name: str) -> str:
+    """``name`` (as ``os.fsdecode`` gives it, undecodable bytes as lone surrogates) with every
+    undecodable byte or lone surrogate replaced by U+FFFD."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        raw = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch
+                      for ch in name).encode("utf-8")
+    return raw.decode("utf-8", "replace")
 
 
 def _cap(name: str, limit: int) -> str:
@@ -223,10 +262,15 @@ class FetchPlan:
         self.asked = min(self.count, self.front + self.window)
         return self.front
 
+    def expects(self, idx: int) -> bool:
+        """True if chunk ``idx`` was asked for and has neither arrived nor been held."""
+        return self.done <= idx < self.asked and idx not in self._arrived and \
+            idx not in self._held
+
     def arrived(self, idx: int) -> bool:
         """A chunk came; True if it was asked for and is not already here or on its way to
         the disk (else it is dropped)."""
-        if not self.done <= idx < self.asked or idx in self._arrived or idx in self._held:
+        if not self.expects(idx):
             return False
         self._arrived.add(idx)
         self._advance_front()
@@ -273,7 +317,7 @@ class FetchPlan:
 
 
 __all__ = [
-    "DEFAULT_AUTO_ACCEPT", "MAX_OFFER_SIZE", "MAX_SEND_SIZE", "WINDOW", "FetchPlan",
-    "FileFailed", "FileOffered", "FileProgress", "FileSaved", "Transfer", "name_candidates",
-    "safe_name",
+    "AUTO_ACCEPT_BUDGET", "DEFAULT_AUTO_ACCEPT", "MAX_ACTIVE_FETCHES", "MAX_OFFER_SIZE",
+    "MAX_SEND_SIZE", "WINDOW", "FetchPlan", "FileFailed", "FileOffered", "FileProgress",
+    "FileSaved", "Transfer", "name_candidates", "offer_name", "safe_name",
 ]

@@ -9,9 +9,15 @@ after that.
 Rules, in order:
 
 * A ``group`` content is a change, judged by :mod:`cove.groups` with the
-  account of the session that carried it as author; the member keys it
-  carries (manifests and bundles verify by signature; addresses are hints)
-  are taken for the new state's members only.
+  account of the session that carried it as author. A change that would put
+  this account in a group (a new group, an add, a base) counts only from a
+  contact or an own device; from anyone else it is parked (capped per sender)
+  and applied only if this account joins that group through someone it
+  trusts. The member keys a change carries (manifests and bundles verify by
+  signature; addresses are hints) are taken only once the change counts
+  (placed, not waiting), only if an admin made it, and only for the members
+  it adds (all members, for the change that starts this device's view); a
+  contact's keys come from the contact, never from a group.
 * Any other content with ``g`` is dropped if this device's account is not in
   the group's head; parked (:mod:`cove.group_store`) if its author is not a
   member yet; otherwise it does what it does in a chat, in the group's
@@ -38,7 +44,7 @@ from cove import splits as SP
 from cove.account import Account
 from cove.content import Content
 from cove.delivery import Delivery, Outgoing, Target
-from cove.groups import GroupRejected, GroupState, Outcome
+from cove.groups import GroupRejected, GroupState, NotFromContact
 from cove.store import Store
 from crypto.errors import CryptoError, ProtocolError, RemoteProtocolError
 from crypto.manifest import AccountManifest
@@ -54,6 +60,8 @@ log = logging.getLogger("cove.peer")
 TYPING_FRESH_MS = 10_000
 MAX_HINTS_PER_DEVICE = 4
 """Address hints kept per device from group changes (real addresses seen come first)."""
+OWN_KEYS_STATES = frozenset({"own", "contact", "blocked"})
+"""Accounts whose keys a group change never touches: they come from the account itself."""
 GROUP_KEPT = "group-kept:"
 """kv key prefix (+ a device key in hex, ':', a content id in hex): a group content for a
 member's device whose keys have not arrived yet; it goes out when its bundle does."""
@@ -116,7 +124,8 @@ class GroupIntake:
         mine = sender.state == "own"
         author = me if mine else sender.acct
         if content.k == "group":
-            self._receive_change(author, content, now)
+            self._receive_change(author, content, now,
+                                 may_join=sender.state in ("own", "contact"))
             return
         gid = content.fields["g"]
         head = GS.head(self._store, gid)
@@ -128,27 +137,49 @@ class GroupIntake:
             return
         self._apply_group(gid, author, content, now, mine=mine, typing=typing)
 
-    def _receive_change(self, author: bytes, content: Content, now: int) -> None:
+    def _receive_change(self, author: bytes, content: Content, now: int, *,
+                        may_join: bool) -> None:
         try:
             state = GroupState.from_wire(content.fields["state"])
             raw = content.fields.get("prior")
             prior = GroupState.from_wire(raw) if raw is not None else None
             if state.gid != content.fields["g"]:
                 raise GroupRejected("a change's g is its state's group")
-            outcome, change = GS.receive(self._store, state, prior, author,
-                                         me=self.account.aik, now=now)
+            _, change = GS.receive(self._store, state, prior, author, me=self.account.aik,
+                                   now=now, may_join=may_join, keys=content.fields["keys"])
+        except NotFromContact as exc:
+            # Kept (within the sender's parking caps) in case this account joins the group
+            # through a contact; applied then, dropped after PARK_MS otherwise.
+            log.info("parked a group change: %s", exc)
+            GS.park(self._store, content.fields["g"], content.id, author, content.to_wire(),
+                    now=now)
+            return
         except RemoteProtocolError as exc:  # acked all the same: sending it again won't help
             log.info("refused a group change: %s", exc)
             return
-        if outcome is not Outcome.IGNORED:
-            self._take_keys(content.fields["keys"], set(state.accounts), now)
+        for placed in change.placed:
+            self._take_placed_keys(placed, now)
         self._group_moved(change.old.state if change.old else None,
                           change.new.state if change.new else None,
                           change.new.author if change.new else b"", now, moved=change.moved)
 
+    def _take_placed_keys(self, placed: GS.Placed, now: int) -> None:
+        """The keys a change carried, now that it counts: only if an admin made it, and only
+        for the members it adds (every member, for the change that starts our view)."""
+        state, prior = placed.held.state, placed.prior
+        if not placed.keys or not prior.is_admin(state.by):
+            return
+        allowed = set(state.accounts)
+        if not placed.first:
+            allowed -= set(prior.accounts)
+        if allowed:
+            self._take_keys(placed.keys, allowed, now)
+
     def _take_keys(self, entries: list[dict[str, Any]], allowed: set[bytes], now: int) -> None:
         """Members' manifests (verified, kept if newer), bundles (verified by their device's
-        key) and address hints, for accounts in ``allowed`` only."""
+        key) and address hints, for accounts in ``allowed`` only, and never for an own,
+        contact or blocked account. A manifest that lists a device another account holds is
+        refused whole (no proof can come through a group)."""
         me = self.account.aik
         for entry in entries:
             try:
@@ -156,6 +187,8 @@ class GroupIntake:
                 if manifest.acct not in allowed or manifest.acct == me:
                     continue
                 held = C.get(self._store, manifest.acct)
+                if held is not None and held.state in OWN_KEYS_STATES:
+                    continue
                 owner = C.remember(self._store, manifest, now=now,
                                    state=held.state if held is not None else "member")
             except (ProtocolError, CryptoError) as exc:
@@ -222,17 +255,20 @@ class GroupIntake:
             held = store.one("SELECT cid FROM messages WHERE mid = ?", (f["target"],))
             if held is not None and bytes(held[0]) != gid:
                 return None
-            if not SP.mark_paid(store, f["target"], author):
+            if not SP.mark_paid(store, gid, f["target"], author, now=now):
                 return None
             return self._split_event(gid, f["target"], author)
         shares = [(bytes(a), int(c)) for a, c in f["shares"]]
         if author not in {a for a, _ in shares}:
             return None  # the poster paid the bill, so it has a share
+        head = GS.head(store, gid)
+        if head is None or not all(head.state.is_member(a) for a, _ in shares):
+            return None  # a bill names only members of the group as it is when it comes
         self._group_conversation(gid, now)
         row = Content(content.id, content.ts, "text", {"body": f["note"]})
         if CV.add_text(store, gid, author, row, now=now, status=status) is None:
             return None
-        SP.store_bill(store, content.id, shares, author)
+        SP.store_bill(store, gid, content.id, shares, author)
         return self._split_event(gid, content.id, author)
 
     def _split_event(self, gid: bytes, mid: bytes, by: bytes) -> E.Event:
@@ -278,7 +314,13 @@ class GroupIntake:
                 content = Content.from_wire(wire)
             except RemoteProtocolError:
                 continue
-            self._apply_group(new.gid, author, content, now, mine=author == me, typing=None)
+            if content.k == "group":  # parked: it came before this account was in the group
+                held = C.get(self._store, author)
+                self._receive_change(author, content, now, may_join=held is not None and
+                                     held.state in ("own", "contact"))
+            else:
+                self._apply_group(new.gid, author, content, now, mine=author == me,
+                                  typing=None)
 
     def _judge_members(self, accts: set[bytes]) -> None:
         """Dial members we now share a group with; judge their links again (a member who
@@ -286,7 +328,7 @@ class GroupIntake:
         it)."""
         if self._node is None or self._closed:
             return
-        me = self.account.aik
+        me, now = self.account.aik, self._clock()
         sharing = GS.co_members(self._store, me)
         for acct in accts - {me}:
             held = C.get(self._store, acct)
@@ -295,8 +337,8 @@ class GroupIntake:
             for cert in held.manifest.devices:
                 if acct in sharing or held.state == "contact":
                     self._node.know(cert.ddk, self._addresses(cert.ddk))
-                elif held.state == "member" and self._store.one(
-                        "SELECT 1 FROM outbox WHERE ddk = ?", (cert.ddk,)) is None:
+                elif held.state == "member" and not C.member_admitted(
+                        self._store, acct, cert.ddk, now=now):
                     self._node.forget(cert.ddk)
                     continue
                 link = self._node.registry.link(cert.ddk)
@@ -310,6 +352,19 @@ class GroupIntake:
                               "WHERE d.ddk = ? AND a.state = 'member'", (ddk,))
         if row is not None and not C.shares_group(self._store, bytes(row[0])):
             asyncio.get_running_loop().call_soon(self._judge_members, {bytes(row[0])})
+
+    def _trim_groups(self, now: int) -> None:
+        """Drop what waited too long: parked contents and early payments (30 days), and
+        what waits for a removed member who shares no group with us (C.FAREWELL_MS)."""
+        with self._store.transaction():
+            GS.trim(self._store, now=now)
+            SP.trim(self._store, now=now)
+            for held in C.all_in(self._store, "member"):
+                if C.shares_group(self._store, held.acct):
+                    continue
+                for cert in held.manifest.devices:
+                    self._store.execute("DELETE FROM outbox WHERE ddk = ? AND created < ?",
+                                        (cert.ddk, now - C.FAREWELL_MS))
 
     # -- contents kept for devices without keys ----------------------------------------------
 

@@ -5,26 +5,42 @@ Every state a device accepted is a row of ``group_states`` (the tree of
 and ``group_members`` lists the head's members, so that link admission, the
 fan-out of a message and the check of a message's author are one indexed
 lookup each. All of it changes inside the caller's transaction, with the
-envelope that carried the change.
+envelope that carried the change. A change that waits for its parent keeps
+the member keys it carried (``keys``, within MAX_WAITING_KEYS_BYTES a group)
+until it is placed: keys count only from a change that counts.
 
 Contents from an account that is not (yet) a member of a group are *parked*
-for PARK_MS: the change that adds it may be on its way from another admin,
-and its first words must not be lost. When a head gains members, what they
-parked is applied; older parked rows are dropped.
+for as long as store-and-forward keeps envelopes (PARK_MS): the change that
+adds it may be on its way from another admin, and its first words must not
+be lost. Parking is capped per sender account in all groups together
+(MAX_PARKED_PER_SENDER, MAX_PARKED_BYTES_PER_SENDER), per group and in all.
+When a head gains members, what they parked is applied.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
+from cove.content import MAX_GROUP_CONTENT_BYTES, Content
 from cove.groups import GroupState, GroupTree, HeldState, Outcome
 from cove.store import Store
+from crypto.encoding import canonical, unpack_map
+from crypto.errors import RemoteProtocolError
 
+DAY_MS = 24 * 3600 * 1000
 MAX_PARKED_PER_GROUP = 1000
 MAX_PARKED = 10_000
-PARK_MS = 10 * 60 * 1000
-"""How long a content from a not-yet member waits for the change that adds its author."""
+MAX_PARKED_PER_SENDER = 1000
+"""Contents parked from one account, in all groups together."""
+MAX_PARKED_BYTES_PER_SENDER = 16 * 1024 * 1024
+PARK_MS = 30 * DAY_MS
+"""How long a content from a not-yet member waits for the change that adds its author: as
+long as store-and-forward keeps an envelope (DESIGN §8)."""
+MAX_WAITING_KEYS_BYTES = 4 * 1024 * 1024
+"""Member keys kept, per group, with changes that wait for their parent; past it such a
+change waits without them."""
 
 
 @functools.lru_cache(maxsize=1024)
@@ -40,12 +56,27 @@ def _held(row: tuple[object, ...]) -> HeldState:
 
 
 @dataclass(frozen=True, slots=True)
+class Placed:
+    """A change that counts from now on: the state it follows (itself, for a version 1),
+    whether it starts this device's view (a new group, or a change adopted with its
+    prior), and the member keys it carried (a list of maps, as in the ``group`` content;
+    empty when none were kept)."""
+
+    held: HeldState
+    prior: GroupState
+    first: bool
+    keys: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class HeadChange:
-    """A group's head before and after a change was taken (None: no group)."""
+    """A group's head before and after a change was taken (None: no group), and the
+    changes that now count (the one taken, and those that waited for it)."""
 
     gid: bytes
     old: HeldState | None
     new: HeldState | None
+    placed: tuple[Placed, ...] = ()
 
     @property
     def moved(self) -> bool:
@@ -70,22 +101,49 @@ def heads(store: Store) -> list[HeldState]:
 
 
 def receive(store: Store, state: GroupState, prior: GroupState | None, author: bytes, *,
-            me: bytes, now: int) -> tuple[Outcome, HeadChange]:
+            me: bytes, now: int, may_join: bool = True,
+            keys: list[dict[str, Any]] | None = None) -> tuple[Outcome, HeadChange]:
     """Take a change (see :meth:`GroupTree.receive`; GroupRejected if it breaks the rules)
-    and store what it changes."""
+    with the member ``keys`` it carried, and store what it changes."""
     held = tree(store, state.gid)
     old = held.head
-    outcome = held.receive(state, prior, author, me=me)
+    outcome = held.receive(state, prior, author, me=me, may_join=may_join)
     for gone in held.dropped:
         store.execute("DELETE FROM group_states WHERE hash = ?", (gone,))
     store.executemany(
-        "INSERT OR REPLACE INTO group_states (hash, gid, ver, prev, state, author, at, base) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO group_states (hash, gid, ver, prev, state, author, at, base) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET "
+        "author = excluded.author, base = excluded.base",
         [(h.hash, h.state.gid, h.state.ver, h.state.prev, h.state.to_wire(), h.author, now,
           int(h.base)) for h in held.added])
-    change = HeadChange(state.gid, old, held.head)
+    if outcome is Outcome.PENDING and keys:
+        _keep_waiting_keys(store, state, keys)
+    placed = []
+    for h, p in held.placed:
+        carried = (keys or []) if h.hash == state.hash else _waiting_keys(store, h.hash)
+        first = h.hash == state.hash and (outcome is Outcome.ADOPTED or state.prev is None)
+        placed.append(Placed(h, p, first, carried))
+    change = HeadChange(state.gid, old, held.head, tuple(placed))
     _write_head(store, change)
     return outcome, change
+
+
+def _keep_waiting_keys(store: Store, state: GroupState, keys: list[dict[str, Any]]) -> None:
+    data = canonical({"keys": keys})
+    (used,) = store.one("SELECT coalesce(sum(length(keys)), 0) FROM group_states "
+                        "WHERE gid = ?", (state.gid,)) or (0,)
+    if used + len(data) <= MAX_WAITING_KEYS_BYTES:
+        store.execute("UPDATE group_states SET keys = ? WHERE hash = ?", (data, state.hash))
+
+
+def _waiting_keys(store: Store, h: bytes) -> list[dict[str, Any]]:
+    """The keys kept with a change that waited (taken once: they leave the row)."""
+    row = store.one("SELECT keys FROM group_states WHERE hash = ?", (h,))
+    if row is None or row[0] is None:
+        return []
+    store.execute("UPDATE group_states SET keys = NULL WHERE hash = ?", (h,))
+    found = unpack_map(bytes(row[0]), MAX_GROUP_CONTENT_BYTES).get("keys")
+    return list(found) if isinstance(found, list) else []
 
 
 def keep_rows(store: Store, rows: list[tuple[bytes, bytes, bool]], *, now: int) -> None:
@@ -140,7 +198,13 @@ def co_members(store: Store, me: bytes) -> set[bytes]:
 
 def park(store: Store, gid: bytes, cid: bytes, author: bytes, content: bytes,
          *, now: int) -> bool:
-    """Keep a content by ``author``, not a member of ``gid`` yet; False when full."""
+    """Keep a content by ``author``, not a member of ``gid`` yet; False when a cap is
+    reached (per sender in all groups, per group, in all)."""
+    store.execute("DELETE FROM group_parked WHERE at < ?", (now - PARK_MS,))
+    (count, size) = store.one("SELECT count(*), coalesce(sum(length(content)), 0) "
+                              "FROM group_parked WHERE author = ?", (author,)) or (0, 0)
+    if count >= MAX_PARKED_PER_SENDER or size + len(content) > MAX_PARKED_BYTES_PER_SENDER:
+        return False
     (mine,) = store.one("SELECT count(*) FROM group_parked WHERE gid = ?", (gid,)) or (0,)
     (total,) = store.one("SELECT count(*) FROM group_parked") or (0,)
     if mine >= MAX_PARKED_PER_GROUP or total >= MAX_PARKED:
@@ -161,3 +225,25 @@ def unpark(store: Store, gid: bytes, members: set[bytes], *,
     for cid, _, _ in rows:
         store.execute("DELETE FROM group_parked WHERE gid = ? AND id = ?", (gid, cid))
     return [(a, c) for _, a, c in rows]
+
+
+def trim(store: Store, *, now: int) -> None:
+    """Drop parked contents older than PARK_MS."""
+    store.execute("DELETE FROM group_parked WHERE at < ?", (now - PARK_MS,))
+
+
+# -- farewells --------------------------------------------------------------------------
+
+
+def is_farewell(plaintext: bytes, acct: bytes) -> bool:
+    """True when ``plaintext`` (an outbox row's content) is a group change that removes
+    account ``acct``: the message a removed member must still hear."""
+    try:
+        content = Content.from_wire(plaintext)
+        if content.k != "group" or content.fields.get("prior") is None:
+            return False
+        prior = parse_state(content.fields["prior"])
+        state = parse_state(content.fields["state"])
+    except RemoteProtocolError:
+        return False
+    return prior.is_member(acct) and not state.is_member(acct)

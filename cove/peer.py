@@ -96,6 +96,8 @@ NACKS_PER_MINUTE = 10
 """Re-encryptions answered to one device a minute (each starts a fresh session)."""
 INVITE_ANSWER_TIMEOUT = 15.0
 """Seconds to wait for the inviting device to accept."""
+ACTIVITY_KINDS = frozenset({"text", "file", "split"})
+"""Content kinds that show as a message: sending one moves its chat up the list."""
 CONNECT_WAIT_S = 10.0
 """How long ``connect`` waits for the device at the given address to finish the handshake."""
 
@@ -260,6 +262,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             peer = cls(held, store, account, clock=tick)
             peer._delivery.trim(now=tick())
             peer._trim_held(tick())
+            peer._trim_groups(tick())
             peer.created = created
             await peer._start(port=port, interfaces=interfaces, discovery=discovery,
                               announce=announce)
@@ -335,6 +338,11 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
                         tb: TracebackType | None) -> None:
         await self.close()
 
+    def set_control_locked(self, locked: bool) -> None:
+        """The app locked (or unlocked) its screen: the control socket refuses every
+        request meanwhile (kept in memory only; a new process starts unlocked)."""
+        self._control.set_locked(locked)
+
     # -- who we are ---------------------------------------------------------------------
 
     @property
@@ -359,7 +367,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         return Hello(self.account.cert, self.account.manifest.ver)
 
     def _policy(self, cert: DeviceCertificate, mver: int) -> Verdict:
-        return C.policy(self._store, cert, mver)
+        return C.policy(self._store, cert, mver, now=self._clock())
 
     def _addresses(self, ddk: bytes) -> list[tuple[str, int]]:
         rows = self._store.all("SELECT host, port FROM addresses WHERE ddk = ? ORDER BY seen DESC",
@@ -678,7 +686,9 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             copy = None
 
         def work() -> list[Outgoing]:
-            self._conversation(contact, now)
+            # Only what shows as a message moves the chat up the list: a receipt, a typing
+            # hint, an edit or a reaction sent from an open chat must not reorder it.
+            self._conversation(contact, now if content.k in ACTIVITY_KINDS else 0)
             if store_row:
                 CV.add_text(self._store, contact.aid, self.account.aik, content, now=now,
                             status="pending")

@@ -4,8 +4,10 @@
   records the offer and sends a ``file`` content into the conversation, which
   reaches every device of the others and, as a ``sent`` copy, our own.
 * A received offer is recorded ``offered``; it is fetched at once if it is no
-  larger than the ``file_auto_accept`` setting and its author is a verified
-  contact (or this account), else after ``accept_file``.
+  larger than the ``file_auto_accept`` setting, its author is a verified
+  contact (or this account) and the author's offers fetching now come to no
+  more than AUTO_ACCEPT_BUDGET with it; else after ``accept_file``. At most
+  MAX_ACTIVE_FETCHES fetches run at once; the others wait their turn.
 * Fetching asks one device at a time (the author's devices, then our own) for
   windows of chunks (``fget``, cove.files.FetchPlan). Chunks arriving in one
   stretch go in batches to a worker thread that opens each (a chunk that
@@ -36,11 +38,20 @@ from cove import contacts as C
 from cove import events as E
 from cove.content import Content, make
 from cove.conversation import CLOCK_SKEW_MS
-from cove.file_disk import FileError, remove_part, sealed_path, snapshot
+from cove.file_disk import FileError, sealed_path, snapshot
 from cove.file_fetch import FetchingPart
+from cove.file_save import remove_part
 from cove.file_serve import ServingPart
 from cove.file_state import COLUMNS, Offer, refuse
-from cove.files import MAX_SEND_SIZE, MIME_BYTES, FileOffered, Transfer, done_bytes, offer_name
+from cove.files import (
+    AUTO_ACCEPT_BUDGET,
+    MAX_SEND_SIZE,
+    MIME_BYTES,
+    FileOffered,
+    Transfer,
+    done_bytes,
+    offer_name,
+)
 from crypto import primitives as P
 from crypto.filechunk import chunk_count
 
@@ -79,32 +90,35 @@ class FilesPart(FetchingPart, ServingPart):
                                                    max_size=MAX_SEND_SIZE)
         except FileError as exc:
             raise refuse(str(exc)) from exc
-        if self._closed:
-            dest.unlink(missing_ok=True)
-            raise refuse("Cove is closing; that was not sent.")
-        name = offer_name(os.path.basename(source.rstrip("/")))
-        mime = (mimetypes.guess_type(name)[0] or "application/octet-stream")[:MIME_BYTES]
-        now = self._next_ts()
-        content = make("file", id=P.random_bytes(16), ts=now, fid=fid, name=name, size=size,
-                       sha256=digest, key=key, mime=mime)
-        with self._store.transaction():
-            if contact is not None:
-                self._conversation(contact, now)
-            self._store.execute(
-                f"INSERT INTO files ({COLUMNS}, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'sent', "
-                "0, ?, NULL, NULL, '', ?)",
-                (fid, content.id, cid, self.account.aik, name, size, digest, key, mime,
-                 chunk_count(size), now))
-            self._store.executemany("INSERT OR IGNORE INTO file_access (fid, acct) VALUES (?, ?)",
-                                    [(fid, acct) for acct in others])
-            self._add_file_message(content, cid, self.account.aik, now, "pending")
-        try:
+        mid: bytes | None = None
+        try:  # from here on, whatever goes wrong takes the snapshot (and any rows) with it
+            if self._closed:
+                raise refuse("Cove is closing; that was not sent.")
+            name = offer_name(os.path.basename(source.rstrip("/")))
+            mime = (mimetypes.guess_type(name)[0] or "application/octet-stream")[:MIME_BYTES]
+            now = self._next_ts()
+            content = make("file", id=P.random_bytes(16), ts=now, fid=fid, name=name,
+                           size=size, sha256=digest, key=key, mime=mime)
+            with self._store.transaction():
+                if contact is not None:
+                    self._conversation(contact, now)
+                self._store.execute(
+                    f"INSERT INTO files ({COLUMNS}, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "'sent', 0, ?, NULL, NULL, '', NULL, ?)",
+                    (fid, content.id, cid, self.account.aik, name, size, digest, key, mime,
+                     chunk_count(size), now))
+                self._store.executemany(
+                    "INSERT OR IGNORE INTO file_access (fid, acct) VALUES (?, ?)",
+                    [(fid, acct) for acct in others])
+                self._add_file_message(content, cid, self.account.aik, now, "pending")
+            mid = content.id
             await self._send_to_conversation(cid, content, store_row=False)
         except BaseException:
-            with self._store.transaction():
-                for table, column in (("files", "fid"), ("file_access", "fid")):
-                    self._store.execute(f"DELETE FROM {table} WHERE {column} = ?", (fid,))
-                self._store.execute("DELETE FROM messages WHERE mid = ?", (content.id,))
+            if mid is not None:
+                with self._store.transaction():
+                    for table, column in (("files", "fid"), ("file_access", "fid")):
+                        self._store.execute(f"DELETE FROM {table} WHERE {column} = ?", (fid,))
+                    self._store.execute("DELETE FROM messages WHERE mid = ?", (mid,))
             dest.unlink(missing_ok=True)
             raise
         return fid
@@ -132,7 +146,7 @@ class FilesPart(FetchingPart, ServingPart):
         auto = self._auto_accepts(author, int(f["size"]), mine)
         self._store.execute(
             f"INSERT INTO files ({COLUMNS}, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, "
-            "NULL, NULL, '', ?)",
+            "NULL, NULL, '', NULL, ?)",
             (fid, content.id, cid, author, f["name"], f["size"], f["sha256"], f["key"],
              f["mime"], "fetching" if auto else "offered", now))
         access = self._conversation_accounts(cid) | {author}
@@ -147,13 +161,19 @@ class FilesPart(FetchingPart, ServingPart):
         return FileOffered(fid, cid, author, f["name"], int(f["size"]), f["mime"])
 
     def _auto_accepts(self, author: bytes, size: int, mine: bool) -> bool:
+        """Fetch without asking: small enough, from a verified contact or this account, and
+        within the author's budget of bytes fetching now (many small offers that are never
+        served must not queue up without end)."""
         limit = self.file_auto_accept
         if limit <= 0 or size > limit:
             return False
-        if mine:
-            return True
-        found = C.get(self._store, author)
-        return found is not None and found.state == "contact" and found.verified
+        if not mine:
+            found = C.get(self._store, author)
+            if found is None or found.state != "contact" or not found.verified:
+                return False
+        row = self._store.one("SELECT coalesce(sum(size), 0) FROM files WHERE author = ? AND "
+                              "incoming = 1 AND state = 'fetching'", (author,))
+        return (int(row[0]) if row else 0) + size <= AUTO_ACCEPT_BUDGET
 
     async def accept_file(self, fid: bytes) -> None:
         """Fetch an offered file (or try again one that failed or was cancelled)."""
@@ -165,7 +185,8 @@ class FilesPart(FetchingPart, ServingPart):
         if offer.state != "fetching":
             self._store.execute("UPDATE files SET state = 'fetching', reason = '' WHERE fid = ?",
                                 (fid,))
-        self._start_fetch(fid)
+        self._rt().idle.discard(fid)
+        self._start_fetch(fid)  # or, with MAX_ACTIVE_FETCHES running, once one ends
 
     async def cancel_file(self, fid: bytes) -> None:
         """Stop fetching a file (what was held is deleted), or stop serving one we sent; for
@@ -175,17 +196,20 @@ class FilesPart(FetchingPart, ServingPart):
         sealed = sealed_path(self._home.path / "files", fid)
         if offer.state == "saved" and offer.have:
             self._store.execute("UPDATE files SET have = 0 WHERE fid = ?", (fid,))
-            await asyncio.to_thread(_remove_quietly, sealed, self.downloads, "")
+            await asyncio.to_thread(_remove_quietly, sealed, None, None)
             return
         if offer.state not in ("offered", "fetching", "sent"):
             raise refuse("That transfer is over already; there is nothing to cancel.")
-        self._store.execute("UPDATE files SET state = 'cancelled', have = 0, part = NULL "
-                            "WHERE fid = ?", (fid,))
         fetch = self._rt().fetches.get(fid)
+        if fetch is not None and not fetch.halt():
+            raise refuse("That file was saved just now; there is nothing to cancel.")
+        self._store.execute("UPDATE files SET state = 'cancelled', have = 0, part = NULL, "
+                            "part_dir = NULL WHERE fid = ?", (fid,))
+        self._rt().idle.discard(fid)
         if fetch is not None:
             await self._stop_fetch(fetch, "cancel")
             return
-        await asyncio.to_thread(_remove_quietly, sealed, self.downloads, offer.part or "")
+        await asyncio.to_thread(_remove_quietly, sealed, offer.part_dir, offer.part)
 
     # -- what the API lists ---------------------------------------------------------------
 
@@ -233,7 +257,7 @@ class FilesPart(FetchingPart, ServingPart):
         await asyncio.gather(*reads, return_exceptions=True)
 
 
-def _remove_quietly(sealed: Path, downloads: Path, part: str) -> None:
+def _remove_quietly(sealed: Path, folder: Path | None, part: str | None) -> None:
     with contextlib.suppress(OSError):
         sealed.unlink()
-    remove_part(downloads, part)
+    remove_part(folder, part)

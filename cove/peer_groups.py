@@ -173,7 +173,8 @@ class GroupsPart(SplitsPart, GroupIntake):
             raise refused("Everyone named is in the group already.")
         if len(state.members) + len(new) > MAX_MEMBERS:
             raise refused(f"A group has at most {MAX_MEMBERS} members.")
-        await self._commit_change(state, state.child(members=[*state.accounts, *new]))
+        await self._commit_change(
+            state, state.child(by=self.account.aik, members=[*state.accounts, *new]))
 
     async def group_remove(self, gid: bytes, member: bytes) -> None:
         """Remove a member (admins only): it is told, then receives nothing more, and what
@@ -184,13 +185,14 @@ class GroupsPart(SplitsPart, GroupIntake):
             await self.group_leave(gid)
             return
         await self._commit_change(
-            state, state.child(members=[a for a in state.accounts if a != acct]))
+            state, state.child(by=self.account.aik,
+                               members=[a for a in state.accounts if a != acct]))
 
     async def group_rename(self, gid: bytes, name: str) -> None:
         """Give the group another name (admins only)."""
         state = self._admin_group(gid)
         self._check_group_name(name)
-        await self._commit_change(state, state.child(name=name))
+        await self._commit_change(state, state.child(by=self.account.aik, name=name))
 
     async def group_set_admin(self, gid: bytes, member: bytes, on: bool = True) -> None:
         """Make a member an admin, or (``on`` False) no longer one (admins only); a group
@@ -203,7 +205,7 @@ class GroupsPart(SplitsPart, GroupIntake):
         if not on and state.admins == (acct,):
             raise refused("A group needs an admin; make someone else admin first.")
         admins = {*state.admins, acct} if on else set(state.admins) - {acct}
-        await self._commit_change(state, state.child(admins=admins))
+        await self._commit_change(state, state.child(by=self.account.aik, admins=admins))
 
     async def group_leave(self, gid: bytes) -> None:
         """Leave a group: the members are told and this account hears nothing more from it
@@ -238,7 +240,11 @@ class GroupsPart(SplitsPart, GroupIntake):
 
         def local() -> None:
             now = self._clock()
-            _, change = GS.receive(self._store, state, prior, me, me=me, now=now)
+            try:
+                _, change = GS.receive(self._store, state, prior, me, me=me, now=now)
+            except GroupRejected as exc:  # the head moved on meanwhile (a late fork)
+                raise refused("The group changed meanwhile; nothing was sent. "
+                              "Try again.") from exc
             self._group_moved(change.old.state if change.old else None,
                               change.new.state if change.new else None,
                               change.new.author if change.new else b"", now,

@@ -184,7 +184,8 @@ CREATE TABLE group_states (
     state BLOB NOT NULL,
     author BLOB NOT NULL,
     at INTEGER NOT NULL,
-    base INTEGER NOT NULL DEFAULT 0
+    base INTEGER NOT NULL DEFAULT 0,
+    keys BLOB
 );
 CREATE INDEX group_states_by_gid ON group_states (gid, ver);
 CREATE TABLE groups (
@@ -206,6 +207,7 @@ CREATE TABLE group_parked (
     at INTEGER NOT NULL,
     PRIMARY KEY (gid, id)
 );
+CREATE INDEX group_parked_by_author ON group_parked (author);
 CREATE TABLE split_shares (
     mid BLOB NOT NULL,
     member BLOB NOT NULL,
@@ -213,12 +215,21 @@ CREATE TABLE split_shares (
     paid INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (mid, member)
 );
+CREATE TABLE split_early (
+    gid BLOB NOT NULL,
+    mid BLOB NOT NULL,
+    member BLOB NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (gid, mid, member)
+);
+CREATE INDEX split_early_by_member ON split_early (member);
 """
 """v6: groups (DESIGN §10): accounts known only as group co-members (state ``member``), every
 group state seen (a tree by ``prev``; ``base``: where this device's view starts; the head is
-the decided one), the members of each head (for admission and fan-out), contents from
-accounts not (yet) members, kept a while in case the change adding them is on its way, and
-bill-split shares (``cents`` -1: a payment that came before its split)."""
+the decided one; ``keys``: member keys carried by a change that waits for its parent), the
+members of each head (for admission and fan-out), contents from accounts not (yet) members,
+kept a while in case the change adding them is on its way, bill-split shares, and payments
+that came before their bill (by group and payer)."""
 
 SCHEMA_V7 = """
 CREATE TABLE files (
@@ -238,7 +249,8 @@ CREATE TABLE files (
     part TEXT,
     path TEXT,
     reason TEXT NOT NULL DEFAULT '',
-    at INTEGER NOT NULL
+    at INTEGER NOT NULL,
+    part_dir BLOB
 );
 CREATE INDEX files_by_mid ON files (mid);
 CREATE TABLE file_access (
@@ -248,8 +260,9 @@ CREATE TABLE file_access (
 );
 """
 """v7: files (DESIGN §11): every offer sent or received, how many chunks are held (a
-contiguous prefix, counted once the chunks are on disk), the ``.part`` being written and
-where the file was saved; and the accounts whose devices may fetch each file."""
+contiguous prefix, counted once the chunks are on disk), the ``.part`` being written and the
+folder it is in (``part_dir``, file-system bytes), where the file was saved; and the accounts
+whose devices may fetch each file."""
 
 MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
                          SCHEMA_V7]

@@ -195,7 +195,7 @@ def _group_states() -> tuple[bytes, bytes]:
 
     bob = AccountKeys.generate(fixed_rng("bob account")).aik
     first = GroupState.create(bytes(range(16)), "dinner", ann_account().aik, [bob])
-    return first.to_wire(), first.child(name="supper").to_wire()
+    return first.to_wire(), first.child(by=ann_account().aik, name="supper").to_wire()
 
 
 def _content_split() -> bytes:

@@ -30,13 +30,17 @@ from tui.screens.devices import DevicesScreen
 from tui.screens.first_run import FirstRunScreen
 from tui.screens.group_info import GroupInfoScreen
 from tui.screens.help import HelpScreen, Section
+from tui.screens.invite import InviteScreen
 from tui.screens.main import MainScreen
 from tui.screens.problem import ProblemScreen
+from tui.screens.search import SearchScreen
+from tui.screens.settings import SettingsScreen
 from tui.screens.transfers import TransfersScreen
 from tui.screens.unlock import UnlockScreen
 from tui.session import Session, wall_clock_ms
 from tui.widgets.chat_log import ChatLog
 from tui.widgets.composer import Composer
+from tui.widgets.key_list import KeyList
 from tui.widgets.sidebar import Sidebar
 
 LOCK_CHECK_INTERVAL = 1.0
@@ -114,6 +118,7 @@ class CoveApp(App[int]):
         try:
             peer = await self.opener.open(passphrase=passphrase, read_only=read_only)
         except WrongPassphrase:
+            self._initial_passphrase = None
             return "That passphrase does not open this home; try again."
         except CoveError as exc:
             self._problem(exc)
@@ -153,6 +158,9 @@ class CoveApp(App[int]):
         replacing a screen cancels its workers.
         """
         self.peer, self._owns_peer = peer, owned
+        # The home is open: from now on only the verifier below checks the passphrase, so
+        # the app keeps no plain copy of it.
+        self._initial_passphrase = None
         self.call_later(self._begin, peer, passphrase)
 
     async def _begin(self, peer: PeerApi, passphrase: str | None) -> None:
@@ -210,7 +218,7 @@ class CoveApp(App[int]):
         if self.check is None or self.locked:
             self.notify("Locking needs a passphrase on this home.", severity="warning")
             return
-        self.locked = True
+        self._set_locked(True)
         check = self.check
 
         async def attempt(passphrase: str) -> str | None:
@@ -219,10 +227,17 @@ class CoveApp(App[int]):
             return "That is not the passphrase."
 
         def unlocked(_: bool | None) -> None:
-            self.locked = False
+            self._set_locked(False)
             self._last_input = time.monotonic()
 
         self.push_screen(UnlockScreen(attempt, locked=True), unlocked)
+
+    def _set_locked(self, locked: bool) -> None:
+        """The screen and the control socket lock together: a local ``cove history``
+        must not read what the locked screen hides."""
+        self.locked = locked
+        if self.peer is not None:
+            self.peer.set_control_locked(locked)
 
     # -- help and the command palette -----------------------------------------------------
 
@@ -237,7 +252,10 @@ class CoveApp(App[int]):
 
     def other_screens(self) -> list[Section]:
         return [
-            ("Devices (Ctrl+L)", DevicesScreen.BINDINGS),
+            ("Search (Ctrl+F)", [*SearchScreen.BINDINGS, *KeyList.BINDINGS]),
+            ("Invite (Ctrl+N)", InviteScreen.BINDINGS),
+            ("Settings (F3)", SettingsScreen.BINDINGS),
+            ("Devices (Ctrl+L)", [*DevicesScreen.BINDINGS, *KeyList.BINDINGS]),
             ("Group info (F2 in a group chat)", GroupInfoScreen.BINDINGS),
             ("Transfers (Ctrl+T)", TransfersScreen.BINDINGS),
         ]

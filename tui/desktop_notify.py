@@ -7,6 +7,11 @@ escape sequences of its own: an OSC 52 clipboard write, a title change,
 a fake prompt. :func:`clean` keeps the text printable (``transport.plaintext``)
 and then drops every C0 and C1 control and DEL outright, whatever
 ``printable`` lets through; the text is cut to ``MAX_TEXT`` characters.
+
+The text also always begins with ``PREFIX``, never with a peer's words: OSC 9
+text that starts with digits and ``;`` is read by Windows Terminal and ConEmu
+as a command of its own (``9;4;...`` sets a progress bar), so a contact named
+``4;2;100`` must not come first.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Protocol
 from transport.plaintext import printable
 
 TITLE = "Cove"
+PREFIX = "Cove: "
+"""What every notification's text starts with (see above: OSC 9 sub-commands)."""
 MAX_TEXT = 200
 """Characters of notification text at most (desktops cut long ones anyway)."""
 
@@ -33,7 +40,7 @@ def clean(text: str) -> str:
 
 def osc_notification(text: str) -> str:
     """The escapes that ask the terminal for a desktop notification saying ``text``."""
-    shown = clean(text)
+    shown = clean(PREFIX + text)
     return f"\x1b]777;notify;{TITLE};{shown}\x07\x1b]9;{shown}\x07"
 
 

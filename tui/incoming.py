@@ -5,7 +5,8 @@ newest page is merged once, and the log is laid out and drawn once.
 Notifications follow the unread counts: a chat whose count grew shows a
 toast, rings the bell and asks the terminal for a desktop notification
 (``tui.desktop_notify``), with no message text unless the user asked for
-it and no name either while the app is locked; never for the open chat,
+it and no name either while the app is locked (nor does any other toast: group and
+device news is told without names then); never for the open chat,
 never for a muted one. A busy chat notifies at most once per NOTIFY_QUIET_S, and a batch
 touching many chats at once gives one summary: a burst of a thousand messages is one toast,
 not fifty. A file offer notifies like a message (its name is the body). A group's changes
@@ -38,6 +39,8 @@ NOTIFY_QUIET_S = 10.0
 badge still counts them)."""
 MAX_NOTICES_PER_BATCH = 3
 """More chats than this in one batch are told as one summary notification."""
+LOCKED_GROUP_ADDED = "You were added to a group."
+"""Being added to a group, told while the app is locked (no group or person named)."""
 
 
 def apply_batch(screen: MainScreen, batch: list[E.Event]) -> None:
@@ -142,7 +145,8 @@ def _group_notices(screen: MainScreen, old: Roster, events: list[GroupChanged]) 
         for line in lines:
             pane.add_notice(event.gid, line)
         if me in event.added and event.by != me and event.gid != screen.current:
-            screen.app.notify(lines[0] + ".", markup=False)
+            locked = bool(getattr(screen.app, "locked", False))
+            screen.app.notify(LOCKED_GROUP_ADDED if locked else lines[0] + ".", markup=False)
 
 
 def _change(log: ChatLog, event: E.MessageEdited | E.MessageDeleted | E.ReactionChanged
@@ -223,10 +227,14 @@ def _accounts(screen: MainScreen, events: list[E.Event]) -> None:
     app = screen.app
     names = {c.aid: c.name for c in screen.roster.chats}
     mine = screen.peer.account_id
+    locked = bool(getattr(app, "locked", False))
 
     def whose(aid: bytes) -> str:
-        return "Your account" if aid == mine else \
-            f"{plain.name_str(names.get(aid, 'A contact'))}'s account"
+        if aid == mine:
+            return "Your account"
+        if locked:
+            return "A contact's account"
+        return f"{plain.name_str(names.get(aid, 'A contact'))}'s account"
 
     for event in events:
         if isinstance(event, E.DeviceUnlinked):
@@ -239,11 +247,14 @@ def _accounts(screen: MainScreen, events: list[E.Event]) -> None:
                 "it anew from an empty home."))
         elif isinstance(event, E.DevicesChanged):
             for verb, listed in (("added", event.added), ("removed", event.removed)):
-                if listed:
+                if listed and locked:
+                    app.notify(f"{whose(event.aid)} {verb} a device.", markup=False)
+                elif listed:
                     shown = ", ".join(plain.name_str(n) for n in listed)
                     app.notify(f"{whose(event.aid)} {verb} a device: {shown}.", markup=False)
         elif isinstance(event, E.ContactRenamed):
-            app.notify(f"Your account is now called '{plain.name_str(event.new)}'.",
+            app.notify("Your account was renamed." if locked else
+                       f"Your account is now called '{plain.name_str(event.new)}'.",
                        markup=False)
         elif isinstance(event, E.ManifestForked):
             app.notify(f"{whose(event.aid)} showed two different device lists; Cove kept the "

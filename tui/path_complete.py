@@ -2,7 +2,10 @@
 start with what was typed, completed as far as they agree (a directory gets its ``/``).
 
 Listing one directory is quick, but a huge one is cut at MAX_ENTRIES so a
-Tab never holds the event loop; hidden entries show only once a ``.`` is typed.
+Tab never holds the event loop, and no entry is followed: a link (even to a
+directory) completes as a name without ``/``, known from the directory
+listing alone, so a link into a dead mount cannot stall it. Hidden entries
+show only once a ``.`` is typed.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ def complete(text: str) -> Completion:
                     continue
                 if entry.name.startswith(".") and not stem.startswith("."):
                     continue
-                try:
-                    is_dir = entry.is_dir()
+                try:  # a link is not followed: its target may hang (a dead mount)
+                    is_dir = entry.is_dir(follow_symlinks=False)
                 except OSError:
                     is_dir = False
                 found.append(entry.name + ("/" if is_dir else ""))

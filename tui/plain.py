@@ -8,6 +8,7 @@ from the plain string, so square brackets are never read as markup.
 
 from __future__ import annotations
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual.content import Content
 
@@ -23,9 +24,13 @@ def safe(text: str, *, multiline: bool = False) -> str:
 
 
 def name_str(name: str, limit: int = NAME_CELLS) -> str:
-    """A peer's name, printable and at most ``limit`` characters."""
+    """A peer's name, printable and at most ``limit`` terminal cells wide (a CJK character
+    takes two: counting characters let a wide name push the message text off the line)."""
     shown = printable(name).strip() or "(no name)"
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+    if cell_len(shown) <= limit:
+        return shown
+    # set_cell_size pads with a space where a wide character would straddle the cut.
+    return set_cell_size(shown, max(0, limit - 1)).rstrip() + "…"
 
 
 def plain(text: str, style: str = "", *, multiline: bool = False) -> Content:

@@ -8,6 +8,7 @@ Peer reads and seals the file in a thread, and the composer stays free.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import stat
 from typing import TYPE_CHECKING
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 ACTIVE = ("offered", "fetching", "sent")
 """Transfer states that can still be cancelled."""
+
+log = logging.getLogger("tui.files")
 
 
 def _say(screen: MainScreen, text: str, severity: str = "warning") -> None:
@@ -122,6 +125,9 @@ async def _send(screen: MainScreen, to: bytes, path: str) -> None:
     except OSError as exc:
         _say(screen, f"Cannot send '{name}': {exc.strerror or 'it cannot be read'}.", "error")
         return
+    except ValueError:  # a NUL in the path
+        _say(screen, f"Cannot send '{name}': that is not a path Cove can open.", "error")
+        return
     if size is None:
         _say(screen, f"'{name}' is not a file; /send takes the path of one file.", "error")
         return
@@ -130,6 +136,10 @@ async def _send(screen: MainScreen, to: bytes, path: str) -> None:
         await screen.peer.send_file(to, path)
     except CoveError as exc:
         _error(screen, exc)
+        return
+    except Exception:  # a bug must cost this file, never the app
+        log.exception("sending a file failed")
+        _say(screen, f"Cove could not send '{name}'; the log says why.", "error")
         return
     if screen.current == to:
         screen.pane.chat_log.add_newest(screen.peer.history(to, limit=5))

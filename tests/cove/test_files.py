@@ -11,24 +11,29 @@ import contextlib
 import hashlib
 import os
 import stat
+import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import cove.file_fetch as FF
+import cove.file_save as FSV
 import cove.file_serve as FS
 import cove.file_state as FST
 import cove.peer_files as PF
 from cove import contacts as C
 from cove import events as E
 from cove.content import MAX_FILE_NAME_BYTES, MAX_FILE_SIZE, MAX_MIME_BYTES, Content, make
-from cove.file_disk import sealed_path
+from cove.file_disk import FileError, sealed_path
+from cove.file_save import SaveJob
 from cove.files import (
+    MAX_ACTIVE_FETCHES,
     SAFE_NAME_BYTES,
     STRIDE,
     WINDOW,
@@ -37,17 +42,19 @@ from cove.files import (
     FileOffered,
     FileProgress,
     FileSaved,
+    offer_name,
     safe_name,
 )
 from cove.peer import Peer, PeerError
 from cove.testing import PeerFactory
 from crypto.encoding import canonical
 from crypto.errors import RemoteProtocolError
-from crypto.filechunk import CHUNK_SIZE
+from crypto.filechunk import CHUNK_SIZE, SEALED_CHUNK_SIZE
 from tests.transport.test_discovery import needs_loopback_namespace
 from transport.link import Link
 from transport.messages import LinkMessage
 from transport.plaintext import printable
+from transport.session import Admission
 
 MIB = 2**20
 
@@ -488,6 +495,14 @@ async def test_own_devices_get_the_offer_and_any_device_that_has_the_file_serves
         await bob.accept_file(fid)
         await wait_until(lambda: state_of(bob, fid) == "saved", timeout=20)
         assert sha256_of(bob.file_info(fid).path or "") == digest
+        # The laptop comes back and unlinks the phone: the phone, which knows the file and
+        # its key, is served nothing more.
+        ann = await Peer.open(tmp_path / "ann", interfaces="127.0.0.1")
+        served = _spy_serving(ann)
+        await ann.unlink(phone.device_id)
+        await wait_until(lambda: phone is not None and phone.unlinked)
+        assert not await _answered(phone, ann, fid, served)
+        assert await _answered(bob, ann, fid, served)  # the control: Bob still is
     finally:
         for peer in (phone, bob, ann):
             if peer is not None:
@@ -632,3 +647,336 @@ def test_the_command_line_offers_lists_and_accepts_files(tmp_path: Path) -> None
     finally:
         ann.close()
         bob.close()
+
+
+# -- what a skeptical review found --------------------------------------------------------
+
+
+def _job_with(folder: Path, data: bytes, name: str = "report.pdf") -> SaveJob:
+    """A save of ``data`` with every chunk fed, ready to finish."""
+    job = SaveJob(folder, name, len(data), hashlib.sha256(data).digest())
+    job.feed([data[i:i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)] or [b""])
+    return job
+
+
+@pytest.mark.parametrize("how", ["descriptor", "by name", "during the link"])
+def test_a_part_swapped_before_publish_is_never_published(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    downloads = tmp_path / "dl"
+    job = _job_with(downloads, os.urandom(3 * CHUNK_SIZE + 5))
+    evil = downloads / ".evil"
+    evil.write_bytes(b"ATTACKER CONTENT")  # a hand that may write the folder swaps the .part
+    if how != "descriptor":  # the fallback: the name, checked before the link and after
+        monkeypatch.setattr(FSV, "LINK_FROM_DESCRIPTOR", False)
+    if how == "during the link":
+        real_link = os.link
+
+        def racing(*args: Any, **kwargs: Any) -> None:
+            if evil.exists():
+                os.rename(evil, downloads / "report.pdf.part")
+            real_link(*args, **kwargs)
+
+        monkeypatch.setattr(os, "link", racing)
+    else:
+        os.rename(evil, downloads / "report.pdf.part")
+    with pytest.raises(FileError, match="moved or replaced"):
+        job.finish()
+    job.discard()
+    assert os.listdir(downloads) == ["report.pdf.part"]  # nothing published, theirs left
+    assert (downloads / "report.pdf.part").read_bytes() == b"ATTACKER CONTENT"
+
+
+async def test_a_swapped_part_fails_the_transfer_instead_of_saving_it(
+        cove_peers: PeerFactory, tmp_path: Path) -> None:
+    ann, bob = await pair(cove_peers)
+    downloads = tmp_path / "dl"
+    bob.set_downloads(downloads)
+    allowed = [WINDOW]
+    gate_fgets(ann, lambda start: start < allowed[0])
+    source = tmp_path / "report.pdf"
+    make_file(source, 2 * WINDOW * CHUNK_SIZE)
+    fid = await ann.send_file(bob.account_id, source)
+    await wait_until(lambda: done_of(bob, fid) == WINDOW * CHUNK_SIZE)
+    evil = downloads / ".evil"
+    evil.write_bytes(b"ATTACKER CONTENT")
+    os.rename(evil, downloads / "report.pdf.part")
+    allowed[0] = 10**9
+    fetch = bob._rt().fetches[fid]
+    bob._ask(fetch, fetch.plan.front)
+    await wait_until(lambda: state_of(bob, fid) in ("saved", "failed"))
+    got = bob.file_info(fid)
+    assert (got.state, got.path) == ("failed", None) and "moved or replaced" in got.reason
+    assert os.listdir(downloads) == ["report.pdf.part"]
+
+
+async def test_a_downloads_folder_that_is_a_link_or_shared_is_refused(
+        cove_peers: PeerFactory, tmp_path: Path) -> None:
+    (bob,) = await cove_peers("Bob", contacts=False)
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    (tmp_path / "link").symlink_to(real)
+    for folder in (tmp_path / "link", shared):
+        with pytest.raises(PeerError, match="must be a folder of your own that no one else"):
+            bob.set_downloads(folder)
+        with pytest.raises(FileError, match="must be a folder of your own that no one else"):
+            SaveJob(folder, "a.txt", 1, bytes(32))
+    assert os.listdir(real) == [] and os.listdir(shared) == []
+    bob.set_downloads(real)
+    assert bob.downloads == real
+
+
+async def test_offers_never_served_run_a_few_at_a_time_open_nothing_and_resume_later(
+        cove_peers: PeerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FF, "STALL_S", 0.2)
+    monkeypatch.setattr(FF, "GIVE_UP_S", 0.4)
+    ann, bob = await pair(cove_peers)
+    serving = [False]
+    gate_fgets(ann, lambda start: serving[0])  # Ann's device never answers
+    source = tmp_path / "s.bin"
+    digest = make_file(source, 1000)
+    fids = [await ann.send_file(bob.account_id, source) for _ in range(3 * MAX_ACTIVE_FETCHES)]
+    ran: set[bytes] = set()
+    most = [0]
+    writers = [0]
+
+    def watch() -> bool:
+        running = bob._rt().fetches
+        ran.update(running)
+        most[0] = max(most[0], len(running))
+        writers[0] = max(writers[0], sum(t.name == "cove file writer"
+                                         for t in threading.enumerate()))
+        return ran == set(fids) and not running  # every one had its turn and gave up
+
+    await wait_until(watch)
+    assert most[0] == MAX_ACTIVE_FETCHES and writers[0] <= MAX_ACTIVE_FETCHES
+    assert {state_of(bob, fid) for fid in fids} == {"fetching"}
+    assert not bob.downloads.exists() or os.listdir(bob.downloads) == []  # no .part opened
+    assert not any(sealed_path(bob.home / "files", fid).exists() for fid in fids)
+    serving[0] = True
+    bob._resume_files(ann.account.device.ddk)  # the next link with Ann's device
+    await wait_until(lambda: watch() or all(state_of(bob, f) == "saved" for f in fids))
+    await wait_until(lambda: all(state_of(bob, f) == "saved" for f in fids))
+    assert most[0] == MAX_ACTIVE_FETCHES
+    assert all(sha256_of(bob.file_info(f).path or "") == digest for f in fids)
+
+
+async def test_auto_accepted_offers_from_one_author_stop_at_a_budget(
+        cove_peers: PeerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PF, "AUTO_ACCEPT_BUDGET", 250_000)
+    ann, bob = await pair(cove_peers)
+    gate_fgets(ann, lambda start: False)
+    source = tmp_path / "s.bin"
+    make_file(source, 100_000)
+    fids = [await ann.send_file(bob.account_id, source) for _ in range(3)]
+    await wait_until(lambda: all(state_of(bob, f) for f in fids))
+    assert [state_of(bob, f) for f in fids] == ["fetching", "fetching", "offered"]
+    await bob.accept_file(fids[2])  # asked for by hand, it goes beyond the budget
+    assert state_of(bob, fids[2]) == "fetching"
+
+
+async def test_a_chunk_of_the_wrong_length_is_refused_before_it_is_kept(
+        cove_peers: PeerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann, bob = await pair(cove_peers)
+    real_read = FS.read_chunks
+    padded: dict[int, int] = {3: MIB, 20: 1}  # a full chunk and the last, made longer
+    sent: list[int] = []
+
+    def read(path: Path, size: int, start: int, n: int) -> list[bytes]:
+        chunks = real_read(path, size, start, n)
+        for idx, extra in list(padded.items()):
+            if start <= idx < start + n:
+                chunks[idx - start] += bytes(extra)
+                sent.append(idx)
+                del padded[idx]
+        return chunks
+
+    monkeypatch.setattr(FS, "read_chunks", read)
+    kept: list[int] = []
+    real_take = FST.take_chunks
+
+    def take(*args: Any) -> tuple[list[int], list[int]]:
+        kept.extend(len(data) for _, _, data in args[3])
+        return real_take(*args)
+
+    monkeypatch.setattr(FST, "take_chunks", take)
+    bad: list[int] = []
+    real_bad = bob._bad_chunk
+
+    def counted(fetch: Any, source: bytes | None, idx: int, *, asked: bool) -> bool:
+        bad.append(idx)
+        return real_bad(fetch, source, idx, asked=asked)
+
+    bob._bad_chunk = counted  # type: ignore[method-assign]
+    source = tmp_path / "data.bin"
+    digest = make_file(source, 20 * CHUNK_SIZE + 7)
+    fid = await ann.send_file(bob.account_id, source)
+    await wait_until(lambda: state_of(bob, fid) == "saved")
+    assert sha256_of(bob.file_info(fid).path or "") == digest
+    assert sorted(sent) == [3, 20] and sorted(bad) == [3, 20]  # counted, asked for again
+    assert max(kept) <= SEALED_CHUNK_SIZE  # neither reached the writer's batch
+
+
+async def test_a_file_name_that_is_not_utf8_is_offered_and_a_failed_offer_leaves_nothing(
+        cove_peers: PeerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert offer_name("\udcff\udcfelatin1.txt") == "\ufffd\ufffdlatin1.txt"
+    assert offer_name("a\ud800b.txt") == "a\ufffdb.txt"  # a surrogate that is no byte
+    ann, bob = await pair(cove_peers)
+    raw = os.path.join(os.fsencode(tmp_path), b"\xff\xfelatin1.txt")
+    with open(raw, "wb") as f:
+        f.write(b"hello")
+    fid = await ann.send_file(bob.account_id, os.fsdecode(raw))
+    assert ann.file_info(fid).name == "\ufffd\ufffdlatin1.txt"
+    await wait_until(lambda: state_of(bob, fid) == "saved")
+    assert Path(bob.file_info(fid).path or "").name == "\ufffd\ufffdlatin1.txt"
+    before = ann.transfers()
+
+    def broken(*args: Any, **kwargs: Any) -> Content:
+        raise RuntimeError("a bug after the snapshot")
+
+    monkeypatch.setattr(PF, "make", broken)
+    with pytest.raises(RuntimeError):
+        await ann.send_file(bob.account_id, os.fsdecode(raw))
+    assert ann.transfers() == before
+    assert os.listdir(ann.home / "files") == [f"{fid.hex()}.sealed"]  # no orphan snapshot
+
+
+@pytest.mark.parametrize(("offered", "saved"), [
+    (". .bashrc", "bashrc"),
+    (". ...", "file"),
+    (". .", "file"),
+    ("\u3164.bashrc", "bashrc"),  # a Hangul filler: "ㅤ.bashrc" reads as ".bashrc"
+    ("\u2800.bashrc", "bashrc"),  # the Braille blank
+    ("\u034f.bashrc", "bashrc"),  # the combining grapheme joiner
+    ("\u115f\u1160.ssh", "ssh"),
+    ("\u0301.profile", "profile"),  # a mark with nothing to sit on
+    ("\ufe0f\U000e0100.x", "x"),  # variation selectors
+    ("\u00a0.\u3000.profile", "profile"),
+    ("a\u00a0b\u3164c\u2800.txt", "a bc.txt"),
+])
+def test_a_name_that_would_hide_or_show_blank_is_unhidden(offered: str, saved: str) -> None:
+    assert safe_name(offered) == saved
+
+
+_HIDING = st.sampled_from([".", " ", "\u00a0", "\u3000", "\u3164", "\u2800", "\u034f",
+                           "\u115f", "\u200b", "\ufe0f", "\u0301", "/", "a"])
+
+
+@given(st.tuples(st.text(alphabet=_HIDING, max_size=6),
+                 st.text(alphabet=st.one_of(_HIDING, st.characters()), max_size=30))
+       .map("".join))
+@example(". .bashrc")
+@example("\u3164.bashrc")
+def test_a_safe_name_never_starts_hidden_or_blank(name: str) -> None:
+    safe = safe_name(name)
+    assert safe not in (".", "..") and not safe.startswith(".")
+    first = safe[0]
+    assert not first.isspace() and unicodedata.category(first)[0] not in "CMZ"
+    assert ord(first) not in (0x115F, 0x1160, 0x2800, 0x3164, 0xFFA0)
+
+
+async def test_cancel_removes_the_part_from_the_folder_it_was_made_in(
+        cove_peers: PeerFactory, tmp_path: Path) -> None:
+    ann, bob = await pair(cove_peers)
+    first, later = tmp_path / "first", tmp_path / "later"
+    bob.set_downloads(first)
+    gate_fgets(ann, lambda start: start < WINDOW)
+    source = tmp_path / "half.bin"
+    make_file(source, 3 * WINDOW * CHUNK_SIZE)
+    fid = await ann.send_file(bob.account_id, source)
+    await wait_until(lambda: done_of(bob, fid) == WINDOW * CHUNK_SIZE)
+    home, port = bob.home, bob.port
+    await ann.close()
+    await bob.close()  # the .part stays in "first" for the next run
+    bob = await Peer.open(home, interfaces="127.0.0.1", discovery=False, port=port)
+    try:
+        bob.set_downloads(later)
+        later.mkdir(mode=0o700)
+        (later / "half.bin.part").write_bytes(b"the user's own file")
+        await bob.cancel_file(fid)
+        assert os.listdir(first) == []
+        assert (later / "half.bin.part").read_bytes() == b"the user's own file"
+    finally:
+        await bob.close()
+
+
+async def test_a_cancel_while_the_file_is_being_finished_is_not_overwritten_by_saved(
+        cove_peers: PeerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann, bob = await pair(cove_peers)
+    finishing, go = threading.Event(), threading.Event()
+    real_finish = FST.Fetch.finish
+
+    def slow_finish(self: FST.Fetch) -> str | None:
+        finishing.set()
+        go.wait(10)
+        return real_finish(self)
+
+    monkeypatch.setattr(FST.Fetch, "finish", slow_finish)
+    source = tmp_path / "late.bin"
+    make_file(source, 5 * CHUNK_SIZE)
+    fid = await ann.send_file(bob.account_id, source)
+    await wait_until(finishing.is_set)
+    cancelling = asyncio.ensure_future(bob.cancel_file(fid))
+    await asyncio.sleep(0.05)
+    go.set()
+    await cancelling
+    await asyncio.sleep(0.1)
+    assert bob.file_info(fid).state == "cancelled" and bob.file_info(fid).path is None
+    assert os.listdir(bob.downloads) == []
+    assert not any(isinstance(e, FileSaved) for e in E.since(bob._store, 0))
+
+
+async def _answered(asker: Peer, server: Peer, fid: bytes, served: list[bytes]) -> bool:
+    """``asker`` sends ``server`` an ``fget`` for ``fid`` (dialling it if no link is up);
+    True if the server sent it any chunk."""
+    assert asker._node is not None
+    ddk = server.account.device.ddk
+    link = asker._node.registry.link(ddk)
+    if link is None:
+        with contextlib.suppress(OSError, TimeoutError, asyncio.TimeoutError):
+            link = await asker._node.connect(("127.0.0.1", server.port), ddk)
+            await asyncio.wait_for(link.opened.wait(), 5)
+    before = len(served)
+    if link is not None and link.session.is_open:
+        with contextlib.suppress(Exception):
+            link.send("fget", fid=fid, **{"from": 0})
+    await asyncio.sleep(0.3)
+    return len(served) > before
+
+
+def _spy_serving(server: Peer) -> list[bytes]:
+    served: list[bytes] = []
+    real = server._send_chunks
+
+    async def spy(ddk: bytes, offer: Any, start: int, chunks: list[bytes]) -> bool:
+        served.append(ddk)
+        return await real(ddk, offer, start, chunks)
+
+    server._send_chunks = spy  # type: ignore[method-assign]
+    return served
+
+
+async def test_a_stranger_and_a_removed_group_member_get_nothing_from_fget(
+        cove_peers: PeerFactory, tmp_path: Path) -> None:
+    ann, bob, cy, eve = await cove_peers("Ann", "Bob", "Cy", "Eve", contacts=False)
+    from cove.testing import introduce
+
+    await introduce(ann, bob)
+    await introduce(bob, cy)  # Ann and Cy meet only in Bob's group
+    served = _spy_serving(ann)
+    source = tmp_path / "plans.txt"
+    make_file(source, 100_000)
+    fid = await ann.send_file(bob.account_id, source)
+    assert not await _answered(eve, ann, fid, served)  # a stranger who learnt the fid
+    assert await _answered(bob, ann, fid, served)  # the control: a recipient is served
+    gid = await bob.create_group("trio", [ann.account_id, cy.account_id])
+    await wait_until(lambda: all(any(g.gid == gid for g in p.groups()) for p in (ann, cy)))
+    await bob.group_remove(gid, cy.account_id)
+    await wait_until(lambda: cy.account.aik not in [m.acct for m in ann.group(gid).members])
+    in_group = await ann.send_file(gid, source)
+    assert not await _answered(cy, ann, in_group, served)  # removed before the offer
+    assert await _answered(bob, ann, in_group, served)
+    link = ann._node.registry.link(cy.account.device.ddk) if ann._node else None
+    assert link is None or link.session.verdict.admission <= Admission.STRANGER

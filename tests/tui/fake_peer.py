@@ -167,6 +167,7 @@ class FakePeer:
         self.discoverable = False
         self.trust_policy = "tofu"
         self.read_only = False
+        self.control_locked = False
 
     # -- building the fixture ----------------------------------------------------------
 
@@ -256,6 +257,9 @@ class FakePeer:
 
     def verify(self, contact: bytes) -> None:
         self.verified.append(contact)
+
+    def set_control_locked(self, locked: bool) -> None:
+        self.control_locked = locked
 
     def block(self, contact: bytes) -> None:
         self._requests = [r for r in self._requests if r.aid != contact]

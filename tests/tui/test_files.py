@@ -155,3 +155,42 @@ async def test_a_file_offer_notifies_without_its_name_by_default() -> None:
         peer.offer(gid, "menu2.pdf", 1000, bytes([2]) * 32)
         await wait_for(lambda: len(notes) == 2)
         assert notes[1] == "New file in Dinner club: menu2.pdf"
+
+
+def test_path_completion_follows_no_link_and_looks_at_a_bounded_listing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos-link").symlink_to(tmp_path / "photos")  # a link is not followed
+    (tmp_path / "photos-dead").symlink_to(tmp_path / "nowhere")
+    at = f"/send {tmp_path}/"
+    assert path_complete.complete(at + "photos").choices == (
+        "photos-dead", "photos-link", "photos/")
+    assert path_complete.complete(at + "photos-l").text == at + "photos-link"
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(path_complete.MAX_ENTRIES + 50):
+        (many / f"f{i:05}").touch()
+    assert len(path_complete.complete(f"/send {many}/f").choices) == path_complete.MAX_ENTRIES
+
+
+async def test_send_turns_any_error_into_one_sentence(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "report.pdf").write_bytes(b"%PDF")
+    peer = group_peer()
+
+    async def broken(to: bytes, path: str) -> bytes:
+        raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(peer, "send_file", broken)
+    app = app_for(peer, clock=fixed_clock())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        notes: list[str] = []
+        app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+        composer = _main(app).composer
+        composer.text = f"/send {tmp_path}/report.pdf"
+        await pilot.press("enter")
+        await wait_for(lambda: len(notes) == 2)
+        assert notes[1] == "Cove could not send 'report.pdf'; the log says why."
+        await pilot.pause()
+        assert app.is_running and app.return_code is None

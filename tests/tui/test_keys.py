@@ -7,10 +7,10 @@ from typing import Any
 
 from textual.binding import Binding
 from textual.command import CommandPalette
-from textual.widgets import OptionList
+from textual.widgets import Input, OptionList
 
-from tests.tui.conftest import app_for, fixed_clock
-from tests.tui.fake_peer import demo_peer
+from tests.tui.conftest import app_for, fixed_clock, wait_for
+from tests.tui.fake_peer import T0, FakeDevice, demo_peer
 from tui.screens.devices import DevicesScreen
 from tui.screens.invite import InviteScreen
 from tui.screens.main import MainScreen
@@ -22,6 +22,10 @@ from tui.widgets.sidebar import Sidebar
 
 async def test_every_listed_key() -> None:
     peer = demo_peer()
+    peer.devices = lambda: [  # type: ignore[method-assign]
+        FakeDevice(b"\xdd" * 16, "laptop", True, True, T0),
+        FakeDevice(b"\xde" * 16, "phone", False, False, T0),
+    ]
     app = app_for(peer, clock=fixed_clock())
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
@@ -41,11 +45,21 @@ async def test_every_listed_key() -> None:
         for key, kind in (("ctrl+f", SearchScreen), ("ctrl+n", InviteScreen),
                           ("ctrl+l", DevicesScreen)):
             screen = await opens(key, kind)
+            if kind is SearchScreen:  # a search with several hits, to move through
+                await pilot.press(*"the", "enter")
+                await wait_for(lambda s=screen: len(s.hits) > 1)
             if kind is not InviteScreen:  # j/k move the screen's list too
                 listed = screen.query_one(OptionList)
                 assert isinstance(listed, KeyList)
+                assert listed.option_count > 1
                 listed.focus()
-                await pilot.press("j", "k")  # moves (no letters typed anywhere)
+                listed.highlighted = 0
+                await pilot.press("j")  # moves (no letters typed anywhere)
+                assert listed.highlighted == 1, key
+                await pilot.press("k")
+                assert listed.highlighted == 0, key
+                if kind is SearchScreen:
+                    assert screen.query_one("#query", Input).value == "the"
             await pilot.press("escape")
             await pilot.pause()
             assert app.screen is main, key

@@ -39,14 +39,23 @@ def _whole(sequence: str) -> tuple[str, str]:
 def test_hostile_names_stay_inside_the_osc_string() -> None:
     for name in HOSTILE_NAMES:
         first, second = _whole(osc_notification(f"New message from {plain.name_str(name)}"))
-        assert first == second and first.startswith("New message from ")
+        assert first == second and first.startswith("Cove: New message from ")
         assert "Mal" in first
+
+
+def test_a_name_never_starts_the_osc_9_text() -> None:
+    """OSC 9 text that starts ``4;`` is a Windows Terminal/ConEmu command (a progress bar):
+    a name like ``4;2;100`` at the start of the text would run it."""
+    for text in ("4;2;100 asked to be your contact; see Requests.", "4;3", ";9;1", ""):
+        first, second = _whole(osc_notification(text))
+        assert first.startswith("Cove: ") and second.startswith("Cove: ")
+    assert "\x1b]9;Cove: 4;2;100 asked" in osc_notification("4;2;100 asked")
 
 
 @given(st.text())
 def test_any_text_stays_inside_the_osc_string(text: str) -> None:
     first, _ = _whole(osc_notification(text))
-    assert len(first) <= MAX_TEXT
+    assert len(first) <= MAX_TEXT and first.startswith("Cove: ")
 
 
 def _main(app: Any) -> MainScreen:
@@ -84,7 +93,8 @@ async def test_toast_bell_and_desktop_notification_then_mute(tmp_path: Path) -> 
             escapes = [w for w in written if "\x1b]777;" in w]
             assert len(escapes) == 1 and bells == [1]
             shown, _ = _whole(escapes[0])
-            assert shown == notes[0] == f"New message from {plain.name_str(HOSTILE_NAMES[0])}"
+            assert notes[0] == f"New message from {plain.name_str(HOSTILE_NAMES[0])}"
+            assert shown == f"Cove: {notes[0]}"
             assert "secret" not in shown  # no message text by default
 
             # Mute Mal's chat (F4 there), go back to Cat's: nothing at all.

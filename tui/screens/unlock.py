@@ -51,9 +51,9 @@ class UnlockScreen(Screen[bool]):
         problem = await self.attempt(passphrase)
         field = self.query_one(Input)
         field.disabled = False
+        field.value = ""  # the passphrase is not kept, not even in a field
         if problem is None:
             self.dismiss(True)
             return
-        field.value = ""
         field.focus()
         self.query_one("#error", Static).update(Content.styled(plain.safe(problem), "$error"))

@@ -238,14 +238,28 @@ class ChatLog(ScrollView, can_focus=True):
         message = self._window.patch(mid, **fields)
         if message is not None:
             self._cache.discard(mid)
+            if "body" in fields or "deleted" in fields:
+                self._forget_quotes(mid)
             self._dirty = True
         return message
 
     def replace(self, message: ChatMessage) -> None:
         """Put a changed message back (see :meth:`patch`)."""
+        old = self.message(message.mid)
         self._window.replace(message)
         self._cache.discard(message.mid)
+        if old is not None and (old.body, old.deleted) != (message.body, message.deleted):
+            self._forget_quotes(message.mid)
         self._dirty = True
+
+    def _forget_quotes(self, mid: bytes) -> None:
+        """Drop the drawn lines of the replies that quote ``mid``: its edit or delete
+        changes their quote line too. Only drawn messages are cached (at most
+        CACHED_MESSAGES); a quote is one line whatever it says, so heights stay."""
+        for cached in list(self._cache.keys()):
+            quoting = self.message(cached)
+            if quoting is not None and quoting.reply == mid:
+                self._cache.discard(cached)
 
     def flush(self) -> None:
         """Lay out and redraw once after any number of :meth:`patch` calls."""

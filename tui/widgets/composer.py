@@ -94,11 +94,14 @@ class Composer(TextArea):
         return True
 
     async def _on_paste(self, event: events.Paste) -> None:
-        if self._refuse(event.text):
-            event.stop()
-            event.prevent_default()
-            return
-        await super()._on_paste(event)
+        # The paste is handled here, once: without prevent_default Textual would also run
+        # TextArea._on_paste (it calls each class's handler down the MRO), and without
+        # stop a paste posted here would bubble to the App, which hands it to the focused
+        # widget again. Either way it went in twice.
+        event.stop()
+        event.prevent_default()
+        if not self._refuse(event.text):
+            await super()._on_paste(event)
 
     def action_submit(self) -> None:
         text = self.text
