@@ -1,5 +1,5 @@
-"""Search (one query per pause, hits labelled by author), Tab out of the composer, and a chat
-blocked elsewhere closing here."""
+"""Search (one query per pause, hits labelled by author), Tab out of the composer, a chat
+blocked elsewhere closing here, and a lost link said in plain words."""
 
 from __future__ import annotations
 
@@ -81,3 +81,24 @@ async def test_a_chat_blocked_elsewhere_closes_here() -> None:
         main.reload()
         await pilot.pause()
         assert main.current is None and "Lunch at one?" not in screen_text(app)
+
+
+async def test_a_lost_link_is_said_in_the_open_chat() -> None:
+    from tui.screens.main import MainScreen
+
+    peer = demo_peer()
+    app = app_for(peer, clock=fixed_clock())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        bob = next(c.aid for c in peer.contacts() if c.name == "Bob")
+        main.open_chat(bob)
+        main.poll_presence()
+        await pilot.pause()
+        assert "Link to Bob lost" not in screen_text(app)  # Bob is online
+        peer.set_online(bob, False)
+        main.poll_presence()
+        await pilot.pause()
+        assert "Link to Bob lost; what you send waits and goes out when Bob is back." in \
+            screen_text(app)

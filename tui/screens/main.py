@@ -20,7 +20,7 @@ from textual.screen import Screen
 
 from cove import events as E
 from crypto.errors import CoveError
-from tui import slash_commands
+from tui import plain, slash_commands
 from tui.guard import reports_errors
 from tui.roster import EMPTY, ChatEntry, Roster, presence, read_roster
 from tui.session import READ_ONLY_STATUS, Session
@@ -176,10 +176,22 @@ class MainScreen(Screen[None]):
     def poll_presence(self) -> None:
         """Redraw when a contact came online or left, or the Nearby list changed."""
         nearby = [n.device for n in self.peer.nearby()]
-        if (presence(self.peer, self.roster) != self.roster.presence()
-                or nearby != [r.device for r in self.roster.nearby]):
+        now = presence(self.peer, self.roster)
+        before = self.roster.presence()
+        if now != before or nearby != [r.device for r in self.roster.nearby]:
+            self._say_link_lost(before, now)
             self.reload()
         self.show_status()
+
+    def _say_link_lost(self, before: dict[bytes, bool], now: dict[bytes, bool]) -> None:
+        """The open chat's contact went away: say so in plain words, once, in the chat."""
+        aid = self.current
+        chat = self.chat()
+        if aid is None or chat is None or not before.get(aid) or now.get(aid, True):
+            return
+        who = plain.name_str(chat.name)
+        self.pane.add_notice(aid, f"Link to {who} lost; what you send waits and goes out "
+                                  f"when {who} is back.")
 
     # -- opening chats ------------------------------------------------------------------
 
