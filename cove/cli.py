@@ -354,8 +354,13 @@ async def _command(cove: Caller, args: argparse.Namespace) -> int:
         found = await cove.call("connect", address=args.address)
         print(f"Linked with {printable(found['name'])}'s device at {args.address}.", file=out)
     elif args.command in FILE_COMMANDS:
-        await file_command(cove, args, resolve_contact(await cove.call("contacts"), args.contact)
-                           if args.command == "send-file" else None)
+        target: dict[str, Any] | None = None
+        if args.command == "send-file":  # a contact or a group ('#name'), as for send
+            contact, group = resolve_conversation(await cove.call("contacts"),
+                                                  await cove.call("groups"), args.contact)
+            target = dict(contact) if contact is not None else \
+                {"aid": group["gid"], "name": "#" + group["name"]} if group is not None else None
+        await file_command(cove, args, target)
     elif args.command == "devices" and args.action == "link":
         linked = await cove.call("link_device", code=args.code, address=args.address,
                                  history_days=args.history_days, yes=True)

@@ -1,6 +1,6 @@
 """The file commands of the ``cove`` command line (DESIGN §11, §13).
 
-``cove send-file CONTACT PATH [--wait S]`` offers a file and, when this command
+``cove send-file CONTACT|#GROUP PATH [--wait S]`` offers a file and, when this command
 holds the home itself, keeps serving it up to S seconds or until a device of
 the contact has fetched it all; ``cove files`` lists transfers;
 ``cove accept-file FID`` and ``cove cancel-file FID`` take a file id or a
@@ -26,7 +26,7 @@ COMMANDS = ("send-file", "files", "accept-file", "cancel-file")
 
 def add_file_commands(sub: Any) -> None:
     """Add the file commands to the ``cove`` parser's subcommands."""
-    send = sub.add_parser("send-file", help="offer a file to a contact")
+    send = sub.add_parser("send-file", help="offer a file to a contact or a group ('#name')")
     send.add_argument("contact")
     send.add_argument("path")
     send.add_argument("--wait", type=float, default=SEND_FILE_WAIT,

@@ -77,6 +77,15 @@ def test_group_create_send_history_and_a_split_by_cli_and_rpc(tmp_path: Path) ->
                      lambda out: "split" in out)
         last = shown.splitlines()[-1]  # Cy hears Bob's payment only if they can link
         assert last.startswith("Ann: split 84.50 (") and last.endswith(" of 2 paid) dinner")
+        # A file into the group from the command line: every member is offered it.
+        menu = tmp_path / "menu.txt"
+        menu.write_text("pizza, pasta, tiramisu\n")
+        offered = cove(tmp_path / "Ann", "send-file", "#dinner club", str(menu))
+        assert offered.returncode == 0, offered.stderr
+        assert offered.stdout.strip().startswith("Offered menu.txt (") and \
+            "to #dinner club; the running Cove serves it." in offered.stdout
+        assert poll(lambda: [t["name"] for t in bob.call("transfers")],
+                    lambda names: names == ["menu.txt"]) == ["menu.txt"]
         left = cove(tmp_path / "Cy", "group", "leave", "#dinner club")
         assert left.returncode == 0 and left.stdout.strip() == "Left #dinner club."
         assert poll(lambda: len(ann.call("group", group=gid)["members"]), lambda n: n == 2) == 2
