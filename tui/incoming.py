@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from cove import events as E
 from cove.files import FileFailed, FileOffered, FileProgress, FileSaved
 from cove.group_intake import GroupChanged, SplitChanged
+from crypto.errors import CoveError
 from tui import desktop_notify, plain
 from tui.group_notices import notice_lines
 from tui.roster import Roster
@@ -49,6 +50,7 @@ def apply_batch(screen: MainScreen, batch: list[E.Event]) -> None:
     me = screen.peer.account.aik
     newest = 0
     typing: bool | None = None
+    typer: bytes | None = None
     requests: list[E.RequestReceived] = []
     accounts: list[E.Event] = []
     groups: list[GroupChanged] = []
@@ -87,6 +89,7 @@ def apply_batch(screen: MainScreen, batch: list[E.Event]) -> None:
         elif (isinstance(event, E.Typing) and event.conversation == screen.current
               and event.author != me):
             typing = event.on
+            typer = event.author
         elif isinstance(event, E.RequestReceived):
             requests.append(event)
         elif isinstance(event, (E.DevicesChanged, E.ContactRenamed)) and \
@@ -100,7 +103,7 @@ def apply_batch(screen: MainScreen, batch: list[E.Event]) -> None:
     _redescribe(screen, splits, progress)
     log.flush()
     if typing is not None:
-        pane.set_typing(typing)
+        pane.set_typing(typing, _member_name(screen, typer) if typing else None)
     old = screen.reload()
     if groups:
         _group_notices(screen, old, groups)
@@ -261,3 +264,17 @@ def _accounts(screen: MainScreen, events: list[E.Event]) -> None:
                        "first. Compare safety numbers (F2).", severity="warning",
                        markup=False, timeout=30)
     screen.show_status()
+
+
+def _member_name(screen: MainScreen, author: bytes | None) -> str | None:
+    """The name of who is typing in the open group chat (None in a direct chat, where the
+    header names the contact, or if the author is not a member)."""
+    chat = screen.chat()
+    if author is None or chat is None or not chat.group or screen.current is None:
+        return None
+    try:
+        members = screen.peer.group(screen.current).members
+    except CoveError:
+        return None
+    return next((m.name for m in members if m.acct == author), None)
+

@@ -266,3 +266,21 @@ async def test_split_parse_errors_post_and_paid() -> None:
         await wait_for(lambda: "Split 9.00: You paid 3.00 · Bob owes 3.00 · Dan paid 3.00"
                        in _lines(app))
         assert notes[-1] == "Marked your share of 3.00 paid."
+
+
+async def test_the_group_header_names_who_is_typing() -> None:
+    from cove import events as E
+
+    peer = FakePeer("Ann")
+    bob = peer.add_contact(2, "Bob")
+    dee = bytes([9]) * 32  # a member who is not Ann's contact
+    gid = peer.add_group("Trip", [(peer.acct_of(bob), "Bob"), (dee, "Dee")])
+    app = app_for(peer, clock=fixed_clock())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        _main(app).open_chat(gid)
+        await pilot.pause()
+        peer.push(E.Typing(gid, dee, True))
+        await wait_for(lambda: "Dee is typing…" in screen_text(app))
+        peer.push(E.Typing(gid, dee, False))
+        await wait_for(lambda: "is typing" not in screen_text(app))

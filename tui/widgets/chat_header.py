@@ -40,25 +40,28 @@ class ChatHeader(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._shown: tuple[ChatEntry | None, bool, int, int] = (None, False, 0, 0)
+        self._typer: str | None = None
 
     def on_resize(self, event: events.Resize) -> None:
         chat, typing, pending, late = self._shown
         if chat is not None:
-            self.show(chat, typing=typing, pending=pending, late=late)
+            self.show(chat, typing=typing, pending=pending, late=late, typer=self._typer)
 
     def _room(self) -> int:
         """Cells for one line (a header not laid out yet counts as wide)."""
         return self.content_region.width or 1_000
 
     def show(self, chat: ChatEntry | None, *, typing: bool = False, pending: int = 0,
-             late: int = 0) -> None:
-        """``pending``: our messages not sent yet; ``late``: those pending for a while."""
+             late: int = 0, typer: str | None = None) -> None:
+        """``pending``: our messages not sent yet; ``late``: those pending for a while;
+        ``typer``: in a group, the name of the member typing."""
         self._shown = (chat, typing, pending, late)
+        self._typer = typer
         if chat is None:
             self.update("")
             return
         if chat.group:
-            self._show_group(chat, typing)
+            self._show_group(chat, typing, self._typer)
             return
         first = self._first_line(chat, pending)
         who = plain.name_str(chat.name)
@@ -104,7 +107,7 @@ class ChatHeader(Static):
         limit = max(MIN_NAME_CELLS, room - rest.cell_length)
         return Content.assemble(plain.name(chat.name, "bold", min(limit, NAME_CELLS)), rest)
 
-    def _show_group(self, chat: ChatEntry, typing: bool) -> None:
+    def _show_group(self, chat: ChatEntry, typing: bool, typer: str | None) -> None:
         members = f"{chat.members} member{'s' * (chat.members != 1)}"
         first = Content.assemble(Content.styled("# ", "bold $accent"),
                                  plain.name(chat.name, "bold", 40), "  ",
@@ -114,7 +117,8 @@ class ChatHeader(Static):
         if not chat.active:
             second = Content.styled("You are no longer a member of this group.", "$warning")
         elif typing:
-            second = Content.styled("Someone is typing…", "italic $accent")
+            who = plain.name_str(typer) if typer else "Someone"
+            second = Content.styled(f"{who} is typing…", "italic $accent")
         else:
             second = Content("")
         self.update(Content.assemble(first, "\n", second))

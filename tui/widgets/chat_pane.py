@@ -61,6 +61,7 @@ class ChatPane(Vertical):
         self.replying: ChatMessage | None = None
         self.editing: ChatMessage | None = None
         self._typing_until = 0.0
+        self._typer: str | None = None
         self._typing_sent = 0.0
         self._typing_to: bytes | None = None
         """The chat we last told that we are typing (until we say we stopped)."""
@@ -162,11 +163,12 @@ class ChatPane(Vertical):
         late = sum(1 for m in waiting if now - m.ts > PENDING_NOTICE_MS)
         typing = asyncio.get_running_loop().time() < self._typing_until
         self.query_one(ChatHeader).show(self.chat, typing=typing, pending=len(waiting),
-                                        late=late)
+                                        late=late, typer=self._typer)
 
-    def set_typing(self, on: bool) -> None:
-        """The open chat's contact started (or stopped) typing."""
+    def set_typing(self, on: bool, who: str | None = None) -> None:
+        """The open chat's contact (in a group: member ``who``) started or stopped typing."""
         self._typing_until = asyncio.get_running_loop().time() + TYPING_SHOWN if on else 0.0
+        self._typer = who
         self.show_header()
 
     # -- the typing hints we send -----------------------------------------------------------
