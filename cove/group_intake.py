@@ -43,10 +43,11 @@ from cove import group_store as GS
 from cove import splits as SP
 from cove.account import Account
 from cove.content import Content
-from cove.delivery import Delivery, Outgoing, Target
+from cove.delivery import Delivery, Outgoing
 from cove.groups import GroupRejected, GroupState, NotFromContact
 from cove.store import Store
 from crypto.errors import CryptoError, ProtocolError, RemoteProtocolError
+from crypto.identity import DeviceCertificate
 from crypto.manifest import AccountManifest
 from crypto.prekeys import PrekeyBundle
 from transport.link import Link
@@ -113,6 +114,8 @@ class GroupIntake:
         def _commit_soon(self, work: Callable[[], list[Outgoing]]) -> Coroutine[Any, Any,
                                                                               None]: ...
         def _spawn(self, work: Coroutine[Any, Any, object]) -> None: ...
+        def _release_kept(self, kind: str, ddk: bytes,
+                          cert: DeviceCertificate | None) -> None: ...
 
     # -- arriving contents ---------------------------------------------------------------
 
@@ -374,24 +377,9 @@ class GroupIntake:
 
     def _group_bundle_arrived(self, ddk: bytes) -> None:
         """A device's bundle is here: the group contents kept for it go out."""
-        prefix = f"{GROUP_KEPT}{ddk.hex()}:"
-        rows = self._store.all("SELECT k, v FROM kv WHERE k LIKE ?", (prefix + "%",))
         owner = C.owner_of(self._store, ddk)
-        cert = owner.manifest.device(ddk) if owner is not None else None
-        if not rows or cert is None:
-            return
-        target = Target(ddk, cert.dsk, C.bundle_of(self._store, ddk))
-
-        def work() -> list[Outgoing]:
-            out: list[Outgoing] = []
-            for key, wire in rows:
-                if self._store.changes("DELETE FROM kv WHERE k = ?", (key,)):
-                    content = Content.from_wire(bytes(wire))
-                    out += self._delivery.queue(content, [target], mid=content.id,
-                                                now=content.ts)
-            return out
-
-        self._spawn(self._commit_soon(work))
+        self._release_kept(GROUP_KEPT, ddk,
+                           owner.manifest.device(ddk) if owner is not None else None)
 
 
 __all__ = ["GroupChanged", "GroupIntake", "SplitChanged"]

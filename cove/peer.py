@@ -792,9 +792,13 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
 
     def _send_kept(self, ddk: bytes) -> None:
         """A sibling's bundle arrived: what was kept for it goes out now."""
-        prefix = f"{FOR_SIBLING}{ddk.hex()}:"
+        self._release_kept(FOR_SIBLING, ddk, self.account.manifest.device(ddk))
+
+    def _release_kept(self, kind: str, ddk: bytes, cert: DeviceCertificate | None) -> None:
+        """Contents kept (kv ``kind + ddk:id``) for a device whose keys had not arrived go
+        out now that its bundle has; each leaves the kv once, in the commit that queues it."""
+        prefix = f"{kind}{ddk.hex()}:"
         rows = self._store.all("SELECT k, v FROM kv WHERE k LIKE ?", (prefix + "%",))
-        cert = self.account.manifest.device(ddk)
         if not rows or cert is None:
             return
         target = Target(ddk, cert.dsk, C.bundle_of(self._store, ddk))
@@ -802,9 +806,10 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         def work() -> list[Outgoing]:
             out: list[Outgoing] = []
             for key, wire in rows:
-                content = Content.from_wire(bytes(wire))
-                out += self._delivery.queue(content, [target], mid=content.id, now=content.ts)
-                self._store.execute("DELETE FROM kv WHERE k = ?", (key,))
+                if self._store.changes("DELETE FROM kv WHERE k = ?", (key,)):
+                    content = Content.from_wire(bytes(wire))
+                    out += self._delivery.queue(content, [target], mid=content.id,
+                                                now=content.ts)
             return out
 
         self._spawn(self._commit_soon(work))
