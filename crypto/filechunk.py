@@ -66,16 +66,44 @@ def is_last_chunk(size: int, index: int) -> bool:
     return index == chunk_count(size) - 1
 
 
-def _nonce_and_ad(key: bytes, fid: bytes, index: int, is_last: bool) -> tuple[bytes, bytes]:
-    if not isinstance(key, bytes) or len(key) != FILE_KEY_LEN:
-        raise LocalProtocolError(f"a file key is {FILE_KEY_LEN} bytes")
+def _check_fid(fid: bytes) -> None:
     if not isinstance(fid, bytes) or len(fid) != FID_LEN:
         raise LocalProtocolError(f"a file id is {FID_LEN} bytes")
+
+
+def _counter(index: int, is_last: bool) -> bytes:
+    """The chunk index as 8 big-endian bytes, after checking ``index`` and ``is_last``."""
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= MAX_CHUNK_INDEX:
         raise LocalProtocolError("a chunk index is an integer in 0..2**64-1")
     if not isinstance(is_last, bool):
         raise LocalProtocolError("is_last must be a bool")
-    nonce = fid + index.to_bytes(INDEX_LEN, "big")
+    return index.to_bytes(INDEX_LEN, "big")
+
+
+def _check_plaintext(plaintext: bytes, is_last: bool) -> None:
+    if not isinstance(plaintext, bytes):
+        raise LocalProtocolError("a chunk's plaintext must be bytes")
+    if len(plaintext) > CHUNK_SIZE:
+        raise LocalProtocolError(f"a chunk holds at most {CHUNK_SIZE} bytes")
+    if not is_last and len(plaintext) != CHUNK_SIZE:
+        raise LocalProtocolError(f"every chunk but the last holds exactly {CHUNK_SIZE} bytes")
+
+
+def _check_sealed(sealed: bytes, is_last: bool) -> None:
+    if not isinstance(sealed, bytes):
+        raise RemoteProtocolError("a sealed chunk must be bytes")
+    if is_last:
+        if not P.AEAD_TAG_LEN <= len(sealed) <= SEALED_CHUNK_SIZE:
+            raise RemoteProtocolError("a sealed last chunk has an impossible length")
+    elif len(sealed) != SEALED_CHUNK_SIZE:
+        raise RemoteProtocolError("a sealed chunk that is not the last must be full length")
+
+
+def _nonce_and_ad(key: bytes, fid: bytes, index: int, is_last: bool) -> tuple[bytes, bytes]:
+    if not isinstance(key, bytes) or len(key) != FILE_KEY_LEN:
+        raise LocalProtocolError(f"a file key is {FILE_KEY_LEN} bytes")
+    _check_fid(fid)
+    nonce = fid + _counter(index, is_last)
     return nonce, nonce + (b"\x01" if is_last else b"\x00")
 
 
@@ -85,12 +113,7 @@ def seal_chunk(key: bytes, fid: bytes, index: int, is_last: bool, plaintext: byt
     A non-last chunk must be exactly CHUNK_SIZE bytes, a last one at most that.
     """
     nonce, ad = _nonce_and_ad(key, fid, index, is_last)
-    if not isinstance(plaintext, bytes):
-        raise LocalProtocolError("a chunk's plaintext must be bytes")
-    if len(plaintext) > CHUNK_SIZE:
-        raise LocalProtocolError(f"a chunk holds at most {CHUNK_SIZE} bytes")
-    if not is_last and len(plaintext) != CHUNK_SIZE:
-        raise LocalProtocolError(f"every chunk but the last holds exactly {CHUNK_SIZE} bytes")
+    _check_plaintext(plaintext, is_last)
     return P.xchacha20poly1305_encrypt(key, nonce, plaintext, ad)
 
 
@@ -101,13 +124,7 @@ def open_chunk(key: bytes, fid: bytes, index: int, is_last: bool, sealed: bytes)
     the chunk was altered, moved, or is not (or is) the last as claimed.
     """
     nonce, ad = _nonce_and_ad(key, fid, index, is_last)
-    if not isinstance(sealed, bytes):
-        raise RemoteProtocolError("a sealed chunk must be bytes")
-    if is_last:
-        if not P.AEAD_TAG_LEN <= len(sealed) <= SEALED_CHUNK_SIZE:
-            raise RemoteProtocolError("a sealed last chunk has an impossible length")
-    elif len(sealed) != SEALED_CHUNK_SIZE:
-        raise RemoteProtocolError("a sealed chunk that is not the last must be full length")
+    _check_sealed(sealed, is_last)
     return P.xchacha20poly1305_decrypt(key, nonce, sealed, ad)
 
 
@@ -161,41 +178,24 @@ class FileCipher:
     __slots__ = ("_aead", "fid")
 
     def __init__(self, key: bytes, fid: bytes) -> None:
-        if not isinstance(fid, bytes) or len(fid) != FID_LEN:
-            raise LocalProtocolError(f"a file id is {FID_LEN} bytes")
+        _check_fid(fid)
         self.fid = fid
         self._aead = P.ChaChaKey(hchacha20(key, fid))
 
     def _nonce_and_ad(self, index: int, is_last: bool) -> tuple[bytes, bytes]:
-        if not isinstance(index, int) or isinstance(index, bool) or \
-                not 0 <= index <= MAX_CHUNK_INDEX:
-            raise LocalProtocolError("a chunk index is an integer in 0..2**64-1")
-        if not isinstance(is_last, bool):
-            raise LocalProtocolError("is_last must be a bool")
-        counter = index.to_bytes(INDEX_LEN, "big")
+        counter = _counter(index, is_last)
         return b"\x00\x00\x00\x00" + counter, self.fid + counter + (
             b"\x01" if is_last else b"\x00")
 
     def seal(self, index: int, is_last: bool, plaintext: bytes) -> bytes:
         """:func:`seal_chunk` for this file."""
         nonce, ad = self._nonce_and_ad(index, is_last)
-        if not isinstance(plaintext, bytes):
-            raise LocalProtocolError("a chunk's plaintext must be bytes")
-        if len(plaintext) > CHUNK_SIZE:
-            raise LocalProtocolError(f"a chunk holds at most {CHUNK_SIZE} bytes")
-        if not is_last and len(plaintext) != CHUNK_SIZE:
-            raise LocalProtocolError(f"every chunk but the last holds exactly {CHUNK_SIZE} bytes")
+        _check_plaintext(plaintext, is_last)
         return self._aead.encrypt(nonce, plaintext, ad)
 
     def open(self, index: int, is_last: bool, sealed: bytes) -> bytes:
         """:func:`open_chunk` for this file: RemoteProtocolError for an impossible length,
         DecryptionError for a chunk altered, moved, or wrongly (not) the last."""
         nonce, ad = self._nonce_and_ad(index, is_last)
-        if not isinstance(sealed, bytes):
-            raise RemoteProtocolError("a sealed chunk must be bytes")
-        if is_last:
-            if not P.AEAD_TAG_LEN <= len(sealed) <= SEALED_CHUNK_SIZE:
-                raise RemoteProtocolError("a sealed last chunk has an impossible length")
-        elif len(sealed) != SEALED_CHUNK_SIZE:
-            raise RemoteProtocolError("a sealed chunk that is not the last must be full length")
+        _check_sealed(sealed, is_last)
         return self._aead.decrypt(nonce, sealed, ad)
