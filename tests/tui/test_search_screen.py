@@ -3,8 +3,12 @@ blocked elsewhere closing here, and a lost link said in plain words."""
 
 from __future__ import annotations
 
+from textual.pilot import Pilot
+
 from tests.tui.conftest import app_for, fixed_clock, screen_text, wait_for
-from tests.tui.fake_peer import demo_peer
+from tests.tui.fake_peer import FakePeer, demo_peer
+from tui.app import CoveApp
+from tui.screens.main import MainScreen
 from tui.screens.search import SearchScreen
 
 
@@ -64,17 +68,21 @@ async def test_tab_leaves_the_composer_unless_completing_a_command() -> None:
         assert not main.composer.has_focus and main.composer.text == "hello"
 
 
-async def test_a_chat_blocked_elsewhere_closes_here() -> None:
-    from tui.screens.main import MainScreen
+async def _bob_open(app: CoveApp, peer: FakePeer, pilot: Pilot[object]) -> tuple[MainScreen, bytes]:
+    """The demo's main screen with Bob's chat open."""
+    await pilot.pause()
+    main = app.screen
+    assert isinstance(main, MainScreen)
+    bob = next(c.aid for c in peer.contacts() if c.name == "Bob")
+    main.open_chat(bob)
+    return main, bob
 
+
+async def test_a_chat_blocked_elsewhere_closes_here() -> None:
     peer = demo_peer()
     app = app_for(peer, clock=fixed_clock())
     async with app.run_test(size=(120, 36)) as pilot:
-        await pilot.pause()
-        main = app.screen
-        assert isinstance(main, MainScreen)
-        bob = next(c.aid for c in peer.contacts() if c.name == "Bob")
-        main.open_chat(bob)
+        main, bob = await _bob_open(app, peer, pilot)
         await pilot.pause()
         assert "Lunch at one?" in screen_text(app)
         peer.block(bob)  # as a sibling's sync or `cove block` would
@@ -84,16 +92,10 @@ async def test_a_chat_blocked_elsewhere_closes_here() -> None:
 
 
 async def test_a_lost_link_is_said_in_the_open_chat() -> None:
-    from tui.screens.main import MainScreen
-
     peer = demo_peer()
     app = app_for(peer, clock=fixed_clock())
     async with app.run_test(size=(120, 36)) as pilot:
-        await pilot.pause()
-        main = app.screen
-        assert isinstance(main, MainScreen)
-        bob = next(c.aid for c in peer.contacts() if c.name == "Bob")
-        main.open_chat(bob)
+        main, bob = await _bob_open(app, peer, pilot)
         main.poll_presence()
         await pilot.pause()
         assert "Link to Bob lost" not in screen_text(app)  # Bob is online
