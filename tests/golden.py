@@ -34,7 +34,7 @@ from crypto.safety import safety_qr_payload
 from crypto.session import Session
 from crypto.x3dh import X3dhHeader
 from transport.frames import Packer
-from transport.messages import encode_message
+from transport.messages import encode_env_short, encode_message
 from transport.session import Hello
 
 TS = 1_790_000_000_000  # 2026-09-21T14:13:20Z, a fixed time for examples
@@ -167,6 +167,14 @@ def _link_packed() -> bytes:
     return b"".join(packer.flush())
 
 
+def _link_packed_env() -> bytes:
+    packer = Packer()
+    packer.add(encode_message("ack", id=bytes(16)))
+    packer.add(encode_env_short(b"\x01\x02\x03"))
+    packer.add(encode_env_short(b"\x04"))
+    return b"".join(packer.flush())
+
+
 def _invite() -> bytes:
     import base64
 
@@ -280,6 +288,7 @@ GOLDEN: dict[str, Callable[[], bytes]] = {
     "link_ack": _link_ack,
     "link_req": _link_req,
     "link_packed": _link_packed,
+    "link_packed_env": _link_packed_env,
     **_link_others(),
     "invite": _invite,
     "content_text": _content_text,

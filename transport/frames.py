@@ -33,11 +33,15 @@ MAX_MESSAGE = 16 * 1024 * 1024
 """Largest reassembled message (16 MiB)."""
 FLAG_MORE = 0x01
 FLAG_PACKED = 0x02
-"""Flag bit 1: the plaintext holds several whole messages as one msgpack array, so a burst
-of small messages costs one AEAD call and one unpacking call, not one each."""
+"""Flag bit 1: the plaintext holds whole messages as one msgpack array, so a burst of small
+messages costs one AEAD call and one unpacking call, not one each; an ``env`` in it may be
+its envelope alone (``bin``), which spares a map per chat message on both sides."""
 MAX_PACKED = MAX_FRAGMENT - 3
 """Bytes of messages in one packed plaintext: room is left for the array's header."""
 PACK_LIMIT = 8192
+_BIN_HEADS = frozenset((0xC4, 0xC5, 0xC6))
+"""First bytes of a msgpack ``bin``: an ``env`` in short form, which only a packed
+plaintext may carry (a message on its own is always a map)."""
 """Messages up to this size may share a plaintext with others; larger ones go alone."""
 
 _LEN = struct.Struct(">H")
@@ -172,7 +176,7 @@ class Packer:
         if not pending:
             return []
         count = len(pending)
-        if count == 1:
+        if count == 1 and pending[0][0] not in _BIN_HEADS:
             plaintext = b"\x00" + pending[0]
         else:  # flag, then one msgpack array of the messages: unpacked in a single call
             head = bytes((0x90 | count,)) if count < 16 else b"\xdc" + count.to_bytes(2, "big")

@@ -182,9 +182,15 @@ _ENV_HEAD = b"\x82\xa1t\xa3env\xa1e"  # {"t": "env", "e": ...}: the map header a
 def encode_env(envelope: bytes) -> bytes:
     """``encode_message("env", e=envelope)``, the same bytes, for the one message type every
     chat message travels in: only the envelope is packed per call."""
+    return _ENV_HEAD + encode_env_short(envelope)
+
+
+def encode_env_short(envelope: bytes) -> bytes:
+    """The short form of an ``env`` inside a packed plaintext: the envelope alone, as msgpack
+    ``bin`` (PROTOCOL §4); a receiver reads it as ``{t: "env", e: envelope}``."""
     if type(envelope) is not bytes or len(envelope) > MAX_BLOB:
         raise LocalProtocolError("'env' message has a bad 'e' field")
-    return _ENV_HEAD + _pack(envelope)
+    return _pack(envelope)
 
 
 def decode_message(data: bytes, max_size: int = MAX_MESSAGE) -> LinkMessage:

@@ -63,6 +63,7 @@ from transport.messages import (
     decode_map,
     decode_message,
     encode_env,
+    encode_env_short,
     encode_fields,
     encode_message,
 )
@@ -287,7 +288,12 @@ class LinkSession:
                     raise RemoteProtocolError("a packed plaintext is an array of messages")
                 open_door = self._open_door
                 for value in values:
-                    if open_door and type(value) is dict and len(value) == 2:
+                    if type(value) is bytes:  # an env in short form
+                        if open_door and len(value) <= MAX_BLOB:
+                            events.append(LinkMessage("env", {"t": "env", "e": value}))
+                            continue
+                        value = {"t": "env", "e": value}
+                    elif open_door and type(value) is dict and len(value) == 2:
                         # The common case, without a call: an env (decode_map's own check).
                         e = value.get("e")
                         if type(e) is bytes and len(e) <= MAX_BLOB and value.get("t") == "env":
@@ -443,17 +449,22 @@ class LinkSession:
             self._requests_sent += 1
 
     def send_env(self, envelope: bytes) -> None:
-        """Queue an ``env`` message (the chat path: :func:`encode_env`, then packing)."""
+        """Queue an ``env`` message (the chat path): in short form into the packed plaintext,
+        or alone in full form when it is too large to pack."""
         phase = self._phase
-        if not isinstance(phase, _Open):
+        if type(phase) is not _Open:
             raise LinkClosedError("the link is not open")
-        message = encode_env(envelope)
         packer = phase.packer
+        if len(envelope) > PACK_LIMIT - 5:  # too large to pack (5: the largest bin header),
+            # so it goes alone, in the full form
+            self._seal(phase, packer.add(encode_env(envelope)))
+            return
+        message = encode_env_short(envelope)
         size = packer.size + len(message)
-        if len(message) <= PACK_LIMIT and size <= MAX_PACKED:
+        if size <= MAX_PACKED:
             packer.pending.append(message)
             packer.size = size
-        else:
+        else:  # the plaintext is full: sealed, and this one starts the next
             self._seal(phase, packer.add(message))
 
     def expect_accept(self) -> None:

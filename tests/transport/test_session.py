@@ -9,7 +9,7 @@ import pytest
 from crypto.errors import LocalProtocolError
 from crypto.identity import AccountKeys, DeviceCertificate
 from tests.transport.identities import TS, Device, make_device, pair
-from transport.frames import MAX_FRAGMENT, MAX_MESSAGE, encode_frame
+from transport.frames import MAX_FRAGMENT, MAX_MESSAGE, PACK_LIMIT, encode_frame
 from transport.messages import LinkMessage, encode_message
 from transport.session import (
     Admission,
@@ -355,3 +355,57 @@ def test_send_env_arrives_as_env(ann: Device, bob: Device) -> None:
     got = messages(shuttle(ini, resp))
     assert [m.t for m in got] == ["env"] * 300
     assert [m["e"] for m in got] == [bytes([n % 256]) * 50 for n in range(300)]
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, PACK_LIMIT - 6, PACK_LIMIT - 5,
+                                  PACK_LIMIT - 4, 70_000])
+def test_envs_of_every_size_arrive_whole_and_in_order_among_other_messages(
+    ann: Device, bob: Device, size: int
+) -> None:
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    ini.send_env(b"a" * size)  # alone in its plaintext
+    assert [(m.t, m["e"]) for m in messages(shuttle(ini, resp))] == [("env", b"a" * size)]
+    ini.send("ack", id=bytes(16))
+    ini.send_env(b"b" * size)
+    ini.send("env", e=b"c" * size, hold=True)
+    ini.send_env(b"d")
+    got = messages(shuttle(ini, resp, random.Random(size)))
+    assert [m.t for m in got] == ["ack", "env", "env", "env"]
+    assert [m["e"] for m in got[1:]] == [b"b" * size, b"c" * size, b"d"]
+    assert got[2]["hold"] is True
+
+
+def test_a_small_env_travels_in_short_form_inside_a_packed_plaintext(
+    ann: Device, bob: Device
+) -> None:
+    from transport.messages import encode_env_short
+
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    ini.send_env(b"x" * 100)
+    wire = ini.data_to_send()
+    plaintext = resp._phase.noise.decrypt(wire[2:])  # type: ignore[union-attr]
+    assert encode_env_short(b"x" * 100) == b"\xc4\x64" + b"x" * 100
+    assert plaintext == b"\x02\x91" + encode_env_short(b"x" * 100)
+
+
+def test_a_short_form_env_from_a_stranger_is_refused_as_the_full_form_is(
+    ann: Device, bob: Device
+) -> None:
+    ini, resp = pair(ann, bob, b_sees_a=Admission.STRANGER)
+    handshake(ini, resp)
+    noise = ini._phase.noise  # type: ignore[union-attr]
+    packed = b"\x02\x91\xc4\x06sneaky"
+    assert "stranger may not send 'env'" in closed(
+        resp.receive_data(encode_frame(noise.encrypt(packed)))).reason
+
+
+def test_an_env_in_short_form_is_refused_outside_a_packed_plaintext(
+    ann: Device, bob: Device
+) -> None:
+    ini, resp = pair(ann, bob)
+    handshake(ini, resp)
+    noise = ini._phase.noise  # type: ignore[union-attr]
+    alone = b"\x00\xc4\x06sneaky"
+    assert "bad input" in closed(resp.receive_data(encode_frame(noise.encrypt(alone)))).reason
