@@ -90,6 +90,10 @@ log = logging.getLogger("cove.linking")
 Confirm = Callable[[str, str], bool | Awaitable[bool]]
 """``confirm(device_name, fingerprint)``: the person's answer on the primary."""
 
+_ELSEWHERE = ("link by the address the new device shows, as another device may have answered"
+              " in its place")
+"""How a handshake failure ends: the code's number may have reached some other device."""
+
 
 @dataclass(frozen=True, slots=True)
 class LinkedDevice:
@@ -136,20 +140,22 @@ async def link_device(
     try:
         handshake = LinkHandshake(parsed, initiator=True,
                                   static_private=account.device.ddk_private, rng=rng)
+        # Whoever answered the nameplate first is dialled, and it may not be the new device
+        # (another one waiting with the same number, or a rogue): the messages say so.
         try:
             async with asyncio.timeout(timings.handshake):
                 channel = await wire.handshake(handshake)
                 hello = check_hello(await wire.receive(channel), channel)
         except PeerClosed as exc:
-            raise LinkFailed("The new device did not accept the code; check the code and"
-                             " try again.") from exc
+            raise LinkFailed("The device that answered did not accept the code; check the"
+                             f" code, and if it is right, {_ELSEWHERE}.") from exc
         except TimeoutError as exc:
-            raise LinkFailed("The new device did not answer in time; check the code and the"
-                             " address and try again.") from exc
+            raise LinkFailed("The device that answered fell silent; try again, or"
+                             f" {_ELSEWHERE}.") from exc
         except RemoteProtocolError as exc:
             log.info("the linking handshake failed: %s", exc)
-            raise LinkFailed("The linking handshake failed; check the code and try"
-                             " again.") from exc
+            raise LinkFailed("The linking handshake failed; check the code, and if it is"
+                             f" right, {_ELSEWHERE}.") from exc
         shown = printable(hello.name)
         if account.manifest.contains(hello.ddk) or any(
             c.dsk == hello.dsk for c in account.manifest.devices
