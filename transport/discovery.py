@@ -49,7 +49,12 @@ from transport.discovery_records import (
     PeerTable,
 )
 from transport.errors import DiscoveryError
-from transport.interfaces import announced_addresses, local_addresses, mdns_interfaces
+from transport.interfaces import (
+    announced_addresses,
+    local_addresses,
+    loopback_only,
+    mdns_interfaces,
+)
 
 __all__ = ["LINK_SERVICE_TYPE", "SERVICE_TYPE", "Discovery", "DiscoveryEvent"]
 __all__ += ["PeerGone", "PeerSeen"]
@@ -123,7 +128,9 @@ class Discovery:
         self._browse = browse
         self._ttl = record_ttl
         self._browser = PeerBrowser(
-            PeerTable(max_peers),
+            # Loopback addresses in another device's announcement are kept only when this
+            # device itself listens on loopback alone (tests, a lab namespace).
+            PeerTable(max_peers, keep_loopback=loopback_only(self._addresses)),
             on_event=on_event,
             liveness_interval=liveness_interval,
             liveness_timeout=liveness_timeout,
@@ -270,6 +277,7 @@ class Discovery:
         self._check_addresses(addresses)
         zc = self._running()
         self._addresses = tuple(addresses)
+        self._browser.table.keep_loopback = loopback_only(self._addresses)
         # Records first: zeroconf re-announces what it holds on the new sockets,
         # and the old addresses must not be refreshed in peers' caches.
         await self._republish()

@@ -6,7 +6,12 @@ the canonical base32 of a 10-byte device id, or the announcement is ignored.
 ``name`` and ``aid`` (discoverable mode) count only together and only when
 both are valid; a name has its control and bidi characters replaced (§13), so
 it can be shown as plain text. Peers, addresses and queued events are capped
-(``MAX_*``), so a flood of announcements costs bounded memory.
+(``MAX_*``), so a flood of announcements costs bounded memory. With
+``keep_loopback=False``, for a device that uses more than loopback, loopback
+addresses in another device's announcement are dropped: an honest device
+announces loopback only when it uses nothing else, so there they could only
+steer a dial at this machine's own services (``may_dial`` refuses to dial
+them in that case anyway).
 """
 
 from __future__ import annotations
@@ -129,9 +134,15 @@ def nameplate_matches(properties: Mapping[bytes, bytes | None], nameplate: str) 
     )
 
 
-def bounded_addresses(hosts: Sequence[str], port: int | None) -> tuple[tuple[str, int], ...]:
+def bounded_addresses(
+    hosts: Sequence[str], port: int | None, *, keep_loopback: bool = True
+) -> tuple[tuple[str, int], ...]:
     """Valid, distinct ``(host, port)`` pairs in a fixed order (IPv4 first, then by
-    number), at most ``MAX_PEER_ADDRESSES``; none if the port is bad."""
+    number), at most ``MAX_PEER_ADDRESSES``; none if the port is bad.
+
+    ``keep_loopback=False`` (this device uses more than loopback) drops
+    ``127.0.0.0/8``, ``::1`` and their IPv4-mapped forms.
+    """
     if port is None or not 0 < port < 65536:
         return ()
     parsed: dict[str, tuple[int, int]] = {}
@@ -139,6 +150,8 @@ def bounded_addresses(hosts: Sequence[str], port: int | None) -> tuple[tuple[str
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
+            continue
+        if not keep_loopback and _is_loopback(address):
             continue
         parsed[host] = (address.version, int(address))
     # A fixed order, because zeroconf lists addresses in cache order, which
@@ -150,8 +163,10 @@ def bounded_addresses(hosts: Sequence[str], port: int | None) -> tuple[tuple[str
 class PeerTable:
     """Discovery's view of nearby peers: resolved records in, events out (sans-I/O)."""
 
-    def __init__(self, max_peers: int = MAX_PEERS) -> None:
+    def __init__(self, max_peers: int = MAX_PEERS, *, keep_loopback: bool = True) -> None:
         self.max_peers = max_peers
+        self.keep_loopback = keep_loopback
+        """False unless this device uses nothing but loopback (see ``bounded_addresses``)."""
         self.peers: dict[str, PeerSeen] = {}
 
     def update(
@@ -167,7 +182,7 @@ class PeerTable:
         that became invalid is a :class:`PeerGone` for a known peer.
         """
         txt = parse_peer_txt(properties)
-        addresses = bounded_addresses(hosts, port)
+        addresses = bounded_addresses(hosts, port, keep_loopback=self.keep_loopback)
         if txt is None or not addresses:
             return self.remove(instance)
         seen = PeerSeen(instance, txt.did_text, addresses, txt.name, txt.aid)
@@ -181,6 +196,12 @@ class PeerTable:
         """Forget a peer; a :class:`PeerGone` when it was known."""
         old = self.peers.pop(instance, None)
         return None if old is None else PeerGone(instance, old.did_text)
+
+
+def _is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def _id_text(value: bytes | None, size: int) -> str | None:

@@ -39,10 +39,10 @@ its envelope alone (``bin``), which spares a map per chat message on both sides.
 MAX_PACKED = MAX_FRAGMENT - 3
 """Bytes of messages in one packed plaintext: room is left for the array's header."""
 PACK_LIMIT = 8192
+"""Messages up to this size may share a plaintext with others; larger ones go alone."""
 _BIN_HEADS = frozenset((0xC4, 0xC5, 0xC6))
 """First bytes of a msgpack ``bin``: an ``env`` in short form, which only a packed
 plaintext may carry (a message on its own is always a map)."""
-"""Messages up to this size may share a plaintext with others; larger ones go alone."""
 
 _LEN = struct.Struct(">H")
 

@@ -10,11 +10,14 @@ listener, discovery TXT records and invites use, and the networks those
 addresses sit on (``127.0.0.1/8`` gives ``127.0.0.0/8``).
 
 :func:`may_dial` is §4's last rule: a device dials only addresses on-link to
-a chosen interface (loopback only when loopback is chosen), or reached
-through a non-default route on a chosen interface (read from
-``/proc/net/route`` and ``/proc/net/ipv6_route``), plus addresses the user
-gave (``cove connect``, an invite). Discovery announcements are untrusted, so
-this is what stops a LAN peer from steering us at arbitrary hosts.
+a chosen interface, or reached through a non-default route on a chosen
+interface (read from ``/proc/net/route`` and ``/proc/net/ipv6_route``), plus
+addresses the user gave (``cove connect``, an invite). Loopback counts only
+when nothing but loopback is chosen: an honest device announces loopback
+only then (:func:`announced_addresses`), so a loopback address announced to a
+device that also uses a LAN is a host on the LAN steering it at this
+machine's own services. Discovery announcements are untrusted, so this rule
+is what stops a LAN peer from steering us at arbitrary hosts.
 
 Only :func:`local_addresses`, :func:`read_routes` and
 :func:`chosen_interfaces` touch the system; everything else is pure.
@@ -264,6 +267,19 @@ def announced_addresses(addresses: Sequence[str]) -> list[str]:
     return [str(address) for address in dict.fromkeys(outside or parsed)]
 
 
+def loopback_only(addresses: Iterable[str | IPAddress]) -> bool:
+    """True when there is at least one address and every one is loopback (``127.0.0.0/8``,
+    ``::1``, or IPv4-mapped loopback): the only case in which loopback addresses from
+    another device's announcement may be dialled (§4)."""
+    found = False
+    for value in addresses:
+        address = _dialable(value)
+        if address is None or not address.is_loopback:
+            return False
+        found = True
+    return found
+
+
 # -- routes ---------------------------------------------------------------------
 
 
@@ -333,9 +349,9 @@ def may_dial(
     """DESIGN §4: may this device dial ``address``?
 
     Yes when the user gave it (``extra_allowed``: ``cove connect``, an
-    invite), when it is on-link to a chosen network (loopback only when a
-    loopback network is chosen), or when a non-default route on a chosen
-    interface reaches it (``routed_networks``, from
+    invite), when it is on-link to a chosen network (loopback only when
+    nothing but loopback networks are chosen), or when a non-default route on
+    a chosen interface reaches it (``routed_networks``, from
     :meth:`ChosenInterfaces.routed_networks`). Never an unspecified, multicast
     or broadcast address, and never through a default route.
     """
@@ -346,7 +362,7 @@ def may_dial(
         return True
     chosen = list(chosen_networks)
     if target.is_loopback:
-        return any(net.network_address.is_loopback for net in chosen)
+        return loopback_only(net.network_address for net in chosen)
     return any(
         net.prefixlen > 0 and net.version == target.version and target in net
         for net in (*chosen, *routed_networks)

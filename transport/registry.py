@@ -46,7 +46,7 @@ from transport.session import (
     LinkClosed,
     LinkEvent,
     LinkSession,
-        PeerHello,
+    PeerHello,
     Policy,
     Verdict,
 )

@@ -55,6 +55,7 @@ from transport.frames import (
     Packer,
     Reassembler,
     encode_frame,
+    fragment,
 )
 from transport.messages import (
     CONTROL,
@@ -413,8 +414,7 @@ class LinkSession:
             phase.reassembler.limit = MAX_MESSAGE if admitted else STRANGER_MESSAGE_LIMIT
         beyond = verdict.admission > Admission.STRANGER
         if not self.initiator and beyond and not self._hello_sent and self.is_open:
-            self._hello_sent = True
-            self._send_raw(self._hello.encode())
+            self._send_hello()
 
     def send_own_hello(self) -> None:
         """As the responder, send this side's hello to a peer that stays a stranger here.
@@ -425,8 +425,22 @@ class LinkSession:
         did not know: our certificate was in the manifest it holds.
         """
         if not self.initiator and not self._hello_sent and self.is_open:
-            self._hello_sent = True
-            self._send_raw(self._hello.encode())
+            self._send_hello()
+
+    def _send_hello(self) -> None:
+        """Seal this side's hello in a plaintext of its own, after whatever was queued.
+
+        The peer holds us to the stranger limit (32 KiB) until it has read our
+        hello, and it checks a packed plaintext's whole size before the hello
+        inside could raise that limit: packed with the messages queued in the
+        same turn, the hello could arrive in a plaintext the peer must refuse.
+        """
+        phase = self._phase
+        if not isinstance(phase, _Open):
+            raise LinkClosedError("the link is not open")
+        self._hello_sent = True
+        self._seal(phase, phase.packer.flush())
+        self._seal(phase, list(fragment(self._hello.encode())))
 
     def send(self, t: str, **fields: object) -> None:
         """Queue one message; a ``req`` also opens the door for one ``accept`` back."""

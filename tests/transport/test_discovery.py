@@ -156,6 +156,23 @@ def test_addresses_are_checked_ordered_and_capped() -> None:
     assert bounded_addresses(["10.0.0.1"], 70000) == ()
 
 
+def test_a_device_on_a_lan_drops_loopback_addresses_from_announcements() -> None:
+    # Another host announcing 127.0.0.1 or ::1 could only steer our dial at this machine.
+    hosts = ["127.0.0.1", "10.0.0.1", "::1", "::ffff:127.0.0.1", "127.8.8.8", "fd00::1"]
+    assert bounded_addresses(hosts, 7, keep_loopback=False) == (("10.0.0.1", 7), ("fd00::1", 7))
+    assert len(bounded_addresses(hosts, 7)) == len(hosts)  # loopback-only setups keep them
+    on_lan = PeerTable(keep_loopback=False)
+    txt = _txt(v=b"1", dev=DEV)
+    seen = on_lan.update("abc", txt, ["127.0.0.1", "10.0.0.1"], 5000)
+    assert isinstance(seen, PeerSeen) and seen.addresses == (("10.0.0.1", 5000),)
+    assert on_lan.update("steer", txt, ["127.0.0.1", "::1"], 5000) is None  # nothing to dial
+    assert "steer" not in on_lan.peers
+    # Loopback only (tests, CI: COVE_INTERFACES=127.0.0.1): peers on loopback find each other.
+    on_loopback = PeerTable(keep_loopback=True)
+    seen = on_loopback.update("abc", txt, ["127.0.0.1"], 5000)
+    assert isinstance(seen, PeerSeen) and seen.addresses == (("127.0.0.1", 5000),)
+
+
 def test_peer_table_reports_changes_only() -> None:
     table = PeerTable()
     txt = _txt(v=b"1", dev=DEV)

@@ -22,6 +22,7 @@ from transport.interfaces import (
     choose_interfaces,
     interfaces_setting,
     local_addresses,
+    loopback_only,
     may_dial,
     mdns_interfaces,
     parse_interfaces,
@@ -240,12 +241,17 @@ def _rule(setting: str) -> tuple[ChosenInterfaces, tuple[IPNetwork, ...]]:
         ("192.0.2.2", "192.0.3.1", False),
         ("fd00::2", "fd00::1234", True),
         ("fe80::fc:ff:fe00:1", "fe80::99%eth0", True),
-        # loopback only when loopback is chosen
+        # loopback only when nothing but loopback is chosen
         ("127.0.0.1", "127.0.0.1", True),
         ("127.0.0.1", "127.9.9.9", True),
         ("127.0.0.1", "::1", True),
+        ("127.0.0.1,::1", "::1", True),
+        ("127.0.0.1", "::ffff:127.0.0.1", True),
         ("192.0.2.2", "127.0.0.1", False),
         ("192.0.2.2", "::1", False),
+        ("127.0.0.1,192.0.2.2", "127.0.0.1", False),
+        ("192.0.2.2,::1", "::1", False),
+        ("127.0.0.1,192.0.2.2", "::ffff:127.0.0.1", False),
         # a non-default route on a chosen interface, never the default route
         ("10.66.0.2", "10.66.3.4", True),
         ("192.0.2.2", "10.66.3.4", False),
@@ -276,6 +282,31 @@ def test_may_dial_addresses_the_user_gave() -> None:
     # even a user cannot make these dialable
     assert not may_dial("0.0.0.0", chosen.networks, {"0.0.0.0"})
     assert not may_dial("224.0.0.251", chosen.networks, {"224.0.0.251"})
+
+
+def test_a_loopback_address_another_host_announces_is_not_dialled_by_a_device_on_a_lan(
+) -> None:
+    # Everything chosen (the default) includes loopback, but an honest peer announces
+    # loopback only when it uses nothing else: 127.0.0.1 from the LAN is a steer at us.
+    every = choose_interfaces(None, MACHINE)
+    assert not loopback_only(every.addresses)
+    for steer in ("127.0.0.1", "127.0.0.53", "::1", "::ffff:127.0.0.1"):
+        assert not may_dial(steer, every.networks, routed_networks=every.routed_networks([]))
+    assert may_dial("192.0.2.9", every.networks)  # the LAN itself still is
+    # Loopback-only (tests, CI: COVE_INTERFACES=127.0.0.1): peers on loopback find each other.
+    loopback = choose_interfaces(parse_interfaces("127.0.0.1"), MACHINE)
+    assert loopback_only(loopback.addresses) and may_dial("127.0.0.1", loopback.networks)
+    # A loopback address the user gave is dialled whatever is chosen.
+    assert may_dial("127.0.0.1", every.networks, {"127.0.0.1"})
+
+
+def test_loopback_only_needs_at_least_one_address_and_all_of_them_loopback() -> None:
+    assert loopback_only(["127.0.0.1"]) and loopback_only(["127.0.0.1", "::1", ip("127.1.2.3")])
+    assert loopback_only(["::ffff:127.0.0.1"])
+    assert not loopback_only([])
+    assert not loopback_only(["127.0.0.1", "192.0.2.2"])
+    assert not loopback_only(["fe80::1%eth0"])
+    assert not loopback_only(["not an address"])
 
 
 def test_may_dial_never_through_a_zero_length_network() -> None:

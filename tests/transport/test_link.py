@@ -9,7 +9,7 @@ import random
 import pytest
 
 from tests.transport.identities import Device, make_device, pair, table_policy
-from transport.frames import MAX_FRAGMENT
+from tests.transport.test_session import Sent, covers_every_edge, received, send_mixed
 from transport.link import DEFAULT_TIMINGS, Link, Timings
 from transport.listener import MAX_PENDING_HANDSHAKES, LinkListener
 from transport.messages import LinkMessage
@@ -37,6 +37,11 @@ class Recorder:
     def bodies(self) -> list[bytes]:
         return [e["e"] for _, e in self.events
                 if isinstance(e, LinkMessage) and e.t == "env"]
+
+    def received(self) -> list[Sent]:
+        """Every ``env`` and ``ack`` that arrived, in order (link upkeep left out)."""
+        return [received(e) for _, e in self.events
+                if isinstance(e, LinkMessage) and e.t in ("env", "ack")]
 
     def closes(self) -> list[LinkClosed]:
         return [e for _, e in self.events if isinstance(e, LinkClosed)]
@@ -66,23 +71,22 @@ async def dial(ann: Device, bob: Device, port: int, rec: Recorder,
     return link
 
 
-async def exchange(sender: Link, rec: Recorder, n: int, rnd: random.Random) -> list[bytes]:
-    before = len(rec.bodies())
+async def exchange(sender: Link, rec: Recorder, n: int, rnd: random.Random) -> list[Sent]:
+    """Send ``n`` messages of the messenger's mix (one in 1000 larger than a frame) and
+    wait until ``rec`` has them all; returns what was sent."""
+    before = len(rec.received())
     sent = []
     for i in range(n):
-        big = i % 1000 == 999
-        size = rnd.randint(MAX_FRAGMENT, 2 * MAX_FRAGMENT) if big else rnd.randint(0, 300)
-        body = rnd.randbytes(size)
-        sender.send("env", e=body)
-        sent.append(body)
+        sent.append(send_mixed(sender, rnd, big=i % 1000 == 999))
         if i % 200 == 0:
             await sender.drain()
     await sender.drain()
-    await rec.until(lambda: len(rec.bodies()) - before >= n, timeout=60)
+    await rec.until(lambda: len(rec.received()) - before >= n, timeout=60)
     return sent
 
 
-async def test_ten_thousand_messages_over_tcp() -> None:
+async def test_ten_thousand_mixed_messages_over_tcp_arrive_identical_and_in_order_both_ways(
+) -> None:
     ann, bob = make_device(), make_device()
     server_rec, client_rec = Recorder(), Recorder()
     listener = LinkListener(
@@ -92,12 +96,25 @@ async def test_ten_thousand_messages_over_tcp() -> None:
     await listener.start()
     try:
         link = await dial(ann, bob, listener.port, client_rec)
-        sent = await exchange(link, server_rec, 10_000, random.Random(1))
-        assert server_rec.bodies() == sent
-        assert any(len(b) > MAX_FRAGMENT for b in sent)
+        await server_rec.until(lambda: server_rec.events)
         server_link = server_rec.events[0][0]
-        server_link.send("env", e=b"reply")
-        await client_rec.until(lambda: client_rec.bodies() == [b"reply"])
+        rnd = random.Random(1)
+        to_bob: list[Sent] = []
+        to_ann: list[Sent] = []
+        for i in range(10_000):
+            big = i % 250 == 0
+            if rnd.random() < 0.5:
+                to_bob.append(send_mixed(link, rnd, big))
+            else:
+                to_ann.append(send_mixed(server_link, rnd, big))
+            if i % 200 == 0:
+                await asyncio.gather(link.drain(), server_link.drain())
+        await asyncio.gather(link.drain(), server_link.drain())
+        await server_rec.until(lambda: len(server_rec.received()) >= len(to_bob), timeout=60)
+        await client_rec.until(lambda: len(client_rec.received()) >= len(to_ann), timeout=60)
+        assert server_rec.received() == to_bob
+        assert client_rec.received() == to_ann
+        assert covers_every_edge(to_bob) and covers_every_edge(to_ann)
         link.close()
         await server_rec.until(lambda: server_rec.closes())
         assert server_rec.closes()[0].clean
@@ -115,7 +132,7 @@ async def test_memory_pipe_link_pair_in_random_chunks() -> None:
     lb.start()
     await asyncio.wait_for(la.opened.wait(), 5)
     sent = await exchange(la, rec_b, 2000, random.Random(2))
-    assert rec_b.bodies() == sent
+    assert rec_b.received() == sent
     la.close()
     await asyncio.wait_for(lb.closed.wait(), 5)
 
@@ -148,7 +165,7 @@ async def test_hostile_connections_close_while_an_established_link_keeps_working
         crowd = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", listener.port)
                                        for _ in range(200)))
         sent = await exchange(good, server_rec, 500, rnd)
-        assert server_rec.bodies()[-500:] == sent
+        assert server_rec.received()[-500:] == sent
 
         async def eof(r: asyncio.StreamReader) -> bytes:
             return await asyncio.wait_for(r.read(), timeout=timings.handshake_timeout + 3)
@@ -157,7 +174,7 @@ async def test_hostile_connections_close_while_an_established_link_keeps_working
         assert all(isinstance(x, bytes) for x in results)  # every one was closed by the listener
         assert listener.refused >= 200 - MAX_PENDING_HANDSHAKES
         sent = await exchange(good, server_rec, 500, rnd)  # still alive and lossless
-        assert server_rec.bodies()[-500:] == sent
+        assert server_rec.received()[-500:] == sent
         text = caplog.text
         assert "too many handshakes in progress" in text
         assert "did not finish within 2 s" in text

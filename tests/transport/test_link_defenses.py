@@ -22,7 +22,14 @@ import transport.listener as listener_module
 from crypto.identity import AccountKeys, DeviceCertificate, device_id
 from tests.transport.identities import TS, Device, make_device, pair, table_policy
 from tests.transport.test_link import Recorder, dial, exchange, responder_factory
-from tests.transport.test_session import closed, handshake, messages, shuttle
+from tests.transport.test_session import (
+    Sent,
+    closed,
+    handshake,
+    messages,
+    send_mixed,
+    shuttle,
+)
 from transport.frames import encode_frame
 from transport.link import HIGH_WATER, Link, Timings
 from transport.listener import MAX_PENDING_HANDSHAKES, MAX_PENDING_PER_ADDRESS, LinkListener
@@ -492,13 +499,11 @@ async def test_hostile_connections_each_close_for_their_own_reason(
         rnd = random.Random(13)
         stop = asyncio.Event()
 
-        async def steady_traffic() -> list[bytes]:
-            sent: list[bytes] = []
+        async def steady_traffic() -> list[Sent]:
+            sent: list[Sent] = []
             while not stop.is_set():
-                for _ in range(20):
-                    body = rnd.randbytes(rnd.randint(0, 300))
-                    good.send("env", e=body)
-                    sent.append(body)
+                for _ in range(20):  # the messenger's mix: short-form envs, holds, acks
+                    sent.append(send_mixed(good, rnd))
                 await asyncio.sleep(0.002)
             return sent
 
@@ -545,8 +550,8 @@ async def test_hostile_connections_each_close_for_their_own_reason(
         await asyncio.sleep(0.2)  # and a while after they are gone
         stop.set()
         sent = await traffic
-        await server_rec.until(lambda: len(server_rec.bodies()) >= len(sent))
-        assert server_rec.bodies() == sent  # nothing lost, nothing out of order
+        await server_rec.until(lambda: len(server_rec.received()) >= len(sent))
+        assert server_rec.received() == sent  # nothing lost, nothing out of order
         assert len(sent) >= 1000
 
         reasons = {link.address: e.reason for link, e in server_rec.events
@@ -576,7 +581,7 @@ async def test_hostile_connections_each_close_for_their_own_reason(
         assert all(p.session.remote_cert is None for p in hostile.values())
 
         sent = await exchange(good, server_rec, 500, rnd)  # still alive and lossless
-        assert server_rec.bodies()[-500:] == sent
+        assert server_rec.received()[-500:] == sent
         assert good.session.is_open
         replay_w.close()
         for peer in hostile.values():

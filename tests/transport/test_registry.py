@@ -7,6 +7,7 @@ import itertools
 import socket
 
 from tests.transport.identities import Device, make_device, table_policy
+from transport.ratelimit import RequestLimiter
 from transport.registry import (
     BACKOFF_MAX,
     BACKOFF_MIN,
@@ -21,14 +22,15 @@ from transport.session import Admission
 
 
 class Peer:
-    def __init__(self, dev: Device, trusted: list[Device], port: int = 0) -> None:
+    def __init__(self, dev: Device, trusted: list[Device], port: int = 0, *,
+                 limiter: RequestLimiter | None = None) -> None:
         self.dev = dev
         self.events: list[RegistryEvent] = []
         self.changed = asyncio.Event()
         self.reg = LinkRegistry(
             keys=dev.keys, hello=lambda: dev.hello,
             policy=table_policy({d.account.aik: Admission.CONTACT for d in trusted}),
-            on_event=self._record, port=port,
+            on_event=self._record, port=port, limiter=limiter,
         )
 
     def _record(self, event: RegistryEvent) -> None:

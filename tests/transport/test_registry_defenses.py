@@ -4,8 +4,8 @@ Each test here fails if its fix is reverted: redial backoff after short
 links, the caps on strangers' links (per address, in all, in lifetime),
 bounded shutdown, discovered addresses that cannot push out given ones and a
 parallel dial, a tie-break that loses no message, ``forget`` stopping a dial
-in flight, ``expect_accept`` across links and dialling a nearby peer by
-``did``.
+in flight, ``expect_accept`` across links, dialling a nearby peer by ``did``,
+and the budget for strangers' requests.
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ from tests.transport.test_link import Recorder, responder_factory
 from tests.transport.test_registry import Peer, free_port
 from transport.link import Link
 from transport.listener import LinkListener
+from transport.ratelimit import (
+    REQUESTS_PER_HOUR,
+    REQUESTS_PER_MINUTE_PER_ADDRESS,
+    RequestLimiter,
+)
 from transport.registry import (
     MAX_DISCOVERED_ADDRESSES,
     MAX_STRANGER_LINKS_PER_ADDRESS,
@@ -522,3 +527,103 @@ async def test_connect_nearby_aborts_before_the_hello_when_the_key_differs() -> 
         assert not a.of(LinkUp) and not b.of(HelloSeen) and not b.of(LinkUp)
     finally:
         await asyncio.gather(a.reg.close(), b.reg.close())
+
+
+# -- the budget for strangers' requests ---------------------------------------------
+
+
+class MovableClock(RequestLimiter):
+    """The registry's request budget, on a clock a test moves forward instead of sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ahead = 0.0
+
+    def allow(self, address: str, now: float) -> bool:
+        return super().allow(address, now + self.ahead)
+
+
+def requests_from(peer: Peer, host: str) -> list[str]:
+    """Notes of the requests that reached the messenger from links at ``host``."""
+    return [e.message["note"] for e in peer.of(LinkMessageReceived)
+            if e.message.t == "req" and e.link.address and e.link.address[0] == host]
+
+
+async def send_requests(target: Device, port: int, host: str, notes: list[str]) -> Link:
+    """A fresh stranger at ``host`` sends ``notes`` as requests, all in one write."""
+    link, _ = await stranger_dial(target, port, host)
+    await asyncio.wait_for(link.opened.wait(), 5)
+    for note in notes:
+        link.send("req", manifest=b"m", note=note)
+    await link.drain()
+    return link
+
+
+async def test_a_stranger_address_gets_ten_requests_a_minute_through_the_registry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOG)
+    b_dev = make_device(name="b")
+    clock = MovableClock()
+    b = Peer(b_dev, [], limiter=clock)
+    await b.reg.start()
+    links: list[Link] = []
+    try:
+        # Fifteen requests in one write: ten reach the messenger, the eleventh closes the link.
+        notes = [f"hi {n}" for n in range(15)]
+        links.append(flood := await send_requests(b_dev, b.reg.port, "127.0.0.1", notes))
+        await asyncio.wait_for(flood.closed.wait(), 5)
+        await b.until(lambda: b.of(LinkDown))
+        assert requests_from(b, "127.0.0.1") == notes[:REQUESTS_PER_MINUTE_PER_ADDRESS]
+        assert [e.reason for e in b.of(LinkDown)] == ["too many requests from strangers"]
+        assert "closed: too many requests from strangers" in caplog.text
+        # A new link from the same address in the same minute gets none through.
+        links.append(again := await send_requests(b_dev, b.reg.port, "127.0.0.1", ["again"]))
+        await asyncio.wait_for(again.closed.wait(), 5)
+        await b.until(lambda: len(b.of(LinkDown)) == 2)
+        assert requests_from(b, "127.0.0.1") == notes[:REQUESTS_PER_MINUTE_PER_ADDRESS]
+        # The budget is per address: another one is heard meanwhile.
+        links.append(await send_requests(b_dev, b.reg.port, "127.0.0.2", ["from next door"]))
+        await b.until(lambda: requests_from(b, "127.0.0.2") == ["from next door"])
+        # A minute later the first address is heard again.
+        clock.ahead = 61.0
+        links.append(await send_requests(b_dev, b.reg.port, "127.0.0.1", ["a minute later"]))
+        await b.until(lambda: requests_from(b, "127.0.0.1")[-1:] == ["a minute later"])
+        assert len(b.of(LinkDown)) == 2
+    finally:
+        for link in links:
+            link.close()
+        await b.reg.close()
+
+
+async def test_strangers_requests_stop_at_a_hundred_an_hour_from_all_addresses() -> None:
+    b_dev = make_device(name="b")
+    clock = MovableClock()
+    b = Peer(b_dev, [], limiter=clock)
+    await b.reg.start()
+    links: list[Link] = []
+    per_address = REQUESTS_PER_MINUTE_PER_ADDRESS
+    hosts = [f"127.0.0.{n}" for n in range(2, 2 + REQUESTS_PER_HOUR // per_address)]
+    try:
+        for host in hosts:  # ten addresses, ten requests each: within every per-address budget
+            notes = [f"{host} #{n}" for n in range(per_address)]
+            links.append(await send_requests(b_dev, b.reg.port, host, notes))
+        await b.until(lambda: len(b.of(LinkMessageReceived)) == REQUESTS_PER_HOUR)
+        assert not b.of(LinkDown)
+        # The hour's budget is spent for everyone: a new address gets nothing through, even
+        # after its own minute would allow it.
+        fresh = "127.0.0.200"
+        for ahead in (0.0, 61.0):
+            clock.ahead = ahead
+            late = await send_requests(b_dev, b.reg.port, fresh, [f"late by {ahead:g} s"])
+            links.append(late)
+            await asyncio.wait_for(late.closed.wait(), 5)
+            assert requests_from(b, fresh) == []
+        assert [e.reason for e in b.of(LinkDown)][-1] == "too many requests from strangers"
+        clock.ahead = 3601.0  # an hour on, the budget is back
+        links.append(await send_requests(b_dev, b.reg.port, fresh, ["an hour later"]))
+        await b.until(lambda: requests_from(b, fresh) == ["an hour later"])
+    finally:
+        for link in links:
+            link.close()
+        await b.reg.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Protocol
 
 import pytest
 
@@ -17,7 +18,7 @@ from transport.session import (
     LinkClosed,
     LinkEvent,
     LinkSession,
-        PeerHello,
+    PeerHello,
     Verdict,
 )
 
@@ -54,6 +55,82 @@ def closed(events: list[LinkEvent]) -> LinkClosed:
     return found[0]
 
 
+# -- a mixed stream: what the messenger really sends --------------------------------
+
+Sent = tuple[str, bytes, bool | None]
+"""One message as the receiver must see it: ``env`` with its envelope and ``hold``, or
+``ack`` with its id and ``custody`` (None when the field is absent)."""
+
+_HOLD_OVERHEAD = len(encode_message("env", e=bytes(256), hold=True)) - 256
+SHORT_FORM_EDGES = (0, 1, 255, 256, PACK_LIMIT - 6, PACK_LIMIT - 5, PACK_LIMIT - 4)
+"""``send_env`` sizes around its edges: an empty envelope, the bin8/bin16 header step, and
+the largest envelope still packed in short form (``PACK_LIMIT - 5``) with its neighbours."""
+HOLD_EDGES = tuple(PACK_LIMIT - _HOLD_OVERHEAD + d for d in (-1, 0, 1))
+"""Full-form ``env`` sizes (with ``hold``) around the largest one that is still packed."""
+
+
+class Sender(Protocol):
+    """A session or a link: both queue messages the same two ways."""
+
+    def send(self, t: str, **fields: object) -> None: ...
+
+    def send_env(self, envelope: bytes) -> None: ...
+
+
+def send_mixed(sender: Sender, rnd: random.Random, big: bool = False) -> Sent:
+    """Queue one message of the messenger's mix and return what must arrive.
+
+    Most are envelopes through ``send_env`` (the chat path, short form when small);
+    some are full-form ``env`` with ``hold`` and some ``ack``. A quarter of the
+    envelopes sit on a size edge; ``big`` asks for one larger than a frame.
+    """
+    kind = rnd.random()
+    if big:
+        body = rnd.randbytes(rnd.randint(MAX_FRAGMENT, 3 * MAX_FRAGMENT))
+        if kind < 0.5:
+            sender.send_env(body)
+            return ("env", body, None)
+        sender.send("env", e=body, hold=True)
+        return ("env", body, True)
+    if kind < 0.6:
+        edge = rnd.random() < 0.25
+        body = rnd.randbytes(rnd.choice(SHORT_FORM_EDGES) if edge else rnd.randint(0, 300))
+        sender.send_env(body)
+        return ("env", body, None)
+    if kind < 0.8:
+        edge = rnd.random() < 0.25
+        body = rnd.randbytes(rnd.choice(HOLD_EDGES) if edge else rnd.randint(0, 300))
+        sender.send("env", e=body, hold=True)
+        return ("env", body, True)
+    ident = rnd.randbytes(16)
+    if rnd.random() < 0.5:
+        sender.send("ack", id=ident, custody=True)
+        return ("ack", ident, True)
+    sender.send("ack", id=ident)
+    return ("ack", ident, None)
+
+
+def received(message: LinkMessage) -> Sent:
+    """A received ``env`` or ``ack`` in the form :func:`send_mixed` returns."""
+    if message.t == "env":
+        return ("env", message["e"], message.get("hold"))
+    return (message.t, message["id"], message.get("custody"))
+
+
+def covers_every_edge(sent: list[Sent]) -> bool:
+    """Did a stream carry every size edge, a hold and a plain env larger than a frame, and
+    acks with and without custody?"""
+    envs = {(len(body), hold) for t, body, hold in sent if t == "env"}
+    acks = {custody for t, _, custody in sent if t == "ack"}
+    return (
+        all((size, None) in envs for size in SHORT_FORM_EDGES)
+        and all((size, True) in envs for size in HOLD_EDGES)
+        and any(size > MAX_FRAGMENT and hold is None for size, hold in envs)
+        and any(size > MAX_FRAGMENT and hold for size, hold in envs)
+        and acks == {None, True}
+    )
+
+
 @pytest.fixture
 def ann() -> Device:
     return make_device(name="ann-laptop")
@@ -76,32 +153,32 @@ def test_contacts_handshake_and_exchange_hellos(ann: Device, bob: Device) -> Non
     assert ini.remote_cert == bob.cert and resp.remote_cert == ann.cert
 
 
-def test_ten_thousand_messages_in_random_chunkings(ann: Device, bob: Device) -> None:
+def test_ten_thousand_mixed_messages_arrive_identical_and_in_order_in_random_chunkings(
+    ann: Device, bob: Device
+) -> None:
+    # Short-form envs (the chat path), full-form envs with hold and acks, both ways.
     rnd = random.Random(7)
     ini, resp = pair(ann, bob)
     handshake(ini, resp)
-    sent_a: list[bytes] = []
-    sent_b: list[bytes] = []
-    got_a: list[bytes] = []
-    got_b: list[bytes] = []
+    sent_a: list[Sent] = []
+    sent_b: list[Sent] = []
+    got_a: list[Sent] = []
+    got_b: list[Sent] = []
     for i in range(10_000):
-        big = i % 500 == 0
-        size = rnd.randint(MAX_FRAGMENT, 3 * MAX_FRAGMENT) if big else rnd.choice([0, 1, 100, 1000])
-        body = rnd.randbytes(size)
+        big = i % 250 == 0
         if rnd.random() < 0.5:
-            ini.send("env", e=body)
-            sent_a.append(body)
+            sent_a.append(send_mixed(ini, rnd, big))
         else:
-            resp.send("env", e=body)
-            sent_b.append(body)
+            sent_b.append(send_mixed(resp, rnd, big))
         if rnd.random() < 0.1:
-            got_b += [m["e"] for m in messages(shuttle(ini, resp, rnd))]
-            got_a += [m["e"] for m in messages(shuttle(resp, ini, rnd))]
-    got_b += [m["e"] for m in messages(shuttle(ini, resp, rnd))]
-    got_a += [m["e"] for m in messages(shuttle(resp, ini, rnd))]
+            got_b += [received(m) for m in messages(shuttle(ini, resp, rnd))]
+            got_a += [received(m) for m in messages(shuttle(resp, ini, rnd))]
+    got_b += [received(m) for m in messages(shuttle(ini, resp, rnd))]
+    got_a += [received(m) for m in messages(shuttle(resp, ini, rnd))]
     assert got_b == sent_a and got_a == sent_b
     assert len(sent_a) + len(sent_b) == 10_000
-    assert any(len(b) > MAX_FRAGMENT for b in sent_a + sent_b)
+    assert covers_every_edge(sent_a) and covers_every_edge(sent_b)
+    assert ini.is_open and resp.is_open
 
 
 def test_initiator_aborts_before_hello_when_responder_key_differs(ann: Device, bob: Device) -> None:
@@ -156,6 +233,37 @@ def test_accepted_request_upgrades_and_responder_sends_hello(ann: Device, bob: D
     resp.set_verdict(Verdict(Admission.CONTACT))
     ev = shuttle(resp, ini)
     assert any(isinstance(e, PeerHello) and e.cert == bob.cert for e in ev)
+
+
+@pytest.mark.parametrize("path", ["after message 3", "set_verdict", "send_own_hello"])
+def test_the_responders_hello_travels_alone_so_an_outbox_over_32_kib_behind_it_passes(
+    ann: Device, bob: Device, path: str
+) -> None:
+    # Ann holds bob to the stranger limit until she has read his hello: the 40 000 bytes
+    # of envelopes bob queues in the same turn must not share the hello's plaintext.
+    ini, resp = pair(ann, bob, b_sees_a=Admission.CONTACT if path == "after message 3"
+                     else Admission.STRANGER)
+    shuttle(ini, resp)
+    shuttle(resp, ini)
+    shuttle(ini, resp)  # message 3: ann's hello, judged by bob
+    before: list[str] = []
+    if path == "set_verdict":  # ann's request is accepted: the accept, then the hello
+        ini.send("req", manifest=b"ann's manifest", note="hi")
+        shuttle(ini, resp)
+        resp.send("accept", manifest=b"bob's manifest")
+        before = ["accept"]
+        resp.set_verdict(Verdict(Admission.CONTACT))
+    elif path == "send_own_hello":
+        resp.send_own_hello()
+    outbox = [bytes([n]) * 2000 for n in range(20)]
+    for body in outbox:
+        resp.send_env(body)
+    ev = shuttle(resp, ini)
+    assert ini.is_open, ini.close_reason
+    kinds = [e.t if isinstance(e, LinkMessage) else type(e).__name__ for e in ev]
+    assert kinds == [*before, "PeerHello", *["env"] * len(outbox)]
+    assert [m["e"] for m in messages(ev) if m.t == "env"] == outbox
+    assert ini.remote_cert == bob.cert
 
 
 def test_blocked_account_is_closed_right_after_message_3(ann: Device, bob: Device) -> None:
