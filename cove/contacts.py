@@ -68,17 +68,25 @@ _COLUMNS = "acct, aid, name, manifest, state, verified, note"
 
 
 def get(store: Store, acct: bytes) -> Contact | None:
-    row = store.one(f"SELECT {_COLUMNS} FROM accounts WHERE acct = ?", (acct,))
-    return _row_to_contact(row) if row else None
+    # Every message sent or received asks this (and find, and owner_of); the answers are
+    # kept until the accounts table changes (Store.memo).
+    def load() -> Contact | None:
+        row = store.one(f"SELECT {_COLUMNS} FROM accounts WHERE acct = ?", (acct,))
+        return _row_to_contact(row) if row else None
+
+    return store.memo("accounts", acct, load)
 
 
 def find(store: Store, ident: bytes, states: tuple[str, ...]) -> Contact | None:
     """The account whose key or id is ``ident``, if it is in one of ``states`` (one indexed
     lookup: an app asks this for every chat on every refresh)."""
-    marks = ",".join("?" * len(states))
-    row = store.one(f"SELECT {_COLUMNS} FROM accounts WHERE (acct = ? OR aid = ?) "
-                    f"AND state IN ({marks})", (ident, ident, *states))
-    return _row_to_contact(row) if row else None
+    def load() -> Contact | None:
+        marks = ",".join("?" * len(states))
+        row = store.one(f"SELECT {_COLUMNS} FROM accounts WHERE (acct = ? OR aid = ?) "
+                        f"AND state IN ({marks})", (ident, ident, *states))
+        return _row_to_contact(row) if row else None
+
+    return store.memo("accounts", (ident, states), load)
 
 
 def all_in(store: Store, *states: str) -> list[Contact]:
@@ -106,8 +114,8 @@ def remember(store: Store, manifest: AccountManifest, *, state: str, now: int,
     """
     manifest.verify()
     for cert in manifest.devices:
-        row = store.one("SELECT acct FROM devices WHERE ddk = ?", (cert.ddk,))
-        if row is not None and bytes(row[0]) != manifest.acct:
+        held_by = account_of_device(store, cert.ddk)
+        if held_by is not None and held_by != manifest.acct:
             if cert.ddk != proven:
                 raise DeviceClaimed("a manifest lists a device that belongs to another account")
             store.execute("UPDATE devices SET acct = ? WHERE ddk = ?", (manifest.acct, cert.ddk))
@@ -184,16 +192,25 @@ def shares_group(store: Store, acct: bytes) -> bool:
 def owner_of(store: Store, ddk: bytes) -> Contact | None:
     """The contact, own or group co-member account device ``ddk`` belongs to (if its
     manifest still lists it; a ``member`` only while it shares a group with us)."""
-    row = store.one("SELECT acct FROM devices WHERE ddk = ?", (ddk,))
-    if row is None:
+    acct = account_of_device(store, ddk)
+    if acct is None:
         return None
-    owner = get(store, bytes(row[0]))
+    owner = get(store, acct)
     if owner is None or owner.state not in ("own", "contact", "member") or \
             not owner.manifest.contains(ddk):
         return None
     if owner.state == "member" and not member_admitted(store, owner.acct, ddk):
         return None
     return owner
+
+
+def account_of_device(store: Store, ddk: bytes) -> bytes | None:
+    """The account first known to list device ``ddk`` (the ``devices`` table)."""
+    def load() -> bytes | None:
+        row = store.one("SELECT acct FROM devices WHERE ddk = ?", (ddk,))
+        return None if row is None else bytes(row[0])
+
+    return store.memo("devices", ddk, load)
 
 
 def store_bundle(store: Store, bundle: PrekeyBundle, *, owner: Contact, now: int) -> bool:
@@ -214,5 +231,8 @@ def store_bundle(store: Store, bundle: PrekeyBundle, *, owner: Contact, now: int
 
 
 def bundle_of(store: Store, ddk: bytes) -> PrekeyBundle | None:
-    row = store.one("SELECT bundle FROM bundles WHERE ddk = ?", (ddk,))
-    return PrekeyBundle.from_wire(bytes(row[0])) if row else None
+    def load() -> PrekeyBundle | None:
+        row = store.one("SELECT bundle FROM bundles WHERE ddk = ?", (ddk,))
+        return PrekeyBundle.from_wire(bytes(row[0])) if row else None
+
+    return store.memo("bundles", ddk, load)

@@ -80,15 +80,13 @@ def apply_react(store: Store, cid: bytes, author: bytes, content: Content) -> E.
 def apply_receipt(store: Store, cid: bytes, me: bytes, content: Content) -> list[E.Event]:
     """Move our messages forward to ``delivered`` or ``read``; never backwards."""
     kind = content.fields["kind"]
-    events: list[E.Event] = []
-    for mid in content.fields["ids"]:
-        row = store.one("SELECT status FROM messages WHERE mid = ? AND cid = ? AND author = ?",
-                        (mid, cid, me))
-        if row is None or _STATUS_ORDER.get(str(row[0]), 0) >= _STATUS_ORDER[kind]:
-            continue
-        store.execute("UPDATE messages SET status = ? WHERE mid = ?", (kind, mid))
-        events.append(E.MessageStatus(mid, kind))
-    return events
+    ahead = [s for s, rank in _STATUS_ORDER.items() if rank >= _STATUS_ORDER[kind]]
+    marks = ",".join("?" * len(ahead))
+    return [
+        E.MessageStatus(mid, kind) for mid in content.fields["ids"]
+        if store.changes(f"UPDATE messages SET status = ? WHERE mid = ? AND cid = ? AND "
+                         f"author = ? AND status NOT IN ({marks})", (kind, mid, cid, me, *ahead))
+    ]
 
 
 def search(store: Store, text: str, limit: int) -> list[tuple[bytes, bytes, str, int, bytes]]:

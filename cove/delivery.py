@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from cove import faults
 from cove.account import Account, prekey_secrets
 from cove.content import Content
-from cove.store import Store
+from cove.store import Row, Store
 from crypto import primitives as P
 from crypto.envelope import Envelope
 from crypto.errors import CryptoError, DecryptionError, RemoteProtocolError
@@ -178,10 +178,8 @@ class Delivery:
         return Outgoing(eid, target.ddk, wire)
 
     def _send_session(self, target: Target, *, fresh: bool = False) -> Session:
-        row = self._store.one(
-            "SELECT ek, state FROM sessions WHERE ddk = ? ORDER BY used DESC, rowid DESC LIMIT 1",
-            (target.ddk,),
-        )
+        rows = self._sessions_with(target.ddk)
+        row = rows[0] if rows else None
         if row is not None and not fresh:
             return self._held(target.ddk, bytes(row[0]), bytes(row[1]))
         if target.bundle is None:
@@ -200,11 +198,9 @@ class Delivery:
 
     def acked(self, ddk: bytes, eid: bytes) -> bytes | None:
         """Device ``ddk`` committed envelope ``eid``: drop the row; returns its message id."""
-        row = self._store.one("SELECT mid FROM outbox WHERE eid = ? AND ddk = ?", (eid, ddk))
-        if row is None:
-            return None
-        self._store.execute("DELETE FROM outbox WHERE eid = ?", (eid,))
-        return bytes(row[0])
+        rows = self._store.all("DELETE FROM outbox WHERE eid = ? AND ddk = ? RETURNING mid",
+                               (eid, ddk))
+        return bytes(rows[0][0]) if rows else None
 
     def nacked(self, target: Target, eid: bytes, *, now: int) -> Outgoing | None:
         """Device ``ddk`` could not open ``eid``: re-encrypt the stored plaintext.
@@ -286,11 +282,7 @@ class Delivery:
                 prekeys=prekey_secrets(self._store), now=now, rng=self._rng,
             )
             return session, plaintext, key
-        rows = self._store.all(
-            "SELECT ek, state FROM sessions WHERE ddk = ? ORDER BY used DESC, rowid DESC",
-            (sender,),
-        )
-        for ek, state in rows:
+        for ek, state in self._sessions_with(sender):
             try:
                 session, plaintext = self._held(sender, bytes(ek), bytes(state)).decrypt(
                     envelope, now=now, rng=self._rng
@@ -301,6 +293,16 @@ class Delivery:
         raise DecryptionError("no session opens this envelope")
 
     # -- sessions -----------------------------------------------------------------
+
+    def _sessions_with(self, ddk: bytes) -> tuple[Row, ...]:
+        """``(ek, state)`` of every session with device ``ddk``, the one to send on first.
+
+        Kept until the sessions table is written (Store.memo): within a batch the
+        first save writes and later ones wait in ``_deferred``, which :meth:`_held`
+        prefers, so a batch reads each device's sessions once, not once a message."""
+        return self._store.memo("sessions", ddk, lambda: tuple(self._store.all(
+            "SELECT ek, state FROM sessions WHERE ddk = ? ORDER BY used DESC, rowid DESC",
+            (ddk,))))
 
     def _save_session(self, session: Session, *, used: int | None, now: int) -> None:
         """Store a session; ``used`` is set when it decrypted (Sesame: the session that last

@@ -120,15 +120,26 @@ class Typing(Event):
     on: bool
 
 
-def record(store: Store, event: Event, *, now: int) -> Event:
-    """Store ``event`` (inside the caller's transaction) and return it with its cursor."""
+def record(store: Store, event: Event, *, now: int) -> int:
+    """Store ``event`` (inside the caller's transaction); returns its cursor."""
     # Events are flat: a shallow read of the fields (asdict's deep copy cost more than the
-    # insert itself).
-    body = pack({f.name: getattr(event, f.name) for f in dataclasses.fields(event)
-                 if f.name != "cursor"})
-    cursor = store.execute("INSERT INTO events (type, body, ts) VALUES (?, ?, ?)",
-                           (event.type, body, now))
-    return dataclasses.replace(event, cursor=cursor)
+    # insert itself), by names kept per class.
+    kind, names = _shape(type(event))
+    body = pack({name: getattr(event, name) for name in names})
+    return store.execute("INSERT INTO events (type, body, ts) VALUES (?, ?, ?)",
+                         (kind, body, now))
+
+
+_SHAPES: dict[type, tuple[str, tuple[str, ...]]] = {}
+
+
+def _shape(cls: type[Event]) -> tuple[str, tuple[str, ...]]:
+    """An event class's stored type name and field names, worked out once per class."""
+    found = _SHAPES.get(cls)
+    if found is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name != "cursor")
+        found = _SHAPES[cls] = (_snake(cls.__name__), names)
+    return found
 
 
 def since(store: Store, cursor: int, limit: int = 1000) -> list[Event]:

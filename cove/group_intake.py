@@ -351,10 +351,11 @@ class GroupIntake:
     def _device_acked(self, ddk: bytes) -> None:
         """Device ``ddk`` acked: once nothing waits for a co-member that shares no group
         with us any more, it is no longer let in or dialled."""
-        row = self._store.one("SELECT a.acct FROM devices d JOIN accounts a ON a.acct = d.acct "
-                              "WHERE d.ddk = ? AND a.state = 'member'", (ddk,))
-        if row is not None and not C.shares_group(self._store, bytes(row[0])):
-            asyncio.get_running_loop().call_soon(self._judge_members, {bytes(row[0])})
+        acct = C.account_of_device(self._store, ddk)
+        held = C.get(self._store, acct) if acct is not None else None
+        if held is not None and held.state == "member" and not C.shares_group(self._store,
+                                                                               held.acct):
+            asyncio.get_running_loop().call_soon(self._judge_members, {held.acct})
 
     def _trim_groups(self, now: int) -> None:
         """Drop what waited too long: parked contents and early payments (30 days), and

@@ -50,7 +50,7 @@ from cove.peer_files import FilesPart
 from cove.peer_forward import ForwardPart
 from cove.peer_groups import GroupsPart
 from cove.splits import SplitInfo
-from cove.store import Store
+from cove.store import Row, Store
 from crypto import primitives as P
 from crypto.envelope import Envelope
 from crypto.errors import CoveError, CryptoError, ProtocolError, RemoteProtocolError
@@ -308,6 +308,10 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             for cert in contact.manifest.devices:
                 if cert.ddk != device.ddk:
                     self._node.know(cert.ddk, self._addresses(cert.ddk))
+        # Addresses with a time seen were given by the user (an invite used, cove connect);
+        # hints from group changes are stored with seen = 0 and stay within DESIGN §4's rule.
+        self._node.remember_given(str(host) for (host,) in self._store.all(
+            "SELECT DISTINCT host FROM addresses WHERE seen > 0"))
         for (key,) in self._store.all("SELECT k FROM kv WHERE k LIKE ?", (REQUESTED + "%",)):
             self._node.registry.expect_accept(bytes.fromhex(str(key)[len(REQUESTED):]))
         await self._node.start()
@@ -679,11 +683,13 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         if not targets:
             raise PeerError(f"Cove has no keys for {printable(contact.name)}'s devices yet; "
                             "they arrive the next time both of you are online.")
-        copy = make("sent", id=content.id, ts=content.ts, to=contact.aid,
-                    c=content.to_wire()) if _copied_to_siblings(content) else None
-        siblings = self._sibling_targets(keep=copy) if copy is not None else []
-        if not siblings:
-            copy = None
+        copy, siblings = None, []
+        if len(self.account.manifest.devices) > 1 and _copied_to_siblings(content):
+            copy = make("sent", id=content.id, ts=content.ts, to=contact.aid,
+                        c=content.to_wire())
+            siblings = self._sibling_targets(keep=copy)
+            if not siblings:
+                copy = None
 
         def work() -> list[Outgoing]:
             # Only what shows as a message moves the chat up the list: a receipt, a typing
@@ -999,7 +1005,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         on first use; ``verified-only`` sends nothing to them until :meth:`verify`. Their
         messages are kept either way, and each MessageReceived says whether its author was
         verified, so a bot can ignore the rest."""
-        row = self._store.one("SELECT v FROM kv WHERE k = 'setting:trust'")
+        row = self._kv("setting:trust")
         return "tofu" if row is None else bytes(row[0]).decode()
 
     def set_trust_policy(self, policy: str) -> None:
@@ -1012,8 +1018,13 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
     def setting(self, name: str) -> bool:
         if name not in self.SETTINGS:
             raise PeerError(f"There is no setting {name!r}.")
-        row = self._store.one("SELECT v FROM kv WHERE k = ?", (f"setting:{name}",))
+        row = self._kv(f"setting:{name}")
         return self.SETTINGS[name] if row is None else bytes(row[0]) == b"1"
+
+    def _kv(self, key: str) -> Row | None:
+        """A setting's row, read once until the settings change (every send asks)."""
+        return self._store.memo("kv", key,
+                                lambda: self._store.one("SELECT v FROM kv WHERE k = ?", (key,)))
 
     def set_setting(self, name: str, value: bool) -> None:
         """Change a setting, on every own device."""
@@ -1453,9 +1464,8 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         owner = C.owner_of(self._store, ddk)
         if owner is None or owner.state not in ("contact", "member"):
             return  # a sibling's ack clears its copy; "sent" means another's device has it
-        row = self._store.one("SELECT status FROM messages WHERE mid = ?", (mid,))
-        if row == ("pending",):
-            self._store.execute("UPDATE messages SET status = 'sent' WHERE mid = ?", (mid,))
+        if self._store.changes("UPDATE messages SET status = 'sent' WHERE mid = ? AND "
+                               "status = 'pending'", (mid,)):
             self._record(E.MessageStatus(mid, "sent"))
 
     def _on_nack(self, ddk: bytes, link: Link, message: LinkMessage) -> None:

@@ -16,7 +16,9 @@ the schema is migrated to :data:`SCHEMA_VERSION`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+import functools
+import re
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +31,20 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 Row = tuple[Any, ...]
+
+_WRITE = re.compile(r"\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?"
+                    r"|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _written_table(sql: str) -> str | None:
+    """The table a statement writes, or None for a read ('' for a write Cove cannot name,
+    which forgets every memo)."""
+    found = _WRITE.match(sql)
+    if found:
+        return found.group(1).lower()
+    head = sql.lstrip()[:6].upper()
+    return None if head.startswith(("SELECT", "PRAGMA")) else ""
 
 
 class Store:
@@ -64,6 +80,7 @@ class Store:
                 "The passphrase (or key file) does not open this database; nothing was changed."
             ) from exc
         self._depth = 0
+        self._memo: dict[str, dict[Hashable, Any]] = {}
         if read_only:
             self._db.execute("PRAGMA temp_store = MEMORY")
             if self.version != SCHEMA_VERSION:
@@ -103,6 +120,31 @@ class Store:
         for statement in _statements(script):
             self._db.execute(statement)
 
+    # -- memos of hot lookups ------------------------------------------------------------
+
+    def memo(self, table: str, key: Hashable, load: Callable[[], T]) -> T:
+        """``load()``'s answer, kept until a statement writes ``table`` or a transaction
+        rolls back: for lookups that every message makes (a device's account, a contact's
+        row) and that change seldom. ``load`` must read only ``table`` and return an
+        immutable value. A read-only store, which another process writes, keeps nothing."""
+        if self.read_only:
+            return load()
+        kept = self._memo.get(table)
+        if kept is None:
+            kept = self._memo[table] = {}
+        elif key in kept:
+            return kept[key]  # type: ignore[no-any-return]
+        value = kept[key] = load()
+        return value
+
+    def _wrote(self, sql: str) -> None:
+        if self._memo:
+            table = _written_table(sql)
+            if table:
+                self._memo.pop(table, None)
+            elif table is not None:
+                self._memo.clear()
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Everything inside commits together or not at all (nesting joins the outer one)."""
@@ -119,10 +161,15 @@ class Store:
             yield
         except BaseException:
             self._depth = 0
+            self._memo.clear()
             self._db.execute("ROLLBACK")
             raise
         self._depth = 0
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._memo.clear()
+            raise
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -138,6 +185,7 @@ class Store:
         try:
             yield
         except BaseException:
+            self._memo.clear()
             self._db.execute(f"ROLLBACK TO {name}")
             raise
         finally:
@@ -177,6 +225,7 @@ class Store:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the rowid of an insert (else 0)."""
+        self._wrote(sql)
         try:
             cursor = self._db.execute(sql, params)
         except (sqlcipher3.Error, OverflowError) as exc:
@@ -185,6 +234,7 @@ class Store:
 
     def changes(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns how many rows it changed."""
+        self._wrote(sql)
         try:
             cursor = self._db.execute(sql, params)
         except (sqlcipher3.Error, OverflowError) as exc:
@@ -192,6 +242,7 @@ class Store:
         return int(cursor.rowcount)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._wrote(sql)
         try:
             self._db.executemany(sql, rows)
         except (sqlcipher3.Error, OverflowError) as exc:
@@ -205,6 +256,7 @@ class Store:
         return self._fetch(sql, params, one=False)
 
     def _fetch(self, sql: str, params: Sequence[Any], *, one: bool) -> list[Row]:
+        self._wrote(sql)  # a fetch may write too (RETURNING)
         try:
             cursor = self._db.execute(sql, params)
             rows = [cursor.fetchone()] if one else cursor.fetchall()

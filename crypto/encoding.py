@@ -26,14 +26,22 @@ Wire = dict[str, Any]
 MAX_NESTING = 16
 
 
+_LEAVES = frozenset((bytes, str, int, bool, type(None)))
+"""Types that encode as they are (checked by exact type: the common case, without an ABC
+check per value)."""
+
+
 def _normalise(value: Any, depth: int = 0) -> Any:
     if depth > MAX_NESTING:
         raise LocalProtocolError("structure nests too deeply to encode")
+    if type(value) in _LEAVES:
+        return value
     if isinstance(value, Mapping):
         keys = list(value.keys())
         if not all(isinstance(k, str) for k in keys):
             raise LocalProtocolError("wire map keys must be str")
-        keys.sort(key=lambda k: k.encode("utf-8"))
+        # Code point order is UTF-8 byte order, so the plain sort is the canonical one.
+        keys.sort()
         return {k: _normalise(value[k], depth + 1) for k in keys}
     if isinstance(value, (list, tuple)):
         return [_normalise(v, depth + 1) for v in value]

@@ -90,6 +90,11 @@ class TransportNode:
         """DESIGN §4: on-link to a chosen interface, routed through one, or given by the user."""
         return may_dial(host, self._interfaces.networks, self._given, self._routed)
 
+    def remember_given(self, hosts: Iterable[str]) -> None:
+        """Hosts the user gave in an earlier run (an invite used, ``cove connect``): they may
+        be dialled again, as in the run that was given them (DESIGN §4)."""
+        self._given.update(hosts)
+
     def know(self, ddk: bytes, addresses: Iterable[Address] = ()) -> None:
         """Keep a link with device ``ddk``; dial it at these addresses and wherever it is seen."""
         self._by_did[device_id(ddk)] = ddk

@@ -60,3 +60,25 @@ def test_cove_connect_through_the_running_cove_and_its_errors(tmp_path: Path) ->
     finally:
         ann.close()
         bob.close()
+
+
+async def test_an_address_the_user_gave_may_be_dialled_again_after_a_restart(
+        tmp_path: Path) -> None:
+    # DESIGN §4: dial only on-link, through a non-default route, or where the user said.
+    # 192.0.2.x (TEST-NET-1) is none of the first two here; nothing is ever sent there.
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    ddk = bytes(32)
+    with ann._store.transaction():
+        ann._store.execute("INSERT INTO addresses (ddk, host, port, seen) VALUES (?, ?, ?, ?)",
+                           (ddk, "192.0.2.7", 4000, 1_700_000_000_000))  # cove connect
+        ann._store.execute("INSERT INTO addresses (ddk, host, port, seen) VALUES (?, ?, ?, 0)",
+                           (ddk, "192.0.2.8", 4000))  # a hint from a group change
+    assert ann._node is not None and not ann._node.may_dial("192.0.2.7")
+    await ann.close()
+    again = await Peer.open(tmp_path / "ann", interfaces="127.0.0.1", discovery=False)
+    try:
+        assert again._node is not None
+        assert again._node.may_dial("192.0.2.7")
+        assert not again._node.may_dial("192.0.2.8")
+    finally:
+        await again.close()

@@ -140,6 +140,80 @@ def test_a_savepoint_undoes_its_own_part_only() -> None:
     assert store.all("SELECT k FROM kv ORDER BY k") == [("c",), ("e",)]
 
 
+def _kv_reader(store: Store) -> tuple[list[str], object]:
+    """A memoised read of kv 'a', and the list of keys it really went to the database for."""
+    loads: list[str] = []
+
+    def read() -> object:
+        def load() -> object:
+            loads.append("a")
+            return store.one("SELECT v FROM kv WHERE k = 'a'")
+        return store.memo("kv", "a", load)
+
+    return loads, read
+
+
+@pytest.mark.parametrize("write", [
+    "INSERT INTO kv VALUES ('a', x'02')",
+    "insert or replace into kv (k, v) values ('a', x'02')",
+    "REPLACE INTO kv VALUES ('a', x'02')",
+    "UPDATE kv SET v = x'02' WHERE k = 'a'",
+    "  update OR IGNORE kv SET v = x'02'",
+    "DELETE FROM kv WHERE k = 'a'",
+    "WITH x AS (SELECT 1) DELETE FROM kv",  # a form the store cannot name: forgets all
+])
+def test_a_memo_lasts_until_a_statement_writes_its_table(write: str) -> None:
+    store = Store(None, bytes(32))
+    store.execute("INSERT INTO kv VALUES ('b', x'01')")
+    loads, read = _kv_reader(store)
+    first = read()
+    assert read() is first and loads == ["a"]  # the second read is kept, not re-run
+    store.execute("INSERT INTO seen_envelopes (eid, at) VALUES (x'01', 1)")  # another table
+    store.one("SELECT count(*) FROM kv")
+    assert read() is first and loads == ["a"]
+    store.execute(write)
+    after = read()
+    assert loads == ["a", "a"]
+    assert after == store.one("SELECT v FROM kv WHERE k = 'a'")
+
+
+def test_every_write_path_and_every_rollback_forgets_the_memo() -> None:
+    store = Store(None, bytes(32))
+    store.execute("INSERT INTO kv VALUES ('a', x'01')")
+    loads, read = _kv_reader(store)
+    read()
+    store.changes("UPDATE kv SET v = x'02' WHERE k = 'a'")
+    assert read() == (b"\x02",)
+    store.executemany("UPDATE kv SET v = ? WHERE k = 'a'", [(b"\x03",)])
+    assert read() == (b"\x03",)
+    assert store.all("DELETE FROM kv WHERE k = 'a' RETURNING k") == [("a",)]
+    assert read() is None
+    with pytest.raises(StoreError), store.transaction():
+        store.execute("INSERT INTO kv VALUES ('a', x'04')")
+        assert read() == (b"\x04",)  # seen inside the transaction ...
+        store.execute("INSERT INTO kv VALUES ('a', x'05')")  # ... which then fails
+    assert read() is None  # the rollback took the memo with it
+    with store.transaction():
+        with pytest.raises(StoreError), store.savepoint():
+            store.execute("INSERT INTO kv VALUES ('a', x'06')")
+            assert read() == (b"\x06",)
+            store.execute("INSERT INTO kv VALUES ('a', x'07')")
+        assert read() is None
+    assert loads == ["a"] * 8  # every read above went to the database
+
+
+def test_a_read_only_store_keeps_no_memo(tmp_path: Path) -> None:
+    writer = Store(tmp_path / "db", bytes(32))
+    writer.execute("INSERT INTO kv VALUES ('a', x'01')")
+    reader = Store(tmp_path / "db", bytes(32), read_only=True)
+    loads, read = _kv_reader(reader)
+    assert read() == (b"\x01",)
+    writer.execute("UPDATE kv SET v = x'02' WHERE k = 'a'")  # another process's write
+    assert read() == (b"\x02",) and loads == ["a", "a"]
+    reader.close()
+    writer.close()
+
+
 def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", bytes(32))
     assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 7

@@ -114,6 +114,14 @@ def test_canonical_round_trips_and_is_order_independent(value: object) -> None:
     assert canonical(unpack(enc, len(enc))) == enc
 
 
+@given(st.dictionaries(st.text(st.characters(exclude_categories=("Cs",)), max_size=6),
+                       st.integers(0, 9), max_size=12))
+def test_canonical_orders_any_keys_by_their_utf8_bytes(m: dict[str, int]) -> None:
+    # Keys from every plane (astral ones are 4 UTF-8 bytes, which sort after the BMP).
+    by_bytes = sorted(m, key=lambda k: k.encode("utf-8"))
+    assert list(unpack(canonical(m), 10_000)) == by_bytes
+
+
 @given(st.binary(max_size=512))
 def test_unpack_fuzz_raises_only_remote_error(data: bytes) -> None:
     try:
