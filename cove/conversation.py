@@ -81,12 +81,12 @@ def apply_receipt(store: Store, cid: bytes, me: bytes, content: Content) -> list
     """Move our messages forward to ``delivered`` or ``read``; never backwards."""
     kind = content.fields["kind"]
     ahead = [s for s, rank in _STATUS_ORDER.items() if rank >= _STATUS_ORDER[kind]]
-    marks = ",".join("?" * len(ahead))
-    return [
-        E.MessageStatus(mid, kind) for mid in content.fields["ids"]
-        if store.changes(f"UPDATE messages SET status = ? WHERE mid = ? AND cid = ? AND "
-                         f"author = ? AND status NOT IN ({marks})", (kind, mid, cid, me, *ahead))
-    ]
+    ids = list(dict.fromkeys(content.fields["ids"]))  # each once, in the receipt's order
+    moved = {bytes(mid) for (mid,) in store.all(
+        f"UPDATE messages SET status = ? WHERE cid = ? AND author = ? AND status NOT IN "
+        f"({','.join('?' * len(ahead))}) AND mid IN ({','.join('?' * len(ids))}) "
+        "RETURNING mid", (kind, cid, me, *ahead, *ids))} if ids else set()
+    return [E.MessageStatus(mid, kind) for mid in ids if mid in moved]
 
 
 def search(store: Store, text: str, limit: int) -> list[tuple[bytes, bytes, str, int, bytes]]:

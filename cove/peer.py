@@ -99,6 +99,9 @@ INVITE_ANSWER_TIMEOUT = 15.0
 ACTIVITY_KINDS = frozenset({"text", "file", "split"})
 """Content kinds that show as a message: sending one moves its chat up the list."""
 CONNECT_WAIT_S = 10.0
+INBOUND_BATCH = 256
+"""Most envelopes and acks handled in one transaction; the rest wait one turn of the event
+loop, so a burst never holds an app's loop for long."""
 """How long ``connect`` waits for the device at the given address to finish the handshake."""
 
 
@@ -1294,9 +1297,11 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         """Every envelope and ack that arrived since the last turn of the event loop, in one
         transaction (DESIGN §8: several per transaction under load; a bad one fails alone,
         see Store.batch); acks go out only after the commit."""
-        batch, self._inbound = self._inbound, []
+        batch, self._inbound = self._inbound[:INBOUND_BATCH], self._inbound[INBOUND_BATCH:]
         if self._closed:
             return
+        if self._inbound:  # more than one batch's worth: the rest go next turn
+            asyncio.get_running_loop().call_soon(self._drain_inbound)
         now = self._clock()
         after = _AfterCommit()
 

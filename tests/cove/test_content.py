@@ -101,3 +101,38 @@ def test_a_backdated_message_does_not_land_in_old_history() -> None:
     rows = store.all("SELECT body, ts, sort_ts FROM messages ORDER BY sort_ts, mid")
     assert [r[0] for r in rows] == ["two months ago", "backdated to 1970"]
     assert rows[1][1] == 0 and rows[1][2] == now - BACKDATE_MS  # its own ts is kept, shown
+
+
+def test_a_receipt_moves_only_our_messages_in_its_chat_forward_each_once() -> None:
+    from cove import conversation as CV
+    from cove.events import MessageStatus
+    from cove.store import Store
+
+    store = Store(None, bytes(32))
+    me, bob, cid, other = b"m" * 32, b"b" * 32, b"c" * 16, b"o" * 16
+    for chat in (cid, other):
+        store.execute("INSERT INTO conversations (cid, kind, peer, name) VALUES (?, 'direct', "
+                      "?, 'Bob')", (chat, bob))
+    rows = {b"\x01" * 16: (cid, me, "sent"), b"\x02" * 16: (cid, me, "read"),
+            b"\x03" * 16: (cid, bob, "received"), b"\x04" * 16: (other, me, "sent"),
+            b"\x05" * 16: (cid, me, "pending")}
+    for mid, (chat, author, status) in rows.items():
+        store.execute("INSERT INTO messages (mid, cid, author, ts, sort_ts, body, status) "
+                      "VALUES (?, ?, ?, 1, 1, 'x', ?)", (mid, chat, author, status))
+
+    def receipt(kind: str, *ids: bytes) -> Content:
+        return make("receipt", id=MID, ts=T, kind=kind, ids=list(ids))
+
+    got = CV.apply_receipt(store, cid, me, receipt(
+        "delivered", b"\x05" * 16, b"\x01" * 16, b"\x01" * 16, b"\x02" * 16, b"\x03" * 16,
+        b"\x04" * 16, b"\x09" * 16))
+    # Ours in this chat and behind "delivered", in the receipt's order, once each: not the
+    # read one (never backwards), not Bob's, not the other chat's, not an unknown id.
+    assert got == [MessageStatus(b"\x05" * 16, "delivered"), MessageStatus(b"\x01" * 16,
+                                                                           "delivered")]
+    status = dict(store.all("SELECT mid, status FROM messages"))
+    assert [status[bytes([n]) * 16] for n in range(1, 6)] == [
+        "delivered", "read", "received", "sent", "delivered"]
+    assert CV.apply_receipt(store, cid, me, receipt("delivered", b"\x01" * 16)) == []
+    assert CV.apply_receipt(store, cid, me, receipt("read", b"\x01" * 16)) == [
+        MessageStatus(b"\x01" * 16, "read")]

@@ -80,6 +80,9 @@ class MainScreen(Screen[None]):
         self._sending = False
         self.notified_at: dict[bytes, float] = {}
         """When each chat last notified (tui.incoming keeps busy chats quiet)."""
+        self.ready = False
+        """True once mounted: until then there are no widgets to draw into, and what the
+        Peer stored meanwhile is read by on_mount itself."""
 
     @property
     def peer(self) -> PeerApi:
@@ -106,6 +109,7 @@ class MainScreen(Screen[None]):
             # No links and no events here: the holder of the home receives, this window
             # reads what it stored (SQLite shows a reader every commit).
             self.set_interval(READ_ONLY_POLL, self.poll_store)
+        self.ready = True
         self.show_status()
 
     def poll_store(self) -> None:
@@ -158,6 +162,8 @@ class MainScreen(Screen[None]):
         self.reload()
 
     def show_status(self) -> None:
+        if not self.ready:
+            return
         s = self.session
         locking = "no passphrase" if not s.has_passphrase else (
             f"locks after {int(s.lock_after // 60)} min" if s.lock_after else "auto-lock off")
@@ -241,7 +247,8 @@ class MainScreen(Screen[None]):
         """Take one batch of Peer events: merge, redraw once, notify (``tui.incoming``)."""
         from tui.incoming import apply_batch
 
-        apply_batch(self, batch)
+        if self.ready:  # before on_mount, the events' effects are read from the store there
+            apply_batch(self, batch)
 
     @on(Composer.Submitted)
     async def _submitted(self, event: Composer.Submitted) -> None:
