@@ -9,6 +9,9 @@ status that would move backwards.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from cove import events as E
 from cove.content import Content
 from cove.store import Store
@@ -27,9 +30,73 @@ def sort_ts(ts: int, now: int) -> int:
 _STATUS_ORDER = {"pending": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
+class ChatTouches:
+    """What messages do to their direct chats' rows (newest time, unread count), gathered
+    over one batch transaction: a chat's row is written when the batch first touches it
+    (a message row needs it) and once more at the end, not once a message.
+
+    Inactive (the default, and on a batch's second try, whose items may each be undone
+    alone) every touch writes at once.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._held: dict[bytes, list[int]] | None = None
+        """cid -> [newest time, unread to add, whether the time moved], while gathering."""
+
+    @contextlib.contextmanager
+    def gathering(self) -> Iterator[None]:
+        """Gather while the batch runs; ``stop`` (in the batch's finish) writes the rest."""
+        self._held = {}
+        try:
+            yield
+        finally:
+            self._held = None
+
+    def stop(self) -> None:
+        """Write what was gathered (inside the batch's transaction) and stop gathering."""
+        held, self._held = self._held, None
+        for cid, (ts, unread, moved) in (held or {}).items():
+            if moved or unread:
+                self._store.execute("UPDATE conversations SET last_ts = max(last_ts, ?), "
+                                    "unread = unread + ? WHERE cid = ?", (ts, unread, cid))
+
+    def forget(self) -> None:
+        """The batch is tried again item by item: touches write at once from now on."""
+        self._held = None
+
+    def touch(self, cid: bytes, peer: bytes, name: str, ts: int) -> None:
+        """Chat ``cid`` (with account ``peer``) had activity at ``ts`` (0: none)."""
+        held = self._held.get(cid) if self._held is not None else None
+        if held is not None:
+            if ts > held[0]:
+                held[0], held[2] = ts, 1
+            return
+        self._store.execute(
+            "INSERT INTO conversations (cid, kind, peer, name, last_ts) "
+            "VALUES (?, 'direct', ?, ?, ?) "
+            "ON CONFLICT (cid) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts)",
+            (cid, peer, name, ts))
+        if self._held is not None:
+            self._held[cid] = [ts, 0, 0]
+
+    def count_unread(self, cid: bytes) -> None:
+        held = self._held.get(cid) if self._held is not None else None
+        if held is not None:
+            held[1] += 1
+        else:
+            count_unread(self._store, cid)
+
+
+def count_unread(store: Store, cid: bytes) -> None:
+    store.execute("UPDATE conversations SET unread = unread + 1 WHERE cid = ?", (cid,))
+
+
 def add_text(store: Store, cid: bytes, author: bytes, content: Content, *, now: int,
-             status: str = "received", verified: bool = False) -> E.Event | None:
-    """Store a text; None if this message id is already here (it is shown once)."""
+             status: str = "received", verified: bool = False,
+             touches: ChatTouches | None = None) -> E.Event | None:
+    """Store a text; None if this message id is already here (it is shown once).
+    A received one counts as unread (through ``touches`` when given)."""
     body, reply = content.fields["body"], content.fields.get("reply")
     added = store.changes(
         "INSERT OR IGNORE INTO messages (mid, cid, author, ts, sort_ts, body, reply, status) "
@@ -39,7 +106,10 @@ def add_text(store: Store, cid: bytes, author: bytes, content: Content, *, now: 
     if not added:
         return None
     if status == "received":
-        store.execute("UPDATE conversations SET unread = unread + 1 WHERE cid = ?", (cid,))
+        if touches is not None:
+            touches.count_unread(cid)
+        else:
+            count_unread(store, cid)
     return E.MessageReceived(content.id, cid, author, body, content.ts, reply, verified)
 
 

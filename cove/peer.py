@@ -226,6 +226,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         self._nacks: dict[bytes, tuple[int, int]] = {}
         self._sends: list[tuple[Callable[[], list[Outgoing]], asyncio.Future[None]]] = []
         self._inbound: list[tuple[bytes, Link, LinkMessage]] = []
+        self._chats = CV.ChatTouches(store)
         self._closed = False
         self.read_only = False
         """True when opened with read_only: nothing can be sent or changed."""
@@ -764,11 +765,14 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             for _, future in batch:
                 future.set_exception(PeerError("Cove is closing; that was not sent."))
             return
+        def retry() -> None:
+            self._delivery.stop_deferring()
+            self._chats.forget()
+
         try:
-            with self._delivery.deferring():
+            with self._delivery.deferring(), self._chats.gathering():
                 results = self._store.batch([work for work, _ in batch], lambda work: work(),
-                                            retry=self._delivery.stop_deferring,
-                                            finish=self._delivery.flush)
+                                            retry=retry, finish=self._finish_batch)
         except Exception as exc:  # the commit failed: every caller hears it
             for _, future in batch:
                 future.set_exception(exc)
@@ -782,6 +786,11 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
                 self._transmit(out)
             if not future.done():
                 future.set_result(None)
+
+    def _finish_batch(self) -> None:
+        """The last writes of a batch transaction: what waited in memory meanwhile."""
+        self._delivery.flush()
+        self._chats.stop()
 
     def _sibling_targets(self, keep: Content | None = None) -> list[Target]:
         """Own other devices this one holds keys for; ``keep`` is stored for the others
@@ -851,12 +860,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         return self._delivery.session_count(ddk) > 0
 
     def _conversation(self, contact: C.Contact, now: int) -> None:
-        self._store.execute(
-            "INSERT INTO conversations (cid, kind, peer, name, last_ts) "
-            "VALUES (?, 'direct', ?, ?, ?) "
-            "ON CONFLICT (cid) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts)",
-            (contact.aid, contact.acct, contact.name, now),
-        )
+        self._chats.touch(contact.aid, contact.acct, contact.name, now)
 
     def history(self, conversation: bytes, limit: int = 50, before: bytes | None = None,
                 after: bytes | None = None) -> list[HistoryEntry]:
@@ -1315,9 +1319,10 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         def retry() -> None:
             after.clear()
             self._delivery.stop_deferring()
+            self._chats.forget()
 
-        with self._delivery.deferring():
-            outcomes = self._store.batch(batch, one, retry=retry, finish=self._delivery.flush)
+        with self._delivery.deferring(), self._chats.gathering():
+            outcomes = self._store.batch(batch, one, retry=retry, finish=self._finish_batch)
         for outcome in outcomes:
             if isinstance(outcome, (ProtocolError, CryptoError)):
                 log.info("ignored a message from a device: %s", outcome)
@@ -1390,7 +1395,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
                 found = [CV.add_text(self._store, cid, author, content, now=now, status="sent")]
             else:
                 found = [CV.add_text(self._store, cid, author, content, now=now,
-                                     verified=contact.verified)]
+                                     verified=contact.verified, touches=self._chats)]
                 after.receipts.setdefault(contact.acct, (contact, []))[1].append(content.id)
         elif content.k == "edit":
             found = [CV.apply_edit(self._store, cid, author, content)]
