@@ -5,13 +5,15 @@ process started with ``multiprocessing``'s spawn), so each has its own core
 and event loop; every floor below is measured the same way, across the same
 two processes.
 
-* Sustained rate: Ann sends text messages to Bob, 200 sends in flight at a
-  time as a busy bot would; timed until every one is acked, which Bob does
+* Sustained rate: Ann sends 2,000 text messages to Bob, 200 sends in flight
+  at a time as a busy bot would (the best of three runs); timed until every
+  one is acked, which Bob does
   only after committing it (SQLCipher, WAL, ``synchronous=FULL`` on both
   sides).
 * No-storage path, same run: the same Double Ratchet sessions and envelopes
   (encrypt, wire encoding, decrypt) carried over a real Cove link on
-  127.0.0.1 to a decrypting child process, with no database.
+  127.0.0.1 to a decrypting child process, with no database (the best of
+  three runs).
 * Latency at 100 messages/s, p50 and p99: from Ann's ``send`` call to Bob's
   event (``time.monotonic``, one clock for both processes), against the
   bare asyncio TCP ping-pong round trip to a child process in this run.
@@ -39,6 +41,9 @@ from cove.peer import Peer
 
 COUNT = 2000
 WINDOW = 200
+ROUNDS = 3
+"""The sustained rate and the no-storage floor are each the best of this many runs (noise on
+a shared machine only ever slows a run down)."""
 LATENCY_COUNT = 300
 PEER_OPTIONS: dict[str, Any] = {"interfaces": "127.0.0.1", "discovery": False,
                                 "device_name": "bench"}
@@ -291,12 +296,12 @@ async def _main() -> None:
             await _until(lambda: ann._has_keys_for(bob_id))
             await ann.send(bob_id, "warm up")
             await _until(lambda: _acked(ann) >= 1)
-            rate = await _sustained(ann, bob_id)
+            rate = max([await _sustained(ann, bob_id) for _ in range(ROUNDS)])
             lat = sorted(await _latency(ann, bob_id, bob))
             bob.commands.put("close")
             assert await bob.get() == "closed"
             bob.stop()
-            bare = await _no_storage()
+            bare = max([await _no_storage() for _ in range(ROUNDS)])
             rtt = await _ping_pong()
             send_s = await _cove_send(Path(tmp) / "bob")
         finally:

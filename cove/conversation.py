@@ -147,6 +147,19 @@ def apply_react(store: Store, cid: bytes, author: bytes, content: Content) -> E.
     return E.ReactionChanged(target, cid, author, emoji)
 
 
+def mark_sent(store: Store, mids: list[bytes]) -> list[bytes]:
+    """Move these messages from ``pending`` to ``sent`` (a device holds them now); returns
+    the ones that moved, each once, in the order given."""
+    moved: set[bytes] = set()
+    order = list(dict.fromkeys(mids))
+    for start in range(0, len(order), 256):
+        part = order[start : start + 256]
+        moved.update(bytes(mid) for (mid,) in store.all(
+            "UPDATE messages SET status = 'sent' WHERE status = 'pending' AND mid IN "
+            f"({','.join('?' * len(part))}) RETURNING mid", part))
+    return [mid for mid in order if mid in moved]
+
+
 def apply_receipt(store: Store, cid: bytes, me: bytes, content: Content) -> list[E.Event]:
     """Move our messages forward to ``delivered`` or ``read``; never backwards."""
     kind = content.fields["kind"]

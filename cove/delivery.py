@@ -24,7 +24,7 @@ crash at any point loses nothing and shows nothing twice:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from cove import faults
@@ -43,6 +43,8 @@ SEEN_KEEP_MS = 30 * 24 * 3600 * 1000
 """How long a received envelope id is remembered. Older repeats are caught anyway: their
 message keys are spent (the device answers nack) and a content id is shown only once."""
 ENVELOPE_ID_LEN = 16
+ACKS_PER_STATEMENT = 256
+"""Acks settled by one statement (two parameters each, far below SQLite's limit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +200,21 @@ class Delivery:
 
     def acked(self, ddk: bytes, eid: bytes) -> bytes | None:
         """Device ``ddk`` committed envelope ``eid``: drop the row; returns its message id."""
-        rows = self._store.all("DELETE FROM outbox WHERE eid = ? AND ddk = ? RETURNING mid",
-                               (eid, ddk))
-        return bytes(rows[0][0]) if rows else None
+        return self.acked_many([(ddk, eid)]).get((ddk, eid))
+
+    def acked_many(self, acks: Sequence[tuple[bytes, bytes]]) -> dict[tuple[bytes, bytes], bytes]:
+        """Each ``(ddk, eid)``: device ``ddk`` committed envelope ``eid``. Their rows go in
+        one statement a few hundred at a time; returns the message id of each row found."""
+        found: dict[tuple[bytes, bytes], bytes] = {}
+        for start in range(0, len(acks), ACKS_PER_STATEMENT):
+            part = acks[start : start + ACKS_PER_STATEMENT]
+            pairs = ",".join(["(?, ?)"] * len(part))
+            params = [v for device, envelope in part for v in (envelope, device)]
+            for eid, ddk, mid in self._store.all(
+                    f"DELETE FROM outbox WHERE (eid, ddk) IN (VALUES {pairs}) "
+                    "RETURNING eid, ddk, mid", params):
+                found[(bytes(ddk), bytes(eid))] = bytes(mid)
+        return found
 
     def nacked(self, target: Target, eid: bytes, *, now: int) -> Outgoing | None:
         """Device ``ddk`` could not open ``eid``: re-encrypt the stored plaintext.

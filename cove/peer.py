@@ -227,6 +227,8 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         self._sends: list[tuple[Callable[[], list[Outgoing]], asyncio.Future[None]]] = []
         self._inbound: list[tuple[bytes, Link, LinkMessage]] = []
         self._chats = CV.ChatTouches(store)
+        self._acks: list[tuple[bytes, bytes]] | None = None
+        """Acks gathered in the inbound batch being handled (None: settle each at once)."""
         self._closed = False
         self.read_only = False
         """True when opened with read_only: nothing can be sent or changed."""
@@ -789,6 +791,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
 
     def _finish_batch(self) -> None:
         """The last writes of a batch transaction: what waited in memory meanwhile."""
+        self._settle_acks()
         self._delivery.flush()
         self._chats.stop()
 
@@ -1312,6 +1315,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         def one(item: tuple[bytes, Link, LinkMessage]) -> None:
             ddk, link, message = item
             if message.t == "env":
+                self._settle_acks()  # what it does may depend on them (a receipt)
                 self._on_envelope(ddk, link, message, now, after)
             else:
                 self._on_ack(ddk, message)
@@ -1320,9 +1324,15 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             after.clear()
             self._delivery.stop_deferring()
             self._chats.forget()
+            self._acks = None  # item by item now: each ack settles at once
 
-        with self._delivery.deferring(), self._chats.gathering():
-            outcomes = self._store.batch(batch, one, retry=retry, finish=self._finish_batch)
+        self._acks = []
+        try:
+            with self._delivery.deferring(), self._chats.gathering():
+                outcomes = self._store.batch(batch, one, retry=retry,
+                                             finish=self._finish_batch)
+        finally:
+            self._acks = None
         for outcome in outcomes:
             if isinstance(outcome, (ProtocolError, CryptoError)):
                 log.info("ignored a message from a device: %s", outcome)
@@ -1466,16 +1476,34 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         if message.get("custody"):
             self._on_custody(ddk, message["id"])
             return
-        mid = self._delivery.acked(ddk, message["id"])
-        if mid is None:
-            self._release_held(ddk, message["id"])  # it had what we held for it
-            return
-        self._device_acked(ddk)
-        owner = C.owner_of(self._store, ddk)
-        if owner is None or owner.state not in ("contact", "member"):
-            return  # a sibling's ack clears its copy; "sent" means another's device has it
-        if self._store.changes("UPDATE messages SET status = 'sent' WHERE mid = ? AND "
-                               "status = 'pending'", (mid,)):
+        if self._acks is not None:  # inside an inbound batch: settled together
+            self._acks.append((ddk, message["id"]))
+        else:
+            self._settle([(ddk, message["id"])])
+
+    def _settle_acks(self) -> None:
+        """Settle the acks gathered so far in this batch (before anything that may depend
+        on them, and at its end)."""
+        if self._acks:
+            acks, self._acks = self._acks, []
+            self._settle(acks)
+
+    def _settle(self, acks: list[tuple[bytes, bytes]]) -> None:
+        """Devices committed these envelopes ``(ddk, eid)``: their outbox rows go, and each
+        message a contact's or co-member's device now holds moves on to ``sent``."""
+        found = self._delivery.acked_many(acks)
+        sent: list[bytes] = []
+        for ddk, eid in acks:
+            mid = found.get((ddk, eid))
+            if mid is None:
+                self._release_held(ddk, eid)  # it had what we held for it
+                continue
+            self._device_acked(ddk)
+            owner = C.owner_of(self._store, ddk)
+            # A sibling's ack clears its copy; "sent" means another's device has it.
+            if owner is not None and owner.state in ("contact", "member"):
+                sent.append(mid)
+        for mid in CV.mark_sent(self._store, sent):
             self._record(E.MessageStatus(mid, "sent"))
 
     def _on_nack(self, ddk: bytes, link: Link, message: LinkMessage) -> None:

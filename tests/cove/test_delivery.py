@@ -251,3 +251,18 @@ def test_batches_with_deferred_session_writes_and_failing_items_lose_nothing() -
     # The sessions in the store are the newest: both sides still talk on them.
     assert isinstance(deliver(send(ann, bob, n, "after all"), ann, bob), Received)
     assert isinstance(deliver(send(bob, ann, n + 1, "and back"), bob, ann), Received)
+
+
+def test_acks_settle_only_their_own_devices_rows_in_bulk() -> None:
+    ann, bob, cat = side("Ann"), side("Bob"), side("Cat")
+    to_bob = [send(ann, bob, n, f"to Bob {n}") for n in range(1, 301)]  # > one statement
+    to_cat = send(ann, cat, 500, "to Cat")
+    b, c = bob.account.device.ddk, cat.account.device.ddk
+    acks = [(b, out.eid) for out in to_bob] + [(b, to_cat.eid)]  # Bob acks Cat's envelope
+    acks += [(b, to_bob[0].eid), (c, bytes(16))]  # a repeat, and an id nobody sent
+    found = ann.delivery.acked_many(acks)
+    assert found == {(b, out.eid): n.to_bytes(16, "big")
+                     for n, out in enumerate(to_bob, start=1)}
+    assert ann.delivery.outbox(b) == [] and ann.delivery.outbox(c) == [to_cat]
+    assert ann.delivery.acked(c, to_cat.eid) == (500).to_bytes(16, "big")
+    assert ann.delivery.outbox(c) == [] and ann.delivery.acked(c, to_cat.eid) is None
