@@ -120,14 +120,27 @@ class Typing(Event):
     on: bool
 
 
-def record(store: Store, event: Event, *, now: int) -> int:
-    """Store ``event`` (inside the caller's transaction); returns its cursor."""
+EventRow = tuple[str, bytes, int]
+_INSERT = "INSERT INTO events (type, body, ts) VALUES (?, ?, ?)"
+
+
+def row(event: Event, *, now: int) -> EventRow:
+    """``event`` as the row that stores it."""
     # Events are flat: a shallow read of the fields (asdict's deep copy cost more than the
     # insert itself), by names kept per class.
     kind, names = _shape(type(event))
-    body = pack({name: getattr(event, name) for name in names})
-    return store.execute("INSERT INTO events (type, body, ts) VALUES (?, ?, ?)",
-                         (kind, body, now))
+    return kind, pack({name: getattr(event, name) for name in names}), now
+
+
+def record(store: Store, event: Event, *, now: int) -> int:
+    """Store ``event`` (inside the caller's transaction); returns its cursor."""
+    return store.execute(_INSERT, row(event, now=now))
+
+
+def record_rows(store: Store, rows: list[EventRow]) -> None:
+    """Store events already made rows, in order, in one statement (a batch's events)."""
+    if rows:
+        store.executemany(_INSERT, rows)
 
 
 _SHAPES: dict[type, tuple[str, tuple[str, ...]]] = {}

@@ -229,6 +229,8 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         self._chats = CV.ChatTouches(store)
         self._acks: list[tuple[bytes, bytes]] | None = None
         """Acks gathered in the inbound batch being handled (None: settle each at once)."""
+        self._event_rows: list[E.EventRow] | None = None
+        """Events recorded in the batch being handled, stored at its end (None: at once)."""
         self._closed = False
         self.read_only = False
         """True when opened with read_only: nothing can be sent or changed."""
@@ -767,10 +769,13 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             for _, future in batch:
                 future.set_exception(PeerError("Cove is closing; that was not sent."))
             return
+
         def retry() -> None:
             self._delivery.stop_deferring()
             self._chats.forget()
+            self._event_rows = None
 
+        self._event_rows = []
         try:
             with self._delivery.deferring(), self._chats.gathering():
                 results = self._store.batch([work for work, _ in batch], lambda work: work(),
@@ -779,6 +784,8 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             for _, future in batch:
                 future.set_exception(exc)
             return
+        finally:
+            self._event_rows = None
         for (_, future), outgoing in zip(batch, results, strict=True):
             if isinstance(outgoing, Exception):
                 future.set_exception(outgoing)
@@ -794,6 +801,8 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         self._settle_acks()
         self._delivery.flush()
         self._chats.stop()
+        rows, self._event_rows = self._event_rows, None
+        E.record_rows(self._store, rows or [])
 
     def _sibling_targets(self, keep: Content | None = None) -> list[Target]:
         """Own other devices this one holds keys for; ``keep`` is stored for the others
@@ -1109,7 +1118,10 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         task.add_done_callback(self._tasks.discard)
 
     def _record(self, event: E.Event) -> None:
-        E.record(self._store, event, now=self._clock())
+        if self._event_rows is not None:  # inside a batch: stored together at its end
+            self._event_rows.append(E.row(event, now=self._clock()))
+        else:
+            E.record(self._store, event, now=self._clock())
         self._new_event.set()
 
     # -- the link layer -----------------------------------------------------------------
@@ -1325,14 +1337,15 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             self._delivery.stop_deferring()
             self._chats.forget()
             self._acks = None  # item by item now: each ack settles at once
+            self._event_rows = None  # and each event is stored at once
 
-        self._acks = []
+        self._acks, self._event_rows = [], []
         try:
             with self._delivery.deferring(), self._chats.gathering():
                 outcomes = self._store.batch(batch, one, retry=retry,
                                              finish=self._finish_batch)
         finally:
-            self._acks = None
+            self._acks = self._event_rows = None
         for outcome in outcomes:
             if isinstance(outcome, (ProtocolError, CryptoError)):
                 log.info("ignored a message from a device: %s", outcome)
