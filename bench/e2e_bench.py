@@ -78,13 +78,12 @@ async def _bob(out: Queue[object], commands: Queue[object], home: str, invite: s
 
 async def _decrypting_side(out: Queue[object], state: bytes) -> None:
     """The no-storage floor's far side: a Cove link whose envelopes it decrypts."""
-    from bench.transport_bench import _contact, _device
+    from bench.transport_bench import serve_link
     from crypto.envelope import Envelope
     from crypto.session import Session
     from transport.link import Link
-    from transport.listener import LinkListener
     from transport.messages import LinkMessage
-    from transport.session import LinkEvent, LinkSession
+    from transport.session import LinkEvent
 
     session = Session.from_bytes(state)
     received = 0
@@ -99,17 +98,7 @@ async def _decrypting_side(out: Queue[object], state: bytes) -> None:
                 link.send("pong")
                 done.set()
 
-    keys, hello = _device("receiver")
-    listener = LinkListener(
-        make_session=lambda: LinkSession(initiator=False, static_private=keys.ddk_private,
-                                         hello=hello, policy=_contact),
-        on_event=on_receive,
-    )
-    await listener.start()
-    out.put((listener.port, keys.ddk))
-    await done.wait()
-    await asyncio.sleep(0.1)
-    await listener.close()
+    await serve_link(out, on_receive, done)
 
 
 async def _echo(out: Queue[object]) -> None:

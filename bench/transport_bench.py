@@ -30,7 +30,7 @@ from multiprocessing.queues import Queue
 from bench.timing import report
 from crypto.identity import AccountKeys, DeviceCertificate, DeviceKeys
 from transport.frames import MAX_FRAGMENT, FrameDecoder, Reassembler, encode_frame, fragment
-from transport.link import Link
+from transport.link import Link, LinkEventHandler
 from transport.listener import LinkListener
 from transport.messages import LinkMessage
 from transport.session import (
@@ -128,8 +128,24 @@ async def _counting_receiver(out: Queue[object], count: int, counter: Counter) -
     server.close()
 
 
-async def _cove_receiver(out: Queue[object], count: int) -> None:
+async def serve_link(out: Queue[object], on_event: LinkEventHandler,
+                     finished: asyncio.Event) -> None:
+    """A receiving device's side: listen on 127.0.0.1, tell the parent ``(port, ddk)``
+    through ``out``, and serve ``on_event`` until ``finished``."""
     keys, hello = _device("receiver")
+    listener = LinkListener(
+        make_session=lambda: LinkSession(initiator=False, static_private=keys.ddk_private,
+                                         hello=hello, policy=_contact),
+        on_event=on_event,
+    )
+    await listener.start()
+    out.put((listener.port, keys.ddk))
+    await finished.wait()
+    await asyncio.sleep(0.1)
+    await listener.close()
+
+
+async def _cove_receiver(out: Queue[object], count: int) -> None:
     finished = asyncio.Event()
     got = 0
 
@@ -141,16 +157,7 @@ async def _cove_receiver(out: Queue[object], count: int) -> None:
                 link.send("pong")
                 finished.set()
 
-    listener = LinkListener(
-        make_session=lambda: LinkSession(initiator=False, static_private=keys.ddk_private,
-                                         hello=hello, policy=_contact),
-        on_event=on_event,
-    )
-    await listener.start()
-    out.put((listener.port, keys.ddk))
-    await finished.wait()
-    await asyncio.sleep(0.1)
-    await listener.close()
+    await serve_link(out, on_event, finished)
 
 
 def _receiver(kind: str, out: Queue[object], count: int) -> None:
