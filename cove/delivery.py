@@ -255,25 +255,28 @@ class Delivery:
         if envelope.recipient != self._account.device.ddk or (
                 envelope.sender != sender and not forwarded):
             raise RemoteProtocolError("an envelope's from/to do not match the link")
-        if self._store.one("SELECT 1 FROM seen_envelopes WHERE eid = ?", (envelope.id,)):
-            return Duplicate(envelope.id)
-        try:
-            session, plaintext, key = self._open(envelope, now=now)
-            content = Content.from_wire(plaintext)
-        except (DecryptionError, RemoteProtocolError) as exc:
-            reason = "undecryptable" if isinstance(exc, DecryptionError) else "malformed"
-            return Undecryptable(envelope.id, reason)
-        received = Received(envelope.id, envelope.sender, content)
-        faults.point("after_decrypt")
         with self._store.transaction():
+            # The envelope id is claimed first (one statement where a look and an insert
+            # were two), inside the transaction that stores what it holds; a failure below
+            # gives the claim back.
+            if not self._store.changes("INSERT OR IGNORE INTO seen_envelopes (eid, at) "
+                                       "VALUES (?, ?)", (envelope.id, now)):
+                return Duplicate(envelope.id)
+            try:
+                session, plaintext, key = self._open(envelope, now=now)
+                content = Content.from_wire(plaintext)
+            except (DecryptionError, RemoteProtocolError) as exc:
+                self._store.execute("DELETE FROM seen_envelopes WHERE eid = ?", (envelope.id,))
+                reason = "undecryptable" if isinstance(exc, DecryptionError) else "malformed"
+                return Undecryptable(envelope.id, reason)
+            received = Received(envelope.id, envelope.sender, content)
+            faults.point("after_decrypt")
             self._save_session(session, used=now, now=now)
             if key is not None:
                 self._store.execute(
                     "INSERT OR IGNORE INTO replay_keys (k, spk_id) VALUES (?, ?)",
                     (key, envelope.x3dh.spk_id if envelope.x3dh else 0),
                 )
-            self._store.execute("INSERT INTO seen_envelopes (eid, at) VALUES (?, ?)",
-                                (envelope.id, now))
             commit(received)
         return received
 
