@@ -50,6 +50,13 @@ class Account:
     def is_primary(self) -> bool:
         return self.account_keys is not None
 
+    @property
+    def unlinked(self) -> bool:
+        """True when the newest manifest of its own account held here leaves this device
+        out: the primary unlinked it (DESIGN §9). Read from the stored manifest, so it
+        holds across restarts."""
+        return not self.manifest.contains(self.device.ddk)
+
 
 def _get(store: Store, key: str) -> bytes | None:
     row = store.one("SELECT v FROM kv WHERE k = ?", (key,))
@@ -200,10 +207,12 @@ def adopt_own_manifest(store: Store, manifest: AccountManifest) -> bool:
     """Hold a newer manifest of this device's own account; True if it replaced the held one.
 
     The primary calls this after linking (or unlinking) a device; a linked
-    device will call it when a sibling brings a newer version (§3: the
-    highest valid version wins). Verifies the signatures first; a lower
-    version raises StaleManifest, the same version with other bytes
-    ManifestFork, and a device key another known account holds LocalProtocolError.
+    device calls it when a sibling brings a newer version (§3: the highest
+    valid version wins), also one that leaves it out: kept, that manifest is
+    what :attr:`Account.unlinked` reads on every later open. Verifies the
+    signatures first; a lower version raises StaleManifest, the same version
+    with other bytes ManifestFork, and a device key another known account
+    holds LocalProtocolError.
     """
     held_wire = _get(store, "manifest")
     if held_wire is None:

@@ -6,7 +6,8 @@ Sans-I/O rules, one function per step, used by ``cove.linking``:
   DDK is the one the Noise handshake proved, and the DSK signed the hello
   over this channel's handshake hash;
 * once the person confirmed, it builds the certificate and the next
-  manifest (:func:`make_offer`), refusing a 17th device;
+  manifest (:func:`make_offer`), above every version it may have let out,
+  refusing a 17th device;
 * the new device checks the ``offer`` (:func:`check_offer`) before it trusts
   anything in it: both signatures, its own keys in the certificate, the
   certificate in the manifest, and the primary's proven DDK in it too;
@@ -55,9 +56,15 @@ def check_hello(message: LinkMessage, channel: LinkChannel) -> DeviceHello:
 
 def make_offer(
     account: AccountKeys, held: AccountManifest, hello: DeviceHello, state: AccountState,
-    *, now: int,
+    *, now: int, floor: int = 0,
 ) -> LinkOffer:
-    """The certificate for the new device and manifest ``ver + 1`` listing it (primary only)."""
+    """The certificate for the new device and the next manifest listing it (primary only).
+
+    The manifest's version is one above both the held version and ``floor``: the highest
+    version another device may hold though this one does not (one a sibling showed, or one
+    an earlier ``offer`` carried whose ``done`` never came), so that no two manifests of one
+    version are ever signed (§3).
+    """
     if held.acct != account.aik:
         raise RemoteProtocolError("the held manifest is not this account's")
     if held.contains(hello.ddk) or any(c.dsk == hello.dsk for c in held.devices):
@@ -66,7 +73,7 @@ def make_offer(
         raise TooManyDevices(FULL_MESSAGE)
     cert = DeviceCertificate.issue(account, dsk=hello.dsk, ddk=hello.ddk, name=hello.name,
                                    ts=now)
-    manifest = held.revise(account, ver=next_manifest_version([held.ver]), ts=now,
+    manifest = held.revise(account, ver=next_manifest_version([held.ver, floor]), ts=now,
                            devices=[*held.devices, cert])
     return LinkOffer(cert, manifest, *state.counts)
 

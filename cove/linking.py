@@ -21,9 +21,21 @@ the certificate and manifest ``ver + 1`` (``offer``), the account state in
 ``part`` messages and ``end``. The new device checks everything, stores the
 account in one transaction (``create_linked_account`` + ``write_state``),
 and answers ``done`` with its prekey bundle; only then does the primary
-adopt the new manifest as its own. If ``done`` is lost, the new device
-holds a version its primary lacks; by §3's rule (the highest valid version
-wins) the primary adopts it when the sibling first links to it.
+adopt the new manifest as its own.
+
+If ``done`` never comes, the primary cannot tell whether the new device
+stored the account (``done`` lost on the way) or not (the transfer cut, the
+device closed): either way that device may hold a manifest version the
+primary does not. So before it sends ``offer`` the primary keeps the offered
+manifest in its store (kv :data:`LAST_OFFER`), and its next offer goes above
+it, as every manifest it issues must (:func:`manifest_floor`, which also
+counts the version a sibling showed, kv :data:`SIBLING_VER`), so that it
+never signs two manifests of one version. The person is told, in one
+sentence, that the device may hold the account. :func:`settle_offer`
+adopts the kept offer once the device it certified proves itself on a link
+(it dials the primary, which does not list it yet), for the peer layer to
+call on such a stranger of its own account; the two devices then admit
+each other as after a whole link.
 
 Protocol decisions live in the sans-I/O modules (``link_code``,
 ``link_handshake``, ``link_messages``, ``link_transfer``, ``link_state``);
@@ -47,7 +59,7 @@ from dataclasses import dataclass
 from cove import contacts as C
 from cove.account import adopt_own_manifest, load_account
 from cove.link_code import LinkCode, device_fingerprint, parse_code
-from cove.link_errors import LinkDeclined, LinkFailed, NotPrimary, TooManyDevices
+from cove.link_errors import LinkDeclined, LinkError, LinkFailed, NotPrimary, TooManyDevices
 from cove.link_handshake import LinkChannel, LinkHandshake
 from cove.link_io import (
     DEFAULT_TIMINGS,
@@ -72,7 +84,7 @@ from cove.link_waiter import (
 )
 from cove.store import Store
 from crypto import primitives as P
-from crypto.errors import RemoteProtocolError
+from crypto.errors import CryptoError, ProtocolError, RemoteProtocolError
 from crypto.identity import DeviceCertificate
 from crypto.manifest import MAX_DEVICES, AccountManifest
 from crypto.prekeys import PrekeyBundle
@@ -80,9 +92,11 @@ from transport.plaintext import printable
 from transport.stream import ByteStream, TcpStream
 
 __all__ = [
-    "CODE_LIFETIME_MS", "DEFAULT_TIMINGS", "MAX_FAILURES", "MAX_QUEUED_CONNECTIONS", "Confirm",
-    "LinkStatus", "LinkTimings", "LinkWaiter", "LinkedDevice", "NameplateBoard",
-    "StatusCallback", "await_link", "link_device", "parse_link_address", "wall_ms",
+    "CODE_LIFETIME_MS", "DEFAULT_TIMINGS", "LAST_OFFER", "MAX_FAILURES",
+    "MAX_QUEUED_CONNECTIONS", "SIBLING_VER", "Confirm", "LinkStatus", "LinkTimings",
+    "LinkWaiter", "LinkedDevice", "NameplateBoard", "StatusCallback", "await_link",
+    "last_offer", "link_device", "manifest_floor", "parse_link_address", "settle_offer",
+    "wall_ms",
 ]
 
 log = logging.getLogger("cove.linking")
@@ -93,6 +107,12 @@ Confirm = Callable[[str, str], bool | Awaitable[bool]]
 _ELSEWHERE = ("link by the address the new device shows, as another device may have answered"
               " in its place")
 """How a handshake failure ends: the code's number may have reached some other device."""
+
+LAST_OFFER = "link_offer"
+"""kv key: the manifest of the last ``offer`` this primary made, kept from before it is sent.
+Its version may be held by the device it certified even if ``done`` never came."""
+SIBLING_VER = "sibling_mver"
+"""kv key (kept by ``cove.peer_devices``): the highest own version a sibling showed us."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +143,12 @@ async def link_device(
     ``history_days``: None sends the whole history, 0 none, N the last N
     days. On success the new manifest is this device's own (the caller
     refreshes any Account it holds, and pushes manifest and bundle, §9 step 4).
+    A bad ``history_days`` is refused before anything is dialled, so the code stays good.
     """
+    if history_days is not None and (isinstance(history_days, bool)
+                                     or not isinstance(history_days, int) or history_days < 0):
+        raise LinkError("The history to send is a whole number of days (0 for none, nothing"
+                        " for all); nothing was sent, so the code still works.")
     parsed = code if isinstance(code, LinkCode) else parse_code(code)
     account = load_account(store)
     if account.account_keys is None:
@@ -172,10 +197,10 @@ async def link_device(
         try:
             return await _offer(wire, channel, store, hello, fingerprint, shown,
                                 history_days, status, clock, timings)
-        except (RemoteProtocolError, TimeoutError) as exc:
+        except (RemoteProtocolError, TimeoutError) as exc:  # before the offer went out
             log.info("linking failed after the handshake: %s", exc)
-            raise LinkFailed("The link broke off before the new device stored the account;"
-                             " nothing was changed here, start linking again.") from exc
+            raise LinkFailed("The link broke off before the account was sent; nothing was"
+                             " changed here, start linking again.") from exc
     finally:
         stream.close()
 
@@ -202,20 +227,33 @@ async def _offer(
     assert account.account_keys is not None
     state = read_state(store, now=now, history_days=history_days)
     try:
-        offer = make_offer(account.account_keys, account.manifest, hello, state, now=now)
+        offer = make_offer(account.account_keys, account.manifest, hello, state, now=now,
+                           floor=manifest_floor(store))
     except TooManyDevices:
         await wire.send(channel, LinkRefused("full"))
         raise
-    await wire.send(channel, offer)
-    sent, total = 0, sum(state.counts)
-    status("Sending the account.", sent, total)
-    for part in state.parts():
-        await wire.send(channel, part)
-        sent += len(part.items)
+    # From here on the new device may come to hold this version (it is signed and on its
+    # way): keep it first, so that no later manifest is signed at this version again.
+    store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                  (LAST_OFFER, offer.manifest.to_wire()))
+    try:
+        await wire.send(channel, offer)
+        sent, total = 0, sum(state.counts)
         status("Sending the account.", sent, total)
-    await wire.send(channel, LinkEnd())
-    async with asyncio.timeout(timings.idle):
-        bundle = check_done(await wire.receive(channel), hello)
+        for part in state.parts():
+            await wire.send(channel, part)
+            sent += len(part.items)
+            status("Sending the account.", sent, total)
+        await wire.send(channel, LinkEnd())
+        async with asyncio.timeout(timings.idle):
+            bundle = check_done(await wire.receive(channel), hello)
+    except (RemoteProtocolError, TimeoutError) as exc:
+        log.info("linking failed after the offer was sent: %s", exc)
+        raise LinkFailed(f"The link broke off after the account was sent, so '{shown}' may"
+                         " hold it now: if it shows in the device list (cove devices) once"
+                         " both devices are online, it is linked and you may unlink it there,"
+                         " and if not, link it again, from a fresh home if it says it is"
+                         " linked.") from exc
     with store.transaction():
         adopt_own_manifest(store, offer.manifest)
         own = C.get(store, offer.manifest.acct)
@@ -223,3 +261,46 @@ async def _offer(
             C.store_bundle(store, bundle, owner=own, now=clock())
     status(f"Linked '{shown}'.")
     return LinkedDevice(hello.name, fingerprint, offer.cert, offer.manifest, bundle)
+
+
+# -- versions let out, and a ``done`` that never came ----------------------------------------
+
+
+def last_offer(store: Store) -> AccountManifest | None:
+    """The manifest the last ``offer`` carried (kept before it was sent), if any."""
+    row = store.one("SELECT v FROM kv WHERE k = ?", (LAST_OFFER,))
+    return AccountManifest.from_wire(bytes(row[0])) if row else None
+
+
+def manifest_floor(store: Store) -> int:
+    """The highest version of this account's manifest another device may hold besides the
+    held one: the last offer's and the highest a sibling showed (kv ``sibling_mver``). The
+    primary's next manifest goes above it and above the held version (§3)."""
+    offer = last_offer(store)
+    row = store.one("SELECT v FROM kv WHERE k = ?", (SIBLING_VER,))
+    shown = int.from_bytes(bytes(row[0]), "big") if row else 0
+    return max(offer.ver if offer is not None else 0, shown)
+
+
+def settle_offer(store: Store, cert: DeviceCertificate) -> AccountManifest | None:
+    """Adopt the last offer when the device it added shows up: its ``done`` never came, yet
+    it stored the account (§6c). For the peer layer, on a link whose handshake proved
+    ``cert``'s DDK.
+
+    Returns the manifest now held, or None when there is nothing to settle: no offer kept,
+    ``cert`` not the certificate that offer added, or a version at or above the offer's
+    held already (the offer was adopted, or superseded by a later manifest).
+    """
+    offer = last_offer(store)
+    if offer is None or offer.device(cert.ddk) != cert:
+        return None
+    held = load_account(store).manifest
+    if offer.ver <= held.ver or held.contains(cert.ddk):
+        return None
+    try:
+        if not adopt_own_manifest(store, offer):
+            return None
+    except (ProtocolError, CryptoError) as exc:
+        log.info("the kept offer could not be adopted: %s", exc)
+        return None
+    return offer

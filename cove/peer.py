@@ -234,6 +234,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         self._closed = False
         self.read_only = False
         """True when opened with read_only: nothing can be sent or changed."""
+        self.unlinked = account.unlinked  # kept in the store: the manifest that left us out
 
     # -- opening and closing -----------------------------------------------------------
 
@@ -1155,6 +1156,8 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             self._flush(ddk)
 
     def _on_hello(self, event: HelloSeen) -> None:
+        if self._settle_offer(event):
+            return
         self._ask_manifest(event.link, event.verdict)
         self._tell_unlinked(event)
         if event.link.session.initiator and event.ddk not in self._after_hello and \
@@ -1166,6 +1169,9 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         own device."""
         assert self._node is not None
         self._after_hello.discard(ddk)
+        if self.unlinked:  # only the manifest that leaves this device out (DESIGN §9)
+            self._send_removal(ddk)
+            return
         self._node.registry.send(ddk, "bundle", b=current_bundle(self._store).to_wire())
         self._send_manifest(ddk)
         for out in self._delivery.outbox(ddk):
@@ -1373,6 +1379,12 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
 
     def _on_envelope(self, ddk: bytes, link: Link, message: LinkMessage, now: int,
                      after: _AfterCommit) -> None:
+        if self.unlinked:
+            # Not stored and not answered: an ack would clear the sender's outbox row as
+            # if the account had it, and a nack would make it re-encrypt to us on a fresh
+            # session, again and again. Unanswered, the row waits until the sender holds
+            # the manifest we pass on, then goes with this device (DESIGN §9).
+            return
         owner = self._proven_owner(ddk, link)
         if owner is None:
             return
@@ -1520,6 +1532,10 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             self._record(E.MessageStatus(mid, "sent"))
 
     def _on_nack(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
+        if self._release_held(ddk, message["id"]):
+            # The target cannot open what we held for it (garbage, or a session it lacks):
+            # our copy goes; the sender still has it for their next link (DESIGN §8).
+            return
         # Each nack costs a fresh post-quantum session: a device that nacks everything gets
         # NACKS_PER_MINUTE of them, then is ignored for the rest of the minute.
         now = self._clock()

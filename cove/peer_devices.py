@@ -14,6 +14,10 @@ of its own beyond what Peer gives it. What it does:
   newer (§3); devices that joined are dialled, devices that left are dropped
   with their sessions, outbox rows and links; the change is an event.
 * ``devices()``, ``rename_device`` and ``unlink`` (primary only).
+* A device its account unlinked (``unlinked``: its own account's newest manifest
+  held here leaves it out, worked out again at every open) stores and answers no
+  envelope, sends nothing of its own, and passes on that manifest to every
+  device it links with, its hello showing that manifest's version (§9).
 """
 
 from __future__ import annotations
@@ -32,7 +36,14 @@ from cove.delivery import Delivery
 from cove.home import hold_home, resolve_home
 from cove.link_code import parse_code
 from cove.link_io import DEFAULT_TIMINGS, LinkTimings, StatusCallback, parse_link_address
-from cove.linking import LinkedDevice, LinkWaiter, link_device
+from cove.linking import (
+    SIBLING_VER,
+    LinkedDevice,
+    LinkWaiter,
+    link_device,
+    manifest_floor,
+    settle_offer,
+)
 from cove.store import Store
 from crypto.errors import CoveError
 from crypto.identity import AccountKeys, DeviceCertificate
@@ -58,8 +69,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("cove.peer")
 
 NAMEPLATE_SEARCH_S = 5.0
-SIBLING_VER = "sibling_mver"
-"""kv key: the highest version of our own manifest a sibling has shown this device."""
 """How long the primary looks for a code's nameplate by mDNS."""
 
 
@@ -88,7 +97,8 @@ class DevicesPart:
     account: Account
     _clock: Callable[[], int]
     unlinked: bool = False
-    """True once this device learned that its account unlinked it."""
+    """True once this device learned that its account unlinked it; Peer sets it at open
+    from the stored manifest (``Account.unlinked``), so it holds across restarts."""
 
     if TYPE_CHECKING:
         def _record(self, event: E.Event) -> None: ...
@@ -173,10 +183,14 @@ class DevicesPart:
     # -- the device list --------------------------------------------------------------
 
     def devices(self) -> list[DeviceEntry]:
-        """This account's devices, this one first."""
+        """This account's devices, this one first (also when unlinked: then it is listed
+        beside the devices the account has now)."""
         me = self.account.device.ddk
         out = []
-        for cert in self.account.manifest.devices:
+        certs = list(self.account.manifest.devices)
+        if self.unlinked:
+            certs.append(self.account.cert)
+        for cert in certs:
             row = self._store.one("SELECT max(seen) FROM addresses WHERE ddk = ?", (cert.ddk,))
             seen = int(row[0]) if row and row[0] is not None else None
             online = self._node is not None and self._node.registry.link(cert.ddk) is not None
@@ -226,7 +240,7 @@ class DevicesPart:
         # Above every version a sibling showed us, not only ours: a primary that lost its
         # latest manifest (a restored backup, a crash before it kept it) must not sign a
         # second, different manifest of a version its siblings hold (DESIGN §3, §9).
-        ver = next_manifest_version([before.ver, self._sibling_ver()])
+        ver = next_manifest_version([before.ver, manifest_floor(self._store)])
         after = AccountManifest.issue(keys, name=before.name, ver=ver,
                                       devices=devices, ts=self._clock())
         adopt_own_manifest(self._store, after)
@@ -261,11 +275,28 @@ class DevicesPart:
             if bundle is not None and cert.ddk not in (ddk, self.account.device.ddk):
                 registry.send(ddk, "bundle", b=bundle.to_wire())
 
+    def _send_removal(self, ddk: bytes) -> None:
+        """This unlinked device passes on the manifest that leaves it out, alone: a peer
+        still holding an older one admits us as stale, and on such a link only
+        ``manifest?`` / ``manifest`` pass (DESIGN §4); it then drops this device."""
+        if self._node is not None:
+            self._node.registry.send(ddk, "manifest", m=self.account.manifest.to_wire())
+
+    def _pass_on_removal(self) -> None:
+        """Just unlinked (or a later manifest that leaves us out came): that manifest on
+        every open link with a device we know."""
+        if self._node is None:
+            return
+        for ddk in self._node.registry.linked():
+            if C.owner_of(self._store, ddk) is not None:
+                self._send_removal(ddk)
+
     def _on_manifest_request(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         # Only the manifest: the asker judges us a stranger until it holds it, and a
         # stranger may send nothing else; the bundles follow once it admits us.
         # Only to a device we know (a contact's or our own), never to a stranger: the
-        # manifest names the account and every device.
+        # manifest names the account and every device. An unlinked device answers with
+        # the newest it holds, the one that leaves it out.
         asker = C.owner_of(self._store, ddk)
         if message["acct"] == self.account.aik and asker is not None:
             link.send("manifest", m=self.account.manifest.to_wire())
@@ -286,8 +317,9 @@ class DevicesPart:
             if held.state == "own":
                 if not adopt_own_manifest(self._store, manifest):
                     return
-                if manifest.contains(self.account.device.ddk):
-                    self.account = load_account(self._store)
+                # Also one that leaves this device out: our hello and answers then show
+                # that version, and ``unlinked`` is read from it at the next open.
+                self.account = load_account(self._store)
             elif judge_manifest(before, manifest) is ManifestVerdict.FORK:
                 raise ManifestFork(before, manifest)
             else:
@@ -335,13 +367,18 @@ class DevicesPart:
         added = [c for k, c in new.items() if k not in old]
         removed = [c for k, c in old.items() if k not in new]
         me = self.account.device.ddk
-        if me in old and me not in new:
-            # This device was unlinked: tell the person, and send nothing more (§9).
+        if owner.state == "own" and me in old and me not in new:
+            # This device was unlinked: tell the person, pass on the manifest that says so
+            # to whoever we are linked with, and send nothing else (§9).
             self.unlinked = True
             self._record(E.DeviceUnlinked(owner.aid))
+            self._pass_on_removal()
             if self._node is not None:
                 for cert in before.devices:
                     self._node.forget(cert.ddk)
+            return
+        if owner.state == "own" and self.unlinked:
+            self._pass_on_removal()  # a later one, still without us: only pass it on
             return
         for cert in removed:
             self._drop_device(cert)
@@ -359,9 +396,19 @@ class DevicesPart:
             self._push_manifest()
 
     def _drop_device(self, cert: DeviceCertificate) -> None:
+        from cove.group_intake import GROUP_KEPT
+        from cove.peer import FOR_SIBLING  # peer.py imports this module
+
         with self._store.transaction():
-            for table in ("sessions", "outbox", "bundles", "addresses"):
+            for table in ("sessions", "outbox", "bundles", "addresses", "owed_acks"):
                 self._store.execute(f"DELETE FROM {table} WHERE ddk = ?", (cert.ddk,))
+            # Store-and-forward (DESIGN §8): what we held for it or it left with us, and
+            # contents kept for it until its keys came (they never will now).
+            self._store.execute("DELETE FROM held WHERE target = ? OR depositor = ?",
+                                (cert.ddk, cert.ddk))
+            for kind in (FOR_SIBLING, GROUP_KEPT):
+                self._store.execute("DELETE FROM kv WHERE k LIKE ?",
+                                    (f"{kind}{cert.ddk.hex()}:%",))
         if self._node is not None:
             link = self._node.registry.link(cert.ddk)
             self._node.forget(cert.ddk)
@@ -376,6 +423,19 @@ class DevicesPart:
             for cert in account.manifest.devices:
                 if cert.ddk != self.account.device.ddk and self._node.registry.link(cert.ddk):
                     self._send_manifest(cert.ddk)
+
+    def _settle_offer(self, event: HelloSeen) -> bool:
+        """A device our last ``offer`` added dials us though its ``done`` never came (§6c):
+        adopt that offer; the link is then judged again and the device is one of ours."""
+        if (self.account.account_keys is None or event.verdict.admission != Admission.STRANGER
+                or event.link.session.initiator or event.cert.acct != self.account.aik):
+            return False
+        before = self.account.manifest
+        if settle_offer(self._store, event.cert) is None:
+            return False
+        self.account = load_account(self._store)
+        self._manifest_changed(self._own(), before, self.account.manifest)
+        return True
 
     def _tell_unlinked(self, event: HelloSeen) -> None:
         """A device of our account that the account no longer lists dialled us (it was

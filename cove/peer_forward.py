@@ -9,10 +9,16 @@ original sender, acks the holder (which drops its copy) and owes the
 original sender an ack, sent at their next link, which clears the sender's
 outbox row.
 
-A holder keeps only envelopes to a device of its own account, left by the
-device that wrote them (``from`` is the depositor), from contacts and own
+A holder keeps only envelopes to another device of its own account, left by
+the device that wrote them (``from`` is the depositor), from contacts and own
 devices, at most MAX_HELD_PER_TARGET envelopes and MAX_HELD_BYTES_PER_TARGET
-bytes per target and MAX_HELD_PER_DEPOSITOR per depositor, for HELD_KEEP_MS.
+bytes per target and MAX_HELD_PER_ACCOUNT envelopes and MAX_HELD_BYTES_PER_ACCOUNT
+bytes per depositing account (all its devices, all targets together), for
+HELD_KEEP_MS. A copy goes when the target acks it, when the target nacks it (it
+cannot open it: garbage, or a session it lacks; the sender's outbox row still
+has it and goes out on their next link), when it is older than HELD_KEEP_MS
+(trimmed on open, on every deposit for its target and on every new link with a
+contact's or own device), and when its target or depositor leaves its account.
 """
 
 from __future__ import annotations
@@ -30,7 +36,17 @@ from transport.node import TransportNode
 
 MAX_HELD_PER_TARGET = 10_000
 MAX_HELD_BYTES_PER_TARGET = 256 * 1024 * 1024
-MAX_HELD_PER_DEPOSITOR = 1_000
+"""What one holder keeps for one sibling that is away, from everyone together."""
+MAX_HELD_PER_ACCOUNT = 1_000
+"""Envelopes one depositing account (all its devices) may have held here: a tenth of
+MAX_HELD_PER_TARGET, so one contact cannot use up a sibling's share by count; ten accounts
+must each fill theirs first."""
+MAX_HELD_BYTES_PER_ACCOUNT = 16 * 1024 * 1024
+"""Bytes one depositing account may have held here: a sixteenth of MAX_HELD_BYTES_PER_TARGET,
+so one contact sending envelopes of the 1 MiB maximum fills only its own share (16 of
+them), while a realistic backlog fits: MAX_HELD_PER_ACCOUNT envelopes averaging 16 KiB,
+where a text message's envelope is about 1 KiB and a first message's (PQXDH header)
+about 3 KiB."""
 HELD_KEEP_MS = 30 * 24 * 3600 * 1000
 MAX_DEPOSITS_PER_LINK = 1_000
 """How many waiting envelopes one new link with a holder carries at once."""
@@ -60,7 +76,9 @@ class ForwardPart:
 
     def _deposit_for_siblings(self, holder: bytes) -> None:
         """A new link with ``holder``: leave with it what waits for its siblings that are
-        away (not yet held by anyone)."""
+        away (not yet held by anyone). Every new link with a contact's or own device comes
+        here, so it is also where this device, as a holder, trims what it keeps."""
+        self._trim_held(self._clock())
         owner = C.owner_of(self._store, holder)
         if owner is None or owner.state == "member" or self._node is None:
             return
@@ -97,32 +115,47 @@ class ForwardPart:
         envelope = Envelope.from_wire(data)
         me = self.account.device.ddk
         target = envelope.recipient
-        if envelope.sender != ddk or target == me or not self.account.manifest.contains(target):
-            return False
+        if envelope.sender != ddk or target in (me, ddk) or \
+                not self.account.manifest.contains(target):
+            return False  # its own, to another sibling of ours, neither us nor itself
+        if self._store.one("SELECT 1 FROM held WHERE eid = ? AND target = ? AND depositor = ?",
+                           (envelope.id, target, ddk)):
+            return True  # left again (a new link): still held, custody again
+        self._trim_held(now, target)  # what is past its time counts for no one
         count, size = self._store.one(
             "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM held WHERE target = ?",
             (target,)) or (0, 0)
-        (mine,) = self._store.one("SELECT count(*) FROM held WHERE depositor = ?",
-                                  (ddk,)) or (0,)
-        if count >= MAX_HELD_PER_TARGET or size + len(data) > MAX_HELD_BYTES_PER_TARGET or \
-                mine >= MAX_HELD_PER_DEPOSITOR:
+        if count >= MAX_HELD_PER_TARGET or size + len(data) > MAX_HELD_BYTES_PER_TARGET:
             return False
-        self._store.execute(
+        # The depositor's share counts every device of its account (one contact with many
+        # devices has one share) and every target here.
+        devices = [c.ddk for c in depositor.manifest.devices]
+        marks = ",".join("?" * len(devices))
+        mine, mine_size = self._store.one(
+            "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM held "
+            f"WHERE depositor IN ({marks})", devices) or (0, 0)
+        if mine >= MAX_HELD_PER_ACCOUNT or mine_size + len(data) > MAX_HELD_BYTES_PER_ACCOUNT:
+            return False
+        return self._store.changes(  # an id held already for another is not taken twice
             "INSERT OR IGNORE INTO held (eid, target, depositor, envelope, at) "
-            "VALUES (?, ?, ?, ?, ?)", (envelope.id, target, ddk, data, now))
-        return True
+            "VALUES (?, ?, ?, ?, ?)", (envelope.id, target, ddk, data, now)) > 0
 
     def _forward_held(self, target: bytes) -> None:
         """A sibling is back: pass on what was held for it (it acks each)."""
         if self._node is None:
             return
+        self._trim_held(self._clock(), target)  # nothing past its time goes out
         rows = self._store.all("SELECT envelope FROM held WHERE target = ? ORDER BY at",
                                (target,))
         for (envelope,) in rows:
             self._node.registry.send_env(target, bytes(envelope))
 
-    def _release_held(self, target: bytes, eid: bytes) -> None:
-        self._store.execute("DELETE FROM held WHERE eid = ? AND target = ?", (eid, target))
+    def _release_held(self, target: bytes, eid: bytes) -> bool:
+        """Device ``target`` acked or nacked envelope ``eid`` (the link proves which device
+        it is, so only the target itself drops what is held for it): our copy goes.
+        True if we held it."""
+        return self._store.changes("DELETE FROM held WHERE eid = ? AND target = ?",
+                                   (eid, target)) > 0
 
     # -- the target ---------------------------------------------------------------------
 
@@ -137,5 +170,12 @@ class ForwardPart:
                 self._store.execute("DELETE FROM owed_acks WHERE ddk = ? AND eid = ?",
                                     (ddk, bytes(eid)))
 
-    def _trim_held(self, now: int) -> None:
-        self._store.execute("DELETE FROM held WHERE at < ?", (now - HELD_KEEP_MS,))
+    def _trim_held(self, now: int, target: bytes | None = None) -> None:
+        """Drop what was held longer than HELD_KEEP_MS, for ``target`` or for every target.
+        Each delete finds its rows by the (target, at) index, reading no envelope to get at
+        ``at`` (stored after it), so this is cheap enough for every deposit and link up."""
+        cutoff = now - HELD_KEEP_MS
+        targets = [target] if target is not None else [
+            bytes(t) for (t,) in self._store.all("SELECT DISTINCT target FROM held")]
+        for t in targets:
+            self._store.execute("DELETE FROM held WHERE target = ? AND at < ?", (t, cutoff))

@@ -16,6 +16,8 @@ from cove.peer import Peer, PeerError
 from cove.peer_devices import DevicesError
 from tests.cove.test_peer import befriend, wait_until
 from tests.transport.test_discovery import needs_loopback_namespace
+from transport.link import Link
+from transport.messages import LinkMessage
 from transport.session import Admission
 
 pytestmark = needs_loopback_namespace  # devices find each other by mDNS, as on a LAN
@@ -50,6 +52,27 @@ async def link_second_device(ann: Peer, home: Path, name: str = "phone") -> Peer
 
 def bodies(peer: Peer, other: Peer) -> list[str]:
     return [h.body for h in peer.history(other.account_id, limit=1000)]
+
+
+async def dial_and_be_refused(phone: Peer, other: Peer) -> None:
+    """The unlinked ``phone`` dials ``other``'s device itself: the link comes up, ``other``
+    reads the phone's hello and judges it a stranger, so it never sends its own hello
+    back (it would to any device it admits)."""
+    assert phone._node is not None and other._node is not None
+    phone_ddk = phone.account.device.ddk
+    link = await phone._node.connect(("127.0.0.1", other.port), other.account.device.ddk)
+    await wait_until(lambda: link.session.remote_static is not None)
+    registry = other._node.registry
+
+    def judged() -> bool:
+        theirs = registry.link(phone_ddk)
+        return theirs is not None and theirs.session.remote_cert is not None
+
+    await wait_until(judged)
+    theirs = registry.link(phone_ddk)
+    assert theirs is not None and theirs.session.verdict.admission == Admission.STRANGER
+    await asyncio.sleep(0.3)  # an admitted phone would have had the hello back by now
+    assert link.session.remote_cert is None
 
 
 async def test_a_linked_device_shares_the_account_and_every_conversation(tmp_path: Path) -> None:
@@ -134,16 +157,14 @@ async def test_unlinking_removes_the_device_everywhere(tmp_path: Path) -> None:
         with pytest.raises(PeerError, match="unlinked"):
             await phone.send(bob.account_id, "still here?")
         assert bob._delivery.session_count(phone_ddk) == 0
+        # The phone dials Bob's device and Ann's itself: neither admits it beyond a stranger.
+        for other in (bob, ann):
+            await dial_and_be_refused(phone, other)
         await bob.send(ann.account_id, "just the laptop now")
         await wait_until(lambda: bodies(ann, bob)[-1:] == ["just the laptop now"])
         assert bob._store.one("SELECT count(*) FROM outbox WHERE ddk = ?", (phone_ddk,)) == (0,)
         await asyncio.sleep(0.5)
         assert "just the laptop now" not in bodies(phone, bob)  # checked in its own store
-        # Neither Bob's devices nor Ann's admit the unlinked phone beyond a stranger.
-        for other in (bob, ann):
-            assert other._node is not None
-            link = other._node.registry.link(phone_ddk)
-            assert link is None or link.session.verdict.admission <= Admission.STRANGER
     finally:
         for peer in (phone, bob, ann):
             if peer is not None:
@@ -163,12 +184,83 @@ async def test_a_device_unlinked_while_away_hears_it_when_it_comes_back(
         phone = await Peer.open(tmp_path / "phone", interfaces="127.0.0.1")
         await wait_until(lambda: phone is not None and phone.unlinked, 15)
         assert any(isinstance(e, E.DeviceUnlinked) for e in E.since(phone._store, 0))
-        # Ann told it and nothing more: it is still a stranger to her.
-        assert ann._node is not None
-        link = ann._node.registry.link(phone.account.device.ddk)
-        assert link is None or link.session.verdict.admission <= Admission.STRANGER
+        # Ann told it and nothing more: dialling her again, it is still a stranger to her.
+        assert phone.account.manifest.ver == 3
+        await dial_and_be_refused(phone, ann)
     finally:
         for peer in (phone, ann):
+            if peer is not None:
+                await peer.close()
+
+
+async def test_an_unlinked_device_passes_on_its_removal_keeps_nothing_and_remembers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Bob is away while Ann unlinks the phone; then only the phone and Bob are online.
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    phone: Peer | None = None
+    try:
+        await befriend(ann, bob)
+        phone = await link_second_device(ann, tmp_path / "phone")
+        phone_ddk, laptop_ddk = phone.account.device.ddk, ann.account.device.ddk
+        await wait_until(lambda: len(bob.contacts()[0].manifest.devices) == 2)
+        await wait_until(lambda: bob._has_keys_for(ann.account_id))
+        await bob.close()
+        assert ann._node is not None
+        await wait_until(lambda: ann._node is not None
+                         and ann._node.registry.link(phone_ddk) is not None)
+        await ann.unlink(phone.device_id)
+        await wait_until(lambda: phone is not None and phone.unlinked)
+        await ann.close()
+        # No discovery: Bob links with no one until told below, so his message is queued
+        # for both devices of the version 2 he holds before he meets the phone.
+        bob = await Peer.open(tmp_path / "bob", interfaces="127.0.0.1", discovery=False)
+        assert bob.contacts()[0].manifest.ver == 2
+        refused: list[bytes] = []
+        handle = phone._on_envelope
+
+        def counted(ddk: bytes, link: Link, message: LinkMessage, now: int,
+                    after: object) -> None:
+            refused.append(ddk)
+            handle(ddk, link, message, now, after)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(phone, "_on_envelope", counted)
+        await bob.send(ann.account_id, "secret for Ann after the unlink")
+        row = "SELECT count(*) FROM outbox WHERE ddk = ?"
+        assert bob._store.one(row, (phone_ddk,)) == bob._store.one(row, (laptop_ddk,)) == (1,)
+        # Bob does not even ask: the phone passes on the manifest unasked.
+        monkeypatch.setattr(bob, "_ask_manifest", lambda link, verdict: None)
+        assert bob._node is not None
+        link = await bob._node.connect(("127.0.0.1", phone.port), phone_ddk)
+        await wait_until(lambda: link.session.remote_mver is not None)
+        assert link.session.remote_mver == 3  # its hello shows the version that drops it
+        await wait_until(lambda: [c.ddk for c in bob.contacts()[0].manifest.devices]
+                         == [laptop_ddk])
+        assert bob.contacts()[0].manifest.ver == 3
+        await wait_until(lambda: bool(refused))  # Bob's envelopes did reach the phone
+        assert set(refused) == {bob.account.device.ddk}
+        await asyncio.sleep(0.3)
+        # Not stored, not acked: Bob's row for Ann's laptop waits for it; the phone's went
+        # with the phone, and the message is not "sent" (no device of Ann's has it).
+        assert bodies(phone, bob) == []
+        assert bob._store.one(row, (laptop_ddk,)) == (1,)
+        assert bob._store.one(row, (phone_ddk,)) == (0,)
+        assert bob.history(ann.account_id)[-1].status != "sent"
+        assert bob._node.registry.link(phone_ddk) is None
+        # After a restart with no one online to tell it again, it still knows (the stored
+        # manifest leaves it out), refuses to send and lists itself.
+        await bob.close()
+        await phone.close()
+        phone = await Peer.open(tmp_path / "phone", interfaces="127.0.0.1")
+        assert phone.unlinked and phone._hello().mver == 3
+        with pytest.raises(PeerError, match="unlinked from its account"):
+            await phone.send(bob.account_id, "after the restart")
+        assert phone._store.one("SELECT count(*) FROM outbox") == (0,)
+        assert [(d.name, d.this_device) for d in phone.devices()] == [("phone", True),
+                                                                        ("laptop", False)]
+    finally:
+        for peer in (phone, bob, ann):
             if peer is not None:
                 await peer.close()
 
