@@ -15,6 +15,7 @@ import asyncio
 import getpass
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -374,7 +375,7 @@ async def _command(cove: Caller, args: argparse.Namespace) -> int:
     elif args.command == "devices":
         for d in await cove.call("devices"):
             here = "  (this device)" if d["this_device"] else ""
-            state = "online" if d["online"] else "offline"
+            state = "online" if d["online"] else "offline, " + _last_seen(d["last_seen"])
             print(f"{d['device_id']}  {printable(d['name'])}  {state}{here}", file=out)
     elif args.command == "verify":
         contact = resolve_contact(await cove.call("contacts"), args.contact)
@@ -422,6 +423,12 @@ def shown_body(body: str) -> str:
     """A message body for the terminal: plain text, and continuation lines indented, so a
     body cannot draw a line of its own that reads like another message ("me: ...")."""
     return printable(body, multiline=True).replace("\n", "\n    ")
+
+
+def _last_seen(ms: int | None) -> str:
+    if ms is None:
+        return "not seen by this device yet"
+    return "last seen " + time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000))
 
 
 async def _delivered(cove: Caller, conversation: str, mid: str, wait: float) -> bool:

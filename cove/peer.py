@@ -65,7 +65,7 @@ from transport.link import Link
 from transport.messages import LinkMessage
 from transport.node import NodeEvent, TransportNode
 from transport.plaintext import printable
-from transport.registry import HelloSeen, LinkMessageReceived, LinkUp
+from transport.registry import HelloSeen, LinkDown, LinkMessageReceived, LinkUp
 from transport.session import Admission, Hello, Verdict
 
 log = logging.getLogger("cove.peer")
@@ -1130,7 +1130,10 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
     def _on_node_event(self, event: NodeEvent) -> None:
         try:
             if isinstance(event, LinkUp):
+                self._seen_own(event.ddk)
                 self._on_link_up(event.ddk)
+            elif isinstance(event, LinkDown):
+                self._seen_own(event.ddk)
             elif isinstance(event, LinkMessageReceived):
                 self._on_message(event.ddk, event.link, event.message)
             elif isinstance(event, HelloSeen):

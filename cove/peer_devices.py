@@ -68,6 +68,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cove.peer")
 
+SEEN = "seen:"
+"""kv key prefix: when a link with one of our own devices last came up or went down."""
 NAMEPLATE_SEARCH_S = 5.0
 """How long the primary looks for a code's nameplate by mDNS."""
 
@@ -182,6 +184,12 @@ class DevicesPart:
 
     # -- the device list --------------------------------------------------------------
 
+    def _seen_own(self, ddk: bytes) -> None:
+        """A link with one of our own devices came up or went down: it was seen now."""
+        if self.account.manifest.contains(ddk) and ddk != self.account.device.ddk:
+            self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                                (SEEN + ddk.hex(), str(self._clock()).encode()))
+
     def devices(self) -> list[DeviceEntry]:
         """This account's devices, this one first (also when unlinked: then it is listed
         beside the devices the account has now)."""
@@ -191,8 +199,8 @@ class DevicesPart:
         if self.unlinked:
             certs.append(self.account.cert)
         for cert in certs:
-            row = self._store.one("SELECT max(seen) FROM addresses WHERE ddk = ?", (cert.ddk,))
-            seen = int(row[0]) if row and row[0] is not None else None
+            row = self._store.one("SELECT v FROM kv WHERE k = ?", (SEEN + cert.ddk.hex(),))
+            seen = int(bytes(row[0])) if row else None
             online = self._node is not None and self._node.registry.link(cert.ddk) is not None
             out.append(DeviceEntry(cert.did, cert.name, cert.ddk == me, online or cert.ddk == me,
                                    seen))

@@ -109,6 +109,15 @@ async def test_a_linked_device_shares_the_account_and_every_conversation(tmp_pat
         await wait_until(lambda: ann.conversations()[0].unread == 0)
         kinds = [e.type for e in E.since(bob._store, 0)]
         assert "devices_changed" in kinds
+        # The device list says when the phone was last seen once it goes away.
+        online = next(d for d in ann.devices() if not d.this_device)
+        assert online.online and online.last_seen is not None
+        await phone.close()
+        phone = None
+        await wait_until(lambda: not ann.devices()[1].online)
+        away = ann.devices()[1]
+        assert away.last_seen is not None and away.last_seen >= online.last_seen
+        assert ann.devices()[0].last_seen is None  # this device is never "seen"
     finally:
         for peer in (phone, bob, ann):
             if peer is not None:

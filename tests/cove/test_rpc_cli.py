@@ -180,7 +180,9 @@ def test_cli_links_a_device_lists_and_unlinks_it(tmp_path: Path) -> None:
             waiting.kill()
     listed = cove(tmp_path / "ann", "devices").stdout.splitlines()
     assert [line.split()[1] for line in listed] == ["laptop", "phone"]
-    assert "(this device)" in listed[0]
+    assert "(this device)" in listed[0] and "  online" in listed[0]
+    assert "  offline, last seen 20" in listed[1] or \
+        listed[1].endswith("  offline, not seen by this device yet")
     phone_id = listed[1].split()[0]
     renamed = cove(tmp_path / "ann", "devices", "rename", phone_id, "pocket")
     assert renamed.returncode == 0 and renamed.stdout.strip() == "Renamed to 'pocket'."
