@@ -72,6 +72,8 @@ class Received:
     eid: bytes
     sender: bytes
     content: Content
+    mver: int = 0
+    """The sender's manifest version the envelope names (a higher one than held: fetch it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +271,7 @@ class Delivery:
                 self._store.execute("DELETE FROM seen_envelopes WHERE eid = ?", (envelope.id,))
                 reason = "undecryptable" if isinstance(exc, DecryptionError) else "malformed"
                 return Undecryptable(envelope.id, reason)
-            received = Received(envelope.id, envelope.sender, content)
+            received = Received(envelope.id, envelope.sender, content, envelope.mver)
             faults.point("after_decrypt")
             self._save_session(session, used=now, now=now)
             if key is not None:

@@ -227,6 +227,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         self._sends: list[tuple[Callable[[], list[Outgoing]], asyncio.Future[None]]] = []
         self._inbound: list[tuple[bytes, Link, LinkMessage]] = []
         self._chats = CV.ChatTouches(store)
+        self._asked_mver: dict[bytes, int] = {}
         self._acks: list[tuple[bytes, bytes]] | None = None
         """Acks gathered in the inbound batch being handled (None: settle each at once)."""
         self._event_rows: list[E.EventRow] | None = None
@@ -1420,6 +1421,8 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             after.reasons[outcome.eid] = outcome.reason
         else:
             after.answers.append((link, "ack", outcome.eid))
+            if isinstance(outcome, Received) and outcome.sender == ddk:
+                self._fetch_newer_manifest(link, owner, outcome.mver)
 
     def _apply(self, contact: C.Contact, author: bytes, content: Content, now: int,
                after: _AfterCommit | None) -> None:

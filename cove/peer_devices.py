@@ -23,6 +23,7 @@ of its own beyond what Peer gives it. What it does:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -98,6 +99,8 @@ class DevicesPart:
     _delivery: Delivery
     account: Account
     _clock: Callable[[], int]
+    _asked_mver: dict[bytes, int]
+    """Per account, the newest manifest version an envelope named that was asked for."""
     unlinked: bool = False
     """True once this device learned that its account unlinked it; Peer sets it at open
     from the stored manifest (``Account.unlinked``), so it holds across restarts."""
@@ -461,6 +464,14 @@ class DevicesPart:
         except CoveError:
             return
         link.close("that device left its account")
+
+    def _fetch_newer_manifest(self, link: Link, owner: C.Contact, mver: int) -> None:
+        """An envelope names a newer manifest of its sender's account than the one held
+        (DESIGN §3: a device was linked or unlinked there): ask for it, once a version."""
+        if mver > owner.manifest.ver and self._asked_mver.get(owner.acct, 0) < mver:
+            self._asked_mver[owner.acct] = mver
+            with contextlib.suppress(CoveError):  # a link closing meanwhile: asked next time
+                link.send("manifest?", acct=owner.acct)
 
     def _ask_manifest(self, link: Link, verdict: Verdict) -> None:
         """A link whose peer has a newer manifest than the one held: ask for it (DESIGN §4)."""

@@ -499,3 +499,26 @@ async def _stored(peer: Peer) -> AsyncIterator[E.Event]:
 
     for event in stored_events.since(peer._store, 0):
         yield event
+
+
+async def test_an_envelope_naming_a_newer_manifest_makes_the_receiver_ask_for_it_once(
+        tmp_path: Path) -> None:
+    ann = await open_peer(tmp_path / "ann", "Ann")
+    bob = await open_peer(tmp_path / "bob", "Bob")
+    try:
+        await befriend(ann, bob)
+        asked: list[tuple[str, dict[str, object]]] = []
+
+        class Recording:
+            def send(self, t: str, **fields: object) -> None:
+                asked.append((t, fields))
+
+        held = bob.contacts()[0]
+        assert held.manifest.ver == 1
+        fetch = bob._fetch_newer_manifest
+        for mver in (1, 0, 3, 3, 2, 4):  # only a version above the held one, once each
+            fetch(Recording(), held, mver)  # type: ignore[arg-type]
+        assert asked == [("manifest?", {"acct": ann.account.aik})] * 2
+    finally:
+        await bob.close()
+        await ann.close()
