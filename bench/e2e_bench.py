@@ -26,16 +26,16 @@ p50 <= 20x and p99 <= 50x the bare round trip; ``cove send`` < 1 s.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing as mp
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
+from bench.child import Child
 from bench.timing import report
 from cove.peer import Peer
 
@@ -76,7 +76,7 @@ async def _bob(out: Queue[object], commands: Queue[object], home: str, invite: s
     out.put("closed")
 
 
-async def _decrypting_side(out: Queue[object], state: bytes) -> None:
+async def _decrypting_side(out: Queue[object], commands: Queue[object], state: bytes) -> None:
     """The no-storage floor's far side: a Cove link whose envelopes it decrypts."""
     from bench.transport_bench import serve_link
     from crypto.envelope import Envelope
@@ -101,7 +101,7 @@ async def _decrypting_side(out: Queue[object], state: bytes) -> None:
     await serve_link(out, on_receive, done)
 
 
-async def _echo(out: Queue[object]) -> None:
+async def _echo(out: Queue[object], commands: Queue[object]) -> None:
     finished = asyncio.Event()
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -113,35 +113,6 @@ async def _echo(out: Queue[object]) -> None:
     out.put(server.sockets[0].getsockname()[1])
     await finished.wait()
     server.close()
-
-
-def _child(kind: str, out: Queue[object], commands: Queue[object], *args: Any) -> None:
-    run: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
-        "bob": _bob, "decrypt": _decrypting_side, "echo": _echo}
-    if kind == "bob":
-        asyncio.run(_bob(out, commands, *args))
-    else:
-        asyncio.run(run[kind](out, *args))
-
-
-class Child:
-    """One child process of this bench, with a queue each way."""
-
-    def __init__(self, kind: str, *args: Any) -> None:
-        ctx = mp.get_context("spawn")
-        self.out: Queue[object] = ctx.Queue()
-        self.commands: Queue[object] = ctx.Queue()
-        self.process = ctx.Process(target=_child, args=(kind, self.out, self.commands, *args))
-        self.process.start()
-
-    async def get(self, timeout: float = 60) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: self.out.get(timeout=timeout))
-
-    def stop(self) -> None:
-        self.process.join(timeout=10)
-        if self.process.is_alive():
-            self.process.kill()
 
 
 # -- this process: Ann and the floors' near sides ---------------------------------------
@@ -193,7 +164,7 @@ async def _no_storage() -> float:
                                 now=0)
     b, reply = b.encrypt(b"hi", envelope_id=P.random_bytes(16), mver=1)
     a, _ = a.decrypt(reply, now=0)
-    child = Child("decrypt", b.to_bytes())
+    child = Child(_decrypting_side, b.to_bytes())
     try:
         port, ddk = await child.get()
         answered = asyncio.Event()
@@ -244,7 +215,7 @@ def _last_cursor(peer: Peer) -> int:
 
 
 async def _ping_pong() -> float:
-    child = Child("echo")
+    child = Child(_echo)
     try:
         port = await child.get()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -279,7 +250,7 @@ async def _cove_send(bob_home: Path) -> float:
 async def _main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ann = await Peer.open(Path(tmp) / "ann", name="Ann", **PEER_OPTIONS)
-        bob = Child("bob", str(Path(tmp) / "bob"), ann.invite())
+        bob = Child(_bob, str(Path(tmp) / "bob"), ann.invite())
         try:
             bob_id: bytes = await bob.get()
             await _until(lambda: ann._has_keys_for(bob_id))

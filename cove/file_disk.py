@@ -3,17 +3,22 @@
 Every function here blocks and runs in a worker thread, never on the event
 loop; each works in batches of chunks (one read or write call per batch), so
 a 1 GiB file costs thousands of system calls, not hundreds of thousands.
-Hashing runs in a helper thread beside the sealing or opening: both release
-the GIL, so a two-core machine does them at once.
+Hashing (and writing the plaintext) runs in a helper thread beside the
+sealing: hashing and writing release the GIL (the AEAD does not), so a
+two-core machine does them at once. Every file written here is made durable
+behind its writer and dropped from the page cache as it goes
+(:class:`WriteBehind`), so the last fsync is short and a 1 GiB file holds a
+few MiB of memory, not a gigabyte.
 
 Where a peer's bytes meet the file system:
 
 * a sealed store is ``<home>/files/<fid hex>.sealed``: its name comes from the
   16-byte fid, never from a peer's string, and it is opened without following
   links;
-* received chunks are opened before they are stored, and only the ones that
-  open are handed on to the save (:mod:`cove.file_save`, which writes the
-  downloads folder).
+* received chunks are opened (on the event loop, as they arrive: the AEAD
+  holds the GIL, so a thread would only take turns with the loop) before they
+  are stored, and only the ones that open come here, to be stored and handed
+  on to the save (:mod:`cove.file_save`, which writes the downloads folder).
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ import contextlib
 import hashlib
 import os
 import stat
+from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cove.files import STRIDE
-from crypto.errors import CoveError, CryptoError, RemoteProtocolError
+from crypto.errors import CoveError
 from crypto.filechunk import CHUNK_SIZE, FileCipher, chunk_count, chunk_length
 
 if TYPE_CHECKING:
@@ -35,7 +42,11 @@ if TYPE_CHECKING:
 
 IO_CHUNKS = 64
 """Chunks read, sealed and written per step of a snapshot or a catch-up (3.75 MiB)."""
+FLUSH_BYTES = 32 * 2**20
+"""A file being written is made durable, and dropped from the page cache, every this many
+bytes (:class:`WriteBehind`)."""
 _OPEN_FLAGS = os.O_CLOEXEC | os.O_NOFOLLOW
+_fdatasync = getattr(os, "fdatasync", os.fsync)
 
 
 class FileError(CoveError):
@@ -56,45 +67,127 @@ def sealed_length(size: int, idx: int) -> int:
 
 class Hasher:
     """SHA-256 (and, given a file, the write of the same bytes) in order, in a helper thread,
-    so the caller seals or opens the next chunks meanwhile: hashing, sealing and writing
-    all release the GIL, and writing fresh pages costs as much CPU as the crypto."""
+    so the caller reads and seals (or stores) the next chunks meanwhile: hashing and writing
+    release the GIL, so a two-core machine hashes beside the sealing. Up to DEPTH batches
+    may wait for the helper before :meth:`feed` waits (each is a few MiB at most)."""
+
+    DEPTH = 3
 
     def __init__(self, fd: int = -1) -> None:
         self._sha = hashlib.sha256()
         self._fd = fd
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cove-hash")
-        self._pending: Future[None] | None = None
+        self._pending: deque[Future[None]] = deque()
+        self._written = 0
+        self._behind = WriteBehind(fd) if fd >= 0 else None
 
-    def feed(self, parts: list[bytes]) -> None:
-        self.wait()
-        self._pending = self._pool.submit(self._update, parts)
+    def feed(self, parts: Sequence[bytes | memoryview]) -> None:
+        """Hash (and write) ``parts`` after those fed before; the caller leaves them as they
+        are until the DEPTH-th next feed (or :meth:`wait`)."""
+        while len(self._pending) >= self.DEPTH:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._update, parts))
 
-    def _update(self, parts: list[bytes]) -> None:
+    def _update(self, parts: Sequence[bytes | memoryview]) -> None:
         for part in parts:
             self._sha.update(part)
-        if self._fd >= 0:
-            _write_all(self._fd, parts)
+        if self._behind is not None:
+            self._written += _write_all(self._fd, parts)
+            self._behind.wrote(self._written)
 
     def wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
+        while self._pending:
+            self._pending.popleft().result()
 
     def digest(self) -> bytes:
         self.wait()
         return self._sha.digest()
 
+    def sync(self) -> None:
+        """Every write done and on disk (the file's fsync)."""
+        self.wait()
+        if self._behind is not None:
+            self._behind.wait()
+            os.fsync(self._fd)
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.wait()
         self._pool.shutdown(wait=True)
+        if self._behind is not None:
+            self._behind.close()
 
 
-def _write_all(fd: int, parts: list[bytes]) -> None:
+class WriteBehind:
+    """Writeback behind a writer: every FLUSH_BYTES written, a flusher thread fdatasyncs the
+    file and drops the pages now on disk from the page cache.
+
+    Two gains. The final fsync finds little left to write, and a file of any size holds at
+    most a few FLUSH_BYTES of page cache: a gigabyte written once and not read back soon
+    (a snapshot, a received store, a ``.part``) neither fills memory with dirty pages nor
+    pushes out what others cache, and the same few pages are used over and over, which
+    costs far less than touching fresh memory (on a virtual machine, each fresh page is a
+    fault in the host). Dropping only ever drops clean pages; nothing written is lost, and
+    a later read goes to the disk. One flush per file runs at a time (the next takes all
+    written meanwhile), on FLUSHERS threads shared by every file. A flush's error is raised
+    by the next :meth:`wrote` or :meth:`wait`, so the owner's final fsync never hides one.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._end = 0
+        self._queued = 0
+        self._dropped = 0
+        self._pending: Future[None] | None = None
+
+    def wrote(self, end: int) -> None:
+        """Bytes up to offset ``end`` were written (from the writer's thread)."""
+        self._end = max(self._end, end)
+        if self._end - self._queued < FLUSH_BYTES:
+            return
+        if self._pending is not None:
+            if not self._pending.done():
+                return
+            self._pending.result()  # raises the last flush's error
+        self._queued = self._end
+        self._pending = _flushers.submit(self._flush, self._queued)
+
+    def _flush(self, end: int) -> None:
+        _fdatasync(self._fd)
+        if _DONTNEED is not None:  # written before the fdatasync began, so clean now
+            os.posix_fadvise(self._fd, self._dropped, end - self._dropped, _DONTNEED)
+            self._dropped = end
+
+    def wait(self) -> None:
+        """Wait for the flush running, if any; raise its error."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self) -> None:
+        """Wait for the flush running, if any (its error is not raised): call it before
+        the file is closed."""
+        with contextlib.suppress(OSError):
+            self.wait()
+
+
+FLUSHERS = 2
+"""Threads that run :class:`WriteBehind` flushes, shared by all files (they wait on the disk,
+not the CPU)."""
+_flushers = ThreadPoolExecutor(max_workers=FLUSHERS, thread_name_prefix="cove-flush")
+_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None) \
+    if hasattr(os, "posix_fadvise") else None
+
+
+def _write_all(fd: int, parts: Sequence[bytes | memoryview]) -> int:
+    """Write ``parts`` at the file's offset; returns how many bytes that was."""
     total = sum(len(p) for p in parts)
     written = os.writev(fd, parts)
     if written != total:  # a short write (rare): the rest, plainly
-        os.write(fd, b"".join(parts)[written:])
+        rest = memoryview(b"".join(parts))[written:]
+        while rest:
+            rest = rest[os.write(fd, rest):]
+    return total
 
 
 class SealedFile:
@@ -109,6 +202,7 @@ class SealedFile:
         self.size = size
         self.count = chunk_count(size)
         self._fd = os.open(path, flags, 0o600)
+        self._behind = WriteBehind(self._fd)
 
     def write(self, chunks: list[tuple[int, bytes]]) -> None:
         """Store sealed chunks; runs of consecutive ones go down in one call each."""
@@ -116,24 +210,37 @@ class SealedFile:
         start = prev = -2
         for idx, data in chunks:
             if idx != prev + 1 and run:
-                os.pwritev(self._fd, run, start * STRIDE)
+                self._write_run(run, start)
                 run = []
             if not run:
                 start = idx
             run.append(data)
             prev = idx
         if run:
-            os.pwritev(self._fd, run, start * STRIDE)
+            self._write_run(run, start)
+
+    def _write_run(self, run: list[bytes], start: int) -> None:
+        offset = start * STRIDE
+        total = sum(len(p) for p in run)
+        written = os.pwritev(self._fd, run, offset)
+        if written != total:  # a short write (rare): the rest, plainly
+            rest = memoryview(b"".join(run))[written:]
+            while rest:
+                n = os.pwrite(self._fd, rest, offset + written)
+                rest, written = rest[n:], written + n
+        self._behind.wrote(offset + total)
 
     def read(self, start: int, n: int) -> list[bytes]:
         """Sealed chunks ``start .. start + n - 1`` (one read call)."""
         return read_span(self._fd, self.size, start, n)
 
     def sync(self) -> None:
+        self._behind.wait()
         os.fsync(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:
+            self._behind.close()
             fd, self._fd = self._fd, -1
             os.close(fd)
 
@@ -186,18 +293,18 @@ def snapshot(source: str, dest: Path, fid: bytes, key: bytes, *,
         out = SealedFile(dest, size, create=True, exclusive=True)
         count = out.count
         cipher = FileCipher(key, fid)
-        for first in range(0, count, IO_CHUNKS):
+        # A few blocks read into over and over: the hasher holds at most DEPTH of them, and
+        # fresh memory for every block would cost a page fault per 4 KiB.
+        blocks = [bytearray(IO_CHUNKS * CHUNK_SIZE) for _ in range(Hasher.DEPTH + 1)]
+        for step, first in enumerate(range(0, count, IO_CHUNKS)):
             last = min(count, first + IO_CHUNKS)
-            want = sum(chunk_length(size, i) for i in range(first, last))
-            block = _read_exact(fd, want)
-            view = memoryview(block)
-            plains = [bytes(view[(i - first) * CHUNK_SIZE:
-                                 (i - first) * CHUNK_SIZE + chunk_length(size, i)])
-                      for i in range(first, last)]
-            hasher.feed(plains)
-            sealed = [cipher.seal(i, i == count - 1, p)
-                      for i, p in zip(range(first, last), plains, strict=True)]
-            out.write(list(zip(range(first, last), sealed, strict=True)))
+            view = memoryview(blocks[step % len(blocks)])[:size - first * CHUNK_SIZE]
+            _read_into(fd, view)
+            hasher.feed([view])
+            out.write([(i, cipher.seal(i, i == count - 1,
+                                       bytes(view[(i - first) * CHUNK_SIZE:
+                                                  (i - first + 1) * CHUNK_SIZE])))
+                       for i in range(first, last)])
         digest = hasher.digest()
         out.sync()
         _sync_folder(dest.parent)
@@ -221,16 +328,14 @@ def snapshot(source: str, dest: Path, fid: bytes, key: bytes, *,
         os.close(fd)
 
 
-def _read_exact(fd: int, n: int) -> bytes:
-    parts: list[bytes] = []
+def _read_into(fd: int, view: memoryview) -> None:
+    """Fill ``view`` from ``fd``; a file that ends early is refused."""
     got = 0
-    while got < n:
-        part = os.read(fd, n - got)
-        if not part:
+    while got < len(view):
+        n = os.readv(fd, [view[got:]])
+        if not n:
             raise FileError("The file got shorter while Cove read it; send it again.")
-        parts.append(part)
-        got += len(part)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+        got += n
 
 
 def sync_file(path: Path) -> None:
@@ -250,27 +355,15 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def take_chunks(store: SealedFile, job: SaveJob | None, cipher: FileCipher,
-                chunks: list[tuple[int, bool, bytes]]) -> tuple[list[int], list[int]]:
-    """Open (authenticate) received chunks; store the good ones sealed, and hand those that
-    come next in order to the save. Returns (good, bad) indices."""
-    good: list[tuple[int, bytes]] = []
-    bad: list[int] = []
+def store_chunks(store: SealedFile, job: SaveJob | None,
+                 chunks: list[tuple[int, bytes, bytes]]) -> list[int]:
+    """Store received chunks, already opened (authenticated) on arrival, sealed; hand the
+    plaintext of those that come next in order to the save. Returns their indices."""
     plains: list[bytes] = []
-    last_idx = store.count - 1
-    for idx, last, data in chunks:
-        if last != (idx == last_idx):
-            bad.append(idx)  # a chunk that lies about being the last
-            continue
-        try:
-            plain = cipher.open(idx, idx == last_idx, data)
-        except (CryptoError, RemoteProtocolError):
-            bad.append(idx)
-            continue
-        good.append((idx, data))
+    for idx, _, plain in chunks:
         if job is not None and idx == job.next + len(plains):
             plains.append(plain)
-    store.write(good)
+    store.write([(idx, sealed) for idx, sealed, _ in chunks])
     if job is not None and plains:
         job.feed(plains)
-    return [i for i, _ in good], bad
+    return [idx for idx, _, _ in chunks]

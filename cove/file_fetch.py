@@ -5,9 +5,11 @@ At most MAX_ACTIVE_FETCHES fetches run at once; the others stay in state
 ``fetching`` in the store and start, oldest first, as running ones end. A
 fetch asks one device at a time: the author's devices first, then this
 account's other devices, only over a link that is up. A chunk of the wrong
-length is refused on arrival, before it is buffered. Chunks that arrive in
-one stretch go to the worker in batches; the next window is asked for as
-chunks arrive (cove.files.FetchPlan). A chunk that fails to open (or has the
+length is refused on arrival, before it is buffered; the others are opened
+on arrival, on the loop (the AEAD holds the GIL: in the worker it would only
+take turns with the loop, and stall it). Chunks that open go to the worker
+in batches, to be stored and saved; the next window is asked for as chunks
+arrive (cove.files.FetchPlan). A chunk that fails to open (or has the
 wrong length) is asked for again; after MAX_BAD_PER_SOURCE from one device
 another is tried; a device that sends nothing asked for in STALL_S is left
 for another. A fetch that gets no chunk for GIVE_UP_S gives its place to a
@@ -36,7 +38,7 @@ from cove.files import (
     FileSaved,
     done_bytes,
 )
-from crypto.errors import CoveError
+from crypto.errors import CoveError, CryptoError, RemoteProtocolError
 from transport.link import Link
 from transport.messages import LinkMessage
 
@@ -124,8 +126,8 @@ class FetchingPart(FilesBase):
                                 "state = 'fetching'",
                                 (message[1], os.fsencode(message[2]), fetch.fid))
         elif kind == "taken" and fetch.stop in (None, "close"):
-            if self._taken(fetch, message[1], message[2], message[3]):
-                self._next_step(fetch)
+            self._taken(fetch, message[1])
+            self._next_step(fetch)
         elif kind == "synced":  # the last sync before a close
             self._commit_have(fetch, fetch.plan.done)  # every chunk counted was written first
         elif kind == "saved":
@@ -256,24 +258,33 @@ class FetchingPart(FilesBase):
                 self._use_source(fetch, ddk)  # on a new link, whatever was in flight is lost
 
     def _on_fchunk(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
-        """A sealed chunk of a file we are fetching: kept for the writer's next batch, if it
-        has the length its index calls for (a link message may be far longer: it is refused
-        before anything keeps it, and counts as a bad chunk)."""
+        """A sealed chunk of a file we are fetching: opened at once and, if it opens, kept for
+        the writer's next batch. One of the wrong length (a link message may be far longer)
+        is refused before anything keeps it; it and one that fails to open count as bad
+        chunks and are asked for again."""
         fetch = self._rt().fetches.get(message["fid"])
         if fetch is None or fetch.source != ddk or fetch.stop is not None:
             return
         idx, data = message["idx"], message["data"]
-        if idx >= fetch.plan.count:
+        plan = fetch.plan
+        if idx >= plan.count:
             return
         if len(data) != sealed_length(fetch.offer.size, idx):
-            self._bad_chunk(fetch, ddk, idx, asked=fetch.plan.expects(idx))
+            self._bad_chunk(fetch, ddk, idx, asked=plan.expects(idx))
             return
-        if not fetch.plan.arrived(idx):
+        if not plan.arrived(idx):
             return  # not asked for, or here already
         fetch.last_rx = fetch.last_chunk = asyncio.get_running_loop().time()
-        fetch.batch.append((idx, message["last"], data))
-        fetch.batch_source = ddk
-        start = fetch.plan.next_ask()
+        last = idx == plan.count - 1
+        try:
+            if message["last"] != last:
+                raise RemoteProtocolError("a chunk that lies about being the last")
+            plain = fetch.cipher.open(idx, last, data)
+        except (CryptoError, RemoteProtocolError):
+            self._bad_chunk(fetch, ddk, idx, asked=True)
+            return
+        fetch.batch.append((idx, data, plain))
+        start = plan.next_ask()
         if start is not None:
             self._ask(fetch, start)
         if len(fetch.batch) >= BATCH_CHUNKS or not fetch.plan.waiting():
@@ -288,25 +299,17 @@ class FetchingPart(FilesBase):
             fetch.flush_timer = None
         if fetch.batch:
             batch, fetch.batch = fetch.batch, []
-            fetch.inbox.put(("take", fetch.batch_source, batch))
+            fetch.inbox.put(("take", batch))
 
-    def _taken(self, fetch: Fetch, source: bytes | None, good: list[int],
-               bad: list[int]) -> bool:
-        """The worker stored ``good`` and refused ``bad``: ask again, ask on, show progress.
-        False when the fetch failed."""
+    def _taken(self, fetch: Fetch, good: list[int]) -> None:
+        """The worker stored ``good``: ask on, show progress."""
         plan = fetch.plan
         plan.verified(good)
-        for idx in bad:
-            if not self._bad_chunk(fetch, source, idx, asked=True):
-                return False
-        if fetch.stop in ("cancel", "fail"):
-            return False
         if fetch.source is not None:
             start_next = plan.next_ask()
             if start_next is not None:
                 self._ask(fetch, start_next)
         self._progress(fetch)
-        return True
 
     def _bad_chunk(self, fetch: Fetch, source: bytes | None, idx: int, *, asked: bool) -> bool:
         """Chunk ``idx`` from ``source`` failed to open or had the wrong length: count it,

@@ -133,7 +133,7 @@ class SaveJob:
         digest = self._hasher.digest()
         if self.next != self.count or self._written != self.size or digest != self.sha256:
             raise FileMismatch("The file did not match its offer (size or SHA-256).")
-        os.fsync(self._fd)
+        self._hasher.sync()
 
     def publish(self) -> str:
         """Give the checked file (this job's descriptor's, whatever the ``.part`` name holds

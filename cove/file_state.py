@@ -30,7 +30,7 @@ from cove import contacts as C
 from cove import events as E
 from cove.account import Account
 from cove.content import Content
-from cove.file_disk import FileError, SealedFile, take_chunks
+from cove.file_disk import FileError, SealedFile, store_chunks
 from cove.file_save import SaveJob, open_downloads, remove_part
 from cove.files import DEFAULT_AUTO_ACCEPT, MAX_OFFER_SIZE, FetchPlan
 from cove.home import Home
@@ -92,7 +92,8 @@ class Offer:
         return chunk_count(self.size)
 
 
-Chunks = list[tuple[int, bool, bytes]]
+Chunks = list[tuple[int, bytes, bytes]]
+"""Received chunks that opened: (index, sealed, plaintext)."""
 
 
 class Fetch:
@@ -122,7 +123,6 @@ class Fetch:
         self.bad: dict[bytes, int] = {}
         self.bad_total = 0
         self.batch: Chunks = []
-        self.batch_source: bytes | None = None
         self.inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.outbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.writer: asyncio.Task[None] | None = None
@@ -153,7 +153,7 @@ class Fetch:
                     assert self.job is not None
                     post(("opened", self.job.part, self.job.folder))
                 if item[0] == "take":
-                    post(("taken", item[1], *self.take(item[2])))
+                    post(("taken", self.take(item[1])))
                 elif item[0] == "sync":
                     self.sync()
                     post(("synced",))
@@ -187,9 +187,9 @@ class Fetch:
         self.job = SaveJob(self.downloads, offer.name, offer.size, offer.sha256)
         self.job.catch_up(self.store, self.cipher, self.plan.done)
 
-    def take(self, chunks: Chunks) -> tuple[list[int], list[int]]:
+    def take(self, chunks: Chunks) -> list[int]:
         assert self.store is not None
-        return take_chunks(self.store, self.job, self.cipher, chunks)
+        return store_chunks(self.store, self.job, chunks)
 
     def sync(self) -> None:
         if self.store is not None:

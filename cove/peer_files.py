@@ -9,10 +9,10 @@
   more than AUTO_ACCEPT_BUDGET with it; else after ``accept_file``. At most
   MAX_ACTIVE_FETCHES fetches run at once; the others wait their turn.
 * Fetching asks one device at a time (the author's devices, then our own) for
-  windows of chunks (``fget``, cove.files.FetchPlan). Chunks arriving in one
-  stretch go in batches to a worker thread that opens each (a chunk that
-  fails is asked for again; after MAX_BAD_PER_SOURCE another device is
-  tried), stores it sealed and appends the plaintext to the ``.part``. The
+  windows of chunks (``fget``, cove.files.FetchPlan). Each chunk is opened
+  as it arrives (one that fails is asked for again; after MAX_BAD_PER_SOURCE
+  another device is tried); those that open go in batches to a worker thread
+  that stores them sealed and appends the plaintext to the ``.part``. The
   count of chunks held is committed about once a second, after an fsync, so
   a restart of either side resumes there. When every chunk is held, size and
   SHA-256 are checked and the file is published in the downloads folder.

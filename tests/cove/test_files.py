@@ -795,13 +795,13 @@ async def test_a_chunk_of_the_wrong_length_is_refused_before_it_is_kept(
 
     monkeypatch.setattr(FS, "read_chunks", read)
     kept: list[int] = []
-    real_take = FST.take_chunks
+    real_store = FST.store_chunks
 
-    def take(*args: Any) -> tuple[list[int], list[int]]:
-        kept.extend(len(data) for _, _, data in args[3])
-        return real_take(*args)
+    def store(*args: Any) -> list[int]:
+        kept.extend(len(sealed) for _, sealed, _ in args[2])
+        return real_store(*args)
 
-    monkeypatch.setattr(FST, "take_chunks", take)
+    monkeypatch.setattr(FST, "store_chunks", store)
     bad: list[int] = []
     real_bad = bob._bad_chunk
 
@@ -980,3 +980,88 @@ async def test_a_stranger_and_a_removed_group_member_get_nothing_from_fget(
     assert await _answered(bob, ann, in_group, served)
     link = ann._node.registry.link(cy.account.device.ddk) if ann._node else None
     assert link is None or link.session.verdict.admission <= Admission.STRANGER
+
+
+async def test_a_chunk_that_lies_about_being_the_last_is_refused_and_fetched_again(
+        cove_peers: PeerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann, bob = await pair(cove_peers)
+    real_send = Link.send
+    lied: list[int] = []
+
+    def send(self: Link, t: str, **fields: object) -> None:
+        if t == "fchunk" and fields["idx"] == 3 and not lied:  # "the file ends here"
+            lied.append(3)
+            fields = {**fields, "last": True}
+        real_send(self, t, **fields)
+
+    monkeypatch.setattr(Link, "send", send)
+    bad: list[int] = []
+    real_bad = bob._bad_chunk
+
+    def counted(fetch: Any, source: bytes | None, idx: int, *, asked: bool) -> bool:
+        bad.append(idx)
+        return real_bad(fetch, source, idx, asked=asked)
+
+    bob._bad_chunk = counted  # type: ignore[method-assign]
+    source = tmp_path / "data.bin"
+    digest = make_file(source, 10 * CHUNK_SIZE + 1)
+    fid = await ann.send_file(bob.account_id, source)
+    await wait_until(lambda: state_of(bob, fid) == "saved")
+    assert lied == [3] and bad == [3]  # refused as it came, asked for again
+    assert sha256_of(bob.file_info(fid).path or "") == digest
+
+
+@pytest.mark.parametrize("chunks", [0, 1 / CHUNK_SIZE, 1, 2, 2 + 1 / CHUNK_SIZE, 11.5])
+def test_a_snapshot_seals_every_chunk_in_its_place_across_reused_blocks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunks: float) -> None:
+    import cove.file_disk as FD
+    from crypto.filechunk import chunk_count, open_chunk
+
+    monkeypatch.setattr(FD, "IO_CHUNKS", 2)  # 11.5 chunks: 6 blocks through a ring of 4
+    size = round(chunks * CHUNK_SIZE)
+    source = tmp_path / "source.bin"
+    digest = make_file(source, size)
+    key, fid = os.urandom(32), os.urandom(16)
+    dest = tmp_path / "store.sealed"
+    assert FD.snapshot(str(source), dest, fid, key, max_size=2**30) == (size, digest)
+    sealed = dest.read_bytes()
+    count = chunk_count(size)
+    assert len(sealed) == (count - 1) * STRIDE + FD.sealed_length(size, count - 1)
+    plain = b"".join(
+        open_chunk(key, fid, i, i == count - 1,
+                   sealed[i * STRIDE:i * STRIDE + FD.sealed_length(size, i)])
+        for i in range(count))
+    assert plain == source.read_bytes()
+
+
+def test_write_behind_flushes_as_the_file_grows_and_a_failed_flush_is_raised(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cove.file_disk as FD
+
+    monkeypatch.setattr(FD, "FLUSH_BYTES", 2 * STRIDE)
+    flushed: list[int] = []
+    real_sync = FD._fdatasync
+
+    def fdatasync(fd: int) -> None:
+        flushed.append(fd)
+        real_sync(fd)
+
+    monkeypatch.setattr(FD, "_fdatasync", fdatasync)
+    store = FD.SealedFile(tmp_path / "a.sealed", 20 * CHUNK_SIZE, create=True)
+    chunk = bytes(SEALED_CHUNK_SIZE)
+    try:
+        for i in range(10):
+            store.write([(i, chunk)])
+        store.sync()
+        assert flushed  # behind the writer, before its own fsync
+
+        def broken(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(FD, "_fdatasync", broken)
+        with pytest.raises(OSError):
+            for i in range(10, 20):
+                store.write([(i, chunk)])
+            store.sync()  # the flush's error comes out here at the latest
+    finally:
+        store.close()

@@ -106,6 +106,11 @@ async def test_a_big_file_resumes_after_the_sender_is_killed_at_40_percent(
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 600
+        while not any(t.fid == fid for t in bob.transfers()):
+            assert loop.time() < deadline, "the offer never came"
+            await asyncio.sleep(0.01)
+        if bob.file_info(fid).state == "offered":  # over AUTO_ACCEPT_BUDGET: accepted by hand
+            await bob.accept_file(fid)
         while not killed:
             assert loop.time() < deadline, "the transfer never reached 40 %"
             await asyncio.sleep(0.01)
