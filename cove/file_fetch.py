@@ -114,6 +114,10 @@ class FetchingPart(FilesBase):
                 except CoveError as exc:
                     log.warning("a file transfer stopped: %s", type(exc).__name__)
                     self._stop_worker(fetch, "fail")
+                except Exception:  # a bug here must not leave the worker thread running
+                    log.exception("a file transfer failed")
+                    self._fail(fetch, "Cove could not go on with this transfer (an error of "
+                               "its own, in its log); nothing was saved.")
         finally:
             if fetch.sync_task is not None:
                 await asyncio.gather(fetch.sync_task, return_exceptions=True)

@@ -305,6 +305,33 @@ async def test_chunks_that_never_open_fail_the_transfer_and_leave_nothing(
     assert os.listdir(bob.downloads) == []
 
 
+async def test_a_fault_in_handling_the_worker_fails_the_transfer_and_ends_its_thread(
+        cove_peers: PeerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from cove.file_fetch import FetchingPart
+
+    ann, bob = await pair(cove_peers, verified=False)
+    source = tmp_path / "data.bin"
+    make_file(source, 10 * CHUNK_SIZE)
+    fid = await ann.send_file(bob.account_id, source)
+    handle = FetchingPart._on_worker
+
+    def faulty(self: FetchingPart, fetch: Any, message: tuple[Any, ...]) -> None:
+        if message[0] == "taken":
+            raise RuntimeError("a bug in handling what the worker did")
+        handle(self, fetch, message)
+
+    monkeypatch.setattr(FetchingPart, "_on_worker", faulty)
+    await wait_until(lambda: state_of(bob, fid) == "offered")
+    await bob.accept_file(fid)
+    await wait_until(lambda: state_of(bob, fid) == "failed")
+    assert bob.file_info(fid).reason.startswith("Cove could not go on with this transfer")
+    await wait_until(lambda: not any(t.name == "cove file writer"
+                                     for t in threading.enumerate()))
+    assert os.listdir(bob.downloads) == []
+
+
 async def test_a_device_outside_the_conversation_gets_nothing_from_fget(
         cove_peers: PeerFactory, tmp_path: Path) -> None:
     ann, bob, carol = await cove_peers("Ann", "Bob", "Carol")  # all three are contacts
