@@ -114,6 +114,19 @@ def gate_fgets(peer: Peer, allow: Callable[[int], bool]) -> list[int]:
     return seen
 
 
+def count_bad_chunks(peer: Peer) -> list[int]:
+    """The chunk indexes ``peer`` counts as bad (failed to open, wrong length), as it goes."""
+    bad: list[int] = []
+    real_bad = peer._bad_chunk
+
+    def counted(fetch: Any, source: bytes | None, idx: int, *, asked: bool) -> bool:
+        bad.append(idx)
+        return real_bad(fetch, source, idx, asked=asked)
+
+    peer._bad_chunk = counted  # type: ignore[method-assign]
+    return bad
+
+
 async def test_a_verified_contacts_file_is_fetched_at_once_and_saved_intact(
         cove_peers: PeerFactory, tmp_path: Path) -> None:
     ann, bob = await pair(cove_peers)
@@ -829,14 +842,7 @@ async def test_a_chunk_of_the_wrong_length_is_refused_before_it_is_kept(
         return real_store(*args)
 
     monkeypatch.setattr(FST, "store_chunks", store)
-    bad: list[int] = []
-    real_bad = bob._bad_chunk
-
-    def counted(fetch: Any, source: bytes | None, idx: int, *, asked: bool) -> bool:
-        bad.append(idx)
-        return real_bad(fetch, source, idx, asked=asked)
-
-    bob._bad_chunk = counted  # type: ignore[method-assign]
+    bad = count_bad_chunks(bob)
     source = tmp_path / "data.bin"
     digest = make_file(source, 20 * CHUNK_SIZE + 7)
     fid = await ann.send_file(bob.account_id, source)
@@ -1022,14 +1028,7 @@ async def test_a_chunk_that_lies_about_being_the_last_is_refused_and_fetched_aga
         real_send(self, t, **fields)
 
     monkeypatch.setattr(Link, "send", send)
-    bad: list[int] = []
-    real_bad = bob._bad_chunk
-
-    def counted(fetch: Any, source: bytes | None, idx: int, *, asked: bool) -> bool:
-        bad.append(idx)
-        return real_bad(fetch, source, idx, asked=asked)
-
-    bob._bad_chunk = counted  # type: ignore[method-assign]
+    bad = count_bad_chunks(bob)
     source = tmp_path / "data.bin"
     digest = make_file(source, 10 * CHUNK_SIZE + 1)
     fid = await ann.send_file(bob.account_id, source)
