@@ -139,6 +139,9 @@ class WriteBehind:
         self._queued = 0
         self._dropped = 0
         self._pending: Future[None] | None = None
+        self.failed = False
+        """A flush failed: Linux reports a writeback error once, so an fsync elsewhere may
+        not see it; whoever counts bytes as durable must ask this too."""
 
     def wrote(self, end: int) -> None:
         """Bytes up to offset ``end`` were written (from the writer's thread)."""
@@ -153,8 +156,14 @@ class WriteBehind:
         self._pending = _flushers.submit(self._flush, self._queued)
 
     def _flush(self, end: int) -> None:
-        _fdatasync(self._fd)
-        if _DONTNEED is not None:  # written before the fdatasync began, so clean now
+        try:
+            _fdatasync(self._fd)
+        except OSError:
+            self.failed = True
+            raise
+        # Pages dirtied after the fdatasync began (chunks land out of order) stay: Linux does
+        # not drop dirty pages, and the owner's final fsync writes them.
+        if _DONTNEED is not None:
             os.posix_fadvise(self._fd, self._dropped, end - self._dropped, _DONTNEED)
             self._dropped = end
 
@@ -203,6 +212,11 @@ class SealedFile:
         self.count = chunk_count(size)
         self._fd = os.open(path, flags, 0o600)
         self._behind = WriteBehind(self._fd)
+
+    @property
+    def flush_failed(self) -> bool:
+        """A background flush of this file failed (see WriteBehind.failed)."""
+        return self._behind.failed
 
     def write(self, chunks: list[tuple[int, bytes]]) -> None:
         """Store sealed chunks; runs of consecutive ones go down in one call each."""
@@ -295,6 +309,8 @@ def snapshot(source: str, dest: Path, fid: bytes, key: bytes, *,
         cipher = FileCipher(key, fid)
         # A few blocks read into over and over: the hasher holds at most DEPTH of them, and
         # fresh memory for every block would cost a page fault per 4 KiB.
+        # One buffer more than the hasher may hold queued: feed() waits while DEPTH batches
+        # are queued, so a buffer is read into again only after its bytes were hashed.
         blocks = [bytearray(IO_CHUNKS * CHUNK_SIZE) for _ in range(Hasher.DEPTH + 1)]
         for step, first in enumerate(range(0, count, IO_CHUNKS)):
             last = min(count, first + IO_CHUNKS)

@@ -168,6 +168,8 @@ class FetchingPart(FilesBase):
         finally:
             fetch.sync_task = None
             fetch.last_commit = asyncio.get_running_loop().time()
+        if fetch.store is not None and fetch.store.flush_failed:
+            return  # a write was lost: the worker fails the transfer at its next write
         self._commit_have(fetch, held)
 
     def _end_fetch(self, fetch: Fetch) -> None:
