@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -99,10 +99,10 @@ INVITE_ANSWER_TIMEOUT = 15.0
 ACTIVITY_KINDS = frozenset({"text", "file", "split"})
 """Content kinds that show as a message: sending one moves its chat up the list."""
 CONNECT_WAIT_S = 10.0
+"""How long ``connect`` waits for the device at the given address to finish the handshake."""
 INBOUND_BATCH = 256
 """Most envelopes and acks handled in one transaction; the rest wait one turn of the event
 loop, so a burst never holds an app's loop for long."""
-"""How long ``connect`` waits for the device at the given address to finish the handshake."""
 
 
 def _copied_to_siblings(content: Content) -> bool:
@@ -771,23 +771,15 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             for _, future in batch:
                 future.set_exception(PeerError("Cove is closing; that was not sent."))
             return
-
-        def retry() -> None:
-            self._delivery.stop_deferring()
-            self._chats.forget()
-            self._event_rows = None
-
-        self._event_rows = []
         try:
-            with self._delivery.deferring(), self._chats.gathering():
+            with self._gathering():
                 results = self._store.batch([work for work, _ in batch], lambda work: work(),
-                                            retry=retry, finish=self._finish_batch)
+                                            retry=self._item_by_item,
+                                            finish=self._finish_batch)
         except Exception as exc:  # the commit failed: every caller hears it
             for _, future in batch:
                 future.set_exception(exc)
             return
-        finally:
-            self._event_rows = None
         for (_, future), outgoing in zip(batch, results, strict=True):
             if isinstance(outgoing, Exception):
                 future.set_exception(outgoing)
@@ -797,6 +789,25 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
                 self._transmit(out)
             if not future.done():
                 future.set_result(None)
+
+    @contextlib.contextmanager
+    def _gathering(self) -> Iterator[None]:
+        """One batch transaction (a store batch of sends, or of what arrived): writes made
+        once per item (session states, chat rows, acks, events) wait in memory and go once,
+        in :meth:`_finish_batch`."""
+        self._acks, self._event_rows = [], []
+        try:
+            with self._delivery.deferring(), self._chats.gathering():
+                yield
+        finally:
+            self._acks = self._event_rows = None
+
+    def _item_by_item(self) -> None:
+        """A batch's second try, each item in a savepoint: every write goes at once, so an
+        item undone alone takes its writes with it."""
+        self._delivery.stop_deferring()
+        self._chats.forget()
+        self._acks = self._event_rows = None
 
     def _finish_batch(self) -> None:
         """The last writes of a batch transaction: what waited in memory meanwhile."""
@@ -1344,18 +1355,10 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
 
         def retry() -> None:
             after.clear()
-            self._delivery.stop_deferring()
-            self._chats.forget()
-            self._acks = None  # item by item now: each ack settles at once
-            self._event_rows = None  # and each event is stored at once
+            self._item_by_item()
 
-        self._acks, self._event_rows = [], []
-        try:
-            with self._delivery.deferring(), self._chats.gathering():
-                outcomes = self._store.batch(batch, one, retry=retry,
-                                             finish=self._finish_batch)
-        finally:
-            self._acks = self._event_rows = None
+        with self._gathering():
+            outcomes = self._store.batch(batch, one, retry=retry, finish=self._finish_batch)
         for outcome in outcomes:
             if isinstance(outcome, (ProtocolError, CryptoError)):
                 log.info("ignored a message from a device: %s", outcome)
