@@ -96,7 +96,7 @@ __all__ = [
     "MAX_QUEUED_CONNECTIONS", "SIBLING_VER", "Confirm", "LinkStatus", "LinkTimings",
     "LinkWaiter", "LinkedDevice", "NameplateBoard", "StatusCallback", "await_link",
     "last_offer", "link_device", "manifest_floor", "parse_link_address", "settle_offer",
-    "wall_ms",
+    "sibling_version", "wall_ms",
 ]
 
 log = logging.getLogger("cove.linking")
@@ -277,9 +277,13 @@ def manifest_floor(store: Store) -> int:
     held one: the last offer's and the highest a sibling showed (kv ``sibling_mver``). The
     primary's next manifest goes above it and above the held version (§3)."""
     offer = last_offer(store)
+    return max(offer.ver if offer is not None else 0, sibling_version(store))
+
+
+def sibling_version(store: Store) -> int:
+    """The highest version of our own manifest a sibling has shown this device (0: none)."""
     row = store.one("SELECT v FROM kv WHERE k = ?", (SIBLING_VER,))
-    shown = int.from_bytes(bytes(row[0]), "big") if row else 0
-    return max(offer.ver if offer is not None else 0, shown)
+    return int.from_bytes(bytes(row[0]), "big") if row else 0
 
 
 def settle_offer(store: Store, cert: DeviceCertificate) -> AccountManifest | None:

@@ -44,6 +44,7 @@ from cove.linking import (
     link_device,
     manifest_floor,
     settle_offer,
+    sibling_version,
 )
 from cove.store import Store
 from crypto.errors import CoveError
@@ -258,12 +259,8 @@ class DevicesPart:
         self.account = load_account(self._store)
         return after
 
-    def _sibling_ver(self) -> int:
-        row = self._store.one("SELECT v FROM kv WHERE k = ?", (SIBLING_VER,))
-        return int.from_bytes(bytes(row[0]), "big") if row else 0
-
     def _note_sibling_ver(self, ver: int) -> None:
-        if ver > self._sibling_ver():
+        if ver > sibling_version(self._store):
             self._store.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
                                 (SIBLING_VER, ver.to_bytes(8, "big")))
 
