@@ -95,8 +95,8 @@ __all__ = [
     "CODE_LIFETIME_MS", "DEFAULT_TIMINGS", "LAST_OFFER", "MAX_FAILURES",
     "MAX_QUEUED_CONNECTIONS", "SIBLING_VER", "Confirm", "LinkStatus", "LinkTimings",
     "LinkWaiter", "LinkedDevice", "NameplateBoard", "StatusCallback", "await_link",
-    "last_offer", "link_device", "manifest_floor", "parse_link_address", "settle_offer",
-    "sibling_version", "wall_ms",
+    "check_history_days", "last_offer", "link_device", "manifest_floor",
+    "parse_link_address", "settle_offer", "sibling_version", "wall_ms",
 ]
 
 log = logging.getLogger("cove.linking")
@@ -145,10 +145,7 @@ async def link_device(
     refreshes any Account it holds, and pushes manifest and bundle, §9 step 4).
     A bad ``history_days`` is refused before anything is dialled, so the code stays good.
     """
-    if history_days is not None and (isinstance(history_days, bool)
-                                     or not isinstance(history_days, int) or history_days < 0):
-        raise LinkError("The history to send is a whole number of days (0 for none, nothing"
-                        " for all); nothing was sent, so the code still works.")
+    check_history_days(history_days)
     parsed = code if isinstance(code, LinkCode) else parse_code(code)
     account = load_account(store)
     if account.account_keys is None:
@@ -261,6 +258,15 @@ async def _offer(
             C.store_bundle(store, bundle, owner=own, now=clock())
     status(f"Linked '{shown}'.")
     return LinkedDevice(hello.name, fingerprint, offer.cert, offer.manifest, bundle)
+
+
+def check_history_days(history_days: object) -> None:
+    """Refuse a ``history_days`` that is not None or a whole number >= 0, in one sentence,
+    before anything is dialled (the code stays good)."""
+    if history_days is not None and (isinstance(history_days, bool)
+                                     or not isinstance(history_days, int) or history_days < 0):
+        raise LinkError("The history to send is a whole number of days (0 for none, nothing"
+                        " for all); nothing was sent, so the code still works.")
 
 
 # -- versions let out, and a ``done`` that never came ----------------------------------------

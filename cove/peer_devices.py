@@ -41,6 +41,7 @@ from cove.linking import (
     SIBLING_VER,
     LinkedDevice,
     LinkWaiter,
+    check_history_days,
     link_device,
     manifest_floor,
     settle_offer,
@@ -164,6 +165,7 @@ class DevicesPart:
         (HOST:PORT); ``confirm(name, fingerprint)`` asks the person. Then every contact and
         own device hears of it."""
         parsed = parse_code(code)
+        check_history_days(history_days)
         if not self.account.is_primary:
             raise DevicesError("Only the primary device can link a new device; do this there.")
         target = parse_link_address(address) if address else await self._find(parsed)

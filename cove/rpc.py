@@ -208,8 +208,6 @@ class RpcServer:
         match), or ``yes`` once someone compared it."""
         if not isinstance(code, str) or (address is not None and not isinstance(address, str)):
             raise ValueError("code and address are strings")
-        if history_days is not None and (type(history_days) is not int or history_days < 0):
-            raise ValueError("history_days is a whole number of days")
         if fingerprint is None and yes is not True:
             raise ValueError("give the fingerprint the new device shows, or yes=true")
 

@@ -169,6 +169,10 @@ def test_cli_links_a_device_lists_and_unlinks_it(tmp_path: Path) -> None:
         wrong = cove(tmp_path / "ann", "devices", "link", code, "--address", "127.0.0.1:1",
                      "--yes")
         assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1  # one sentence
+        negative = cove(tmp_path / "ann", "devices", "link", code, "--address", address,
+                        "--history-days", "-3", "--yes")  # refused before dialling: code kept
+        assert negative.returncode == 1
+        assert negative.stderr.startswith("cove: The history to send is a whole number of days")
         linked = cove(tmp_path / "ann", "devices", "link", code, "--address", address, "--yes")
         assert linked.returncode == 0, linked.stderr
         assert linked.stdout.strip() == "Linked 'phone'."
