@@ -10,6 +10,7 @@ status that would move backwards.
 from __future__ import annotations
 
 import contextlib
+import unicodedata
 from collections.abc import Iterator
 
 from cove import events as E
@@ -172,22 +173,97 @@ def apply_receipt(store: Store, cid: bytes, me: bytes, content: Content) -> list
     return [E.MessageStatus(mid, kind) for mid in ids if mid in moved]
 
 
+INDEX_STEP = 500
+"""Messages indexed for search in one transaction when the index catches up in the
+background: enough to amortise the index's pages, few enough to keep the event loop free."""
+
+
+def index_pending(store: Store, limit: int | None = None) -> int:
+    """Add the messages not yet in the search index (up to ``limit``, oldest first) in one
+    transaction; returns how many were added (0: the index is complete)."""
+    with store.transaction():
+        upto = _indexed_upto(store)
+        row = store.one("SELECT max(n), count(*) FROM (SELECT n FROM messages WHERE n > ? "
+                        "ORDER BY n LIMIT ?)", (upto, -1 if limit is None else limit))
+        if row is None or row[0] is None:
+            return 0
+        top, count = int(row[0]), int(row[1])
+        store.execute("INSERT INTO messages_fts (rowid, body) "
+                      "SELECT n, body FROM messages WHERE n > ? AND n <= ?", (upto, top))
+        store.execute("UPDATE fts_upto SET n = ?", (top,))
+        return count
+
+
+def _indexed_upto(store: Store) -> int:
+    row = store.one("SELECT n FROM fts_upto")
+    return int(row[0]) if row else 0
+
+
 def search(store: Store, text: str, limit: int) -> list[tuple[bytes, bytes, str, int, bytes]]:
     """Messages whose words match ``text`` (full-text, any conversation), newest first.
 
     The text is searched as one phrase: FTS5's own query syntax (quotes,
     ``NEAR``, ``*``, column filters) is not exposed to whatever a user types.
+    Messages the index has not caught up with yet (a moment's worth, or more in a
+    read-only window) are matched word by word here, as the index would.
     """
     phrase = '"' + text.replace('"', '""') + '"'
-    return [
-        (bytes(mid), bytes(cid), str(body), int(ts), bytes(author))
-        for mid, cid, body, ts, author in store.all(
-            "SELECT m.mid, m.cid, m.body, m.ts, m.author FROM messages_fts f JOIN messages m "
-            "ON m.n = f.rowid WHERE messages_fts MATCH ? AND m.deleted = 0 "
-            "ORDER BY m.sort_ts DESC LIMIT ?",
-            (phrase, limit),
+    upto = _indexed_upto(store)
+    found = [
+        (int(sort), bytes(mid), bytes(cid), str(body), int(ts), bytes(author))
+        for sort, mid, cid, body, ts, author in store.all(
+            "SELECT m.sort_ts, m.mid, m.cid, m.body, m.ts, m.author FROM messages_fts f "
+            "JOIN messages m ON m.n = f.rowid WHERE messages_fts MATCH ? AND m.deleted = 0 "
+            "AND f.rowid <= ? ORDER BY m.sort_ts DESC LIMIT ?",
+            (phrase, upto, limit),
         )
     ]
+    words = search_words(text)
+    if words:
+        found += [
+            (int(sort), bytes(mid), bytes(cid), str(body), int(ts), bytes(author))
+            for sort, mid, cid, body, ts, author in store.all(
+                "SELECT sort_ts, mid, cid, body, ts, author FROM messages "
+                "WHERE n > ? AND deleted = 0", (upto,))
+            if _holds_phrase(search_words(str(body)), words)
+        ]
+    found.sort(key=lambda hit: hit[0], reverse=True)
+    return [hit[1:] for hit in found[:limit]]
+
+
+def search_words(text: str) -> list[str]:
+    """``text``'s words as the search index sees them (FTS5's default ``unicode61``
+    tokenizer): runs of letters, digits and private-use characters, each folded to lower
+    case and, for Latin letters, stripped of diacritics; everything else separates words."""
+    words, word = [], []
+    for ch in text:
+        kind = unicodedata.category(ch)
+        if kind[0] in "LN" or kind == "Co":
+            word.append(_fold(ch))
+        elif kind == "Mn":  # a combining mark belongs to its letter and goes with it
+            continue
+        elif word:
+            words.append("".join(word))
+            word = []
+    if word:
+        words.append("".join(word))
+    return words
+
+
+def _fold(ch: str) -> str:
+    lower = ch.lower()
+    ch = lower if len(lower) == 1 else ch
+    if ord(ch) < 0x80:
+        return ch
+    base = unicodedata.normalize("NFD", ch)
+    if ord(base[0]) < 0x250 and all(unicodedata.category(c) == "Mn" for c in base[1:]):
+        return base[0]  # a Latin letter with diacritics: the letter alone
+    return ch
+
+
+def _holds_phrase(words: list[str], phrase: list[str]) -> bool:
+    size = len(phrase)
+    return any(words[i : i + size] == phrase for i in range(len(words) - size + 1))
 
 
 def reactions(store: Store, mid: bytes) -> dict[bytes, str]:

@@ -40,7 +40,7 @@ from cove.account import (
 from cove.content import MAX_RECEIPT_IDS, Content, make
 from cove.control import ControlServer
 from cove.delivery import Delivery, Outgoing, Received, Target, Undecryptable
-from cove.errors import HomeError
+from cove.errors import HomeError, StoreError
 from cove.files import Transfer
 from cove.home import Home, hold_home, resolve_home
 from cove.invite import DEFAULT_LIFETIME_MS, make_invite, parse_invite
@@ -103,6 +103,9 @@ CONNECT_WAIT_S = 10.0
 INBOUND_BATCH = 256
 """Most envelopes and acks handled in one transaction; the rest wait one turn of the event
 loop, so a burst never holds an app's loop for long."""
+INDEX_DELAY_S = 0.5
+"""How long after a message is stored the search index catches up with it (in one
+transaction with whatever else came meanwhile; a search catches up at once)."""
 
 
 def _copied_to_siblings(content: Content) -> bool:
@@ -232,6 +235,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         """Acks gathered in the inbound batch being handled (None: settle each at once)."""
         self._event_rows: list[E.EventRow] | None = None
         """Events recorded in the batch being handled, stored at its end (None: at once)."""
+        self._index_timer: asyncio.Handle | None = None
         self._closed = False
         self.read_only = False
         """True when opened with read_only: nothing can be sent or changed."""
@@ -274,6 +278,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             peer._trim_held(tick())
             peer._trim_groups(tick())
             peer.created = created
+            peer._index_soon()  # what a previous run stored and did not index yet
             await peer._start(port=port, interfaces=interfaces, discovery=discovery,
                               announce=announce)
             try:
@@ -334,6 +339,8 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         self._closed = True
         if self._sends:
             self._commit_sends()  # what the callers were told is stored, is
+        if self._index_timer is not None:
+            self._index_timer.cancel()
         await self._control.close()
         await self._close_files()
         for task in list(self._tasks):
@@ -816,6 +823,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         self._chats.stop()
         rows, self._event_rows = self._event_rows, None
         E.record_rows(self._store, rows or [])
+        self._index_soon()
 
     def _sibling_targets(self, keep: Content | None = None) -> list[Target]:
         """Own other devices this one holds keys for; ``keep`` is stored for the others
@@ -1067,11 +1075,46 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         self._sync("setting", key=name, value=raw)
 
     def search(self, text: str, limit: int = 50) -> list[SearchHit]:
-        """Full-text search over every conversation (inside the encrypted database)."""
+        """Full-text search over every conversation (inside the encrypted database). It may
+        run in a thread of its own (an app's search); only on the event loop does it bring
+        the index up to date first (from a thread the newest messages are matched without
+        it, see conversation.search)."""
         if not text.strip():
             return []
+        if self._may_index_now():
+            CV.index_pending(self._store)
         hits = CV.search(self._store, text, max(1, min(int(limit), 1000)))
         return [SearchHit(*hit) for hit in hits]
+
+    def _may_index_now(self) -> bool:
+        """True on the event loop's thread, outside a transaction, in a writable home."""
+        if self.read_only or self._closed or self._store.in_transaction:
+            return False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # another thread: the loop may be inside a transaction
+            return False
+        return True
+
+    def _index_soon(self) -> None:
+        """Have the search index catch up with what was just stored, INDEX_DELAY_S from now
+        (one timer at a time: a busy conversation is indexed in batches)."""
+        if self._index_timer is None and not self.read_only and not self._closed:
+            with contextlib.suppress(RuntimeError):  # no loop here: the next store will
+                self._index_timer = asyncio.get_running_loop().call_later(
+                    INDEX_DELAY_S, self._index_step)
+
+    def _index_step(self) -> None:
+        self._index_timer = None
+        if not self._may_index_now():
+            return
+        try:
+            added = CV.index_pending(self._store, CV.INDEX_STEP)
+        except StoreError as exc:
+            log.warning("the search index could not catch up: %s", exc)
+            return
+        if added == CV.INDEX_STEP:  # more wait: after whatever else is due on the loop
+            self._index_timer = asyncio.get_running_loop().call_soon(self._index_step)
 
     # -- events --------------------------------------------------------------------------
 
@@ -1136,6 +1179,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         else:
             E.record(self._store, event, now=self._clock())
         self._new_event.set()
+        self._index_soon()
 
     # -- the link layer -----------------------------------------------------------------
 

@@ -264,8 +264,33 @@ contiguous prefix, counted once the chunks are on disk), the ``.part`` being wri
 folder it is in (``part_dir``, file-system bytes), where the file was saved; and the accounts
 whose devices may fetch each file."""
 
+SCHEMA_V8 = """
+DROP TRIGGER messages_fts_insert;
+DROP TRIGGER messages_fts_delete;
+DROP TRIGGER messages_fts_update;
+CREATE TABLE fts_upto (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    n INTEGER NOT NULL
+);
+INSERT INTO fts_upto (id, n) SELECT 0, coalesce(max(n), 0) FROM messages;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+WHEN old.n <= (SELECT n FROM fts_upto) BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.n, old.body);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages
+WHEN old.n <= (SELECT n FROM fts_upto) BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.n, old.body);
+    INSERT INTO messages_fts (rowid, body) VALUES (new.n, new.body);
+END;
+"""
+"""v8: the search index is written behind the messages, not in the transaction that stores
+each one (it was a third of the pages a received message wrote, and every page is encrypted,
+written and fsynced before the message shows): every message up to ``fts_upto.n`` is indexed,
+and only those are changed in the index when their text changes or they go; the rest are
+indexed in batches a moment later (cove.conversation.index_pending), or by a search."""
+
 MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
-                         SCHEMA_V7]
+                         SCHEMA_V7, SCHEMA_V8]
 """``MIGRATIONS[n]`` upgrades a database at version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -102,6 +102,10 @@ class Store:
     def version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
     def _migrate(self) -> None:
         version = self.version
         if version > SCHEMA_VERSION:

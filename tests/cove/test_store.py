@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cove import conversation as CV
 from cove.errors import HomeError, HomeInUse, SchemaTooNew, StoreError, WrongPassphrase
 from cove.home import KEY_NAME, SALT_NAME, hold_home, resolve_home
 from cove.schema import MIGRATIONS, SCHEMA_VERSION
@@ -28,6 +29,7 @@ def fill(store: Store) -> None:
             "VALUES (?, ?, ?, 1, 1, ?, 'received')",
             (b"m" * 16, b"c" * 16, b"p" * 32, SECRET_BODY),
         )
+    CV.index_pending(store)  # the search index holds its words too: they must not leak
 
 
 def files_holding(home: Path, needles: list[bytes]) -> list[str]:
@@ -216,12 +218,12 @@ def test_a_read_only_store_keeps_no_memo(tmp_path: Path) -> None:
 
 def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", bytes(32))
-    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 7
+    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 8
     tables = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"kv", "accounts", "sessions", "messages", "outbox", "events", "messages_fts",
             "seen_envelopes", "replay_keys", "invites", "prekeys", "bundles"} <= tables
     triggers = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-    assert triggers == {"messages_fts_insert", "messages_fts_delete", "messages_fts_update"}
+    assert triggers == {"messages_fts_delete", "messages_fts_update"}
     store.close()
 
 
@@ -233,15 +235,56 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         Store(tmp_path / "db", bytes(32))
 
 
+def add_message(store: Store, n: int, body: str) -> None:
+    store.execute("INSERT OR IGNORE INTO conversations (cid, kind, peer, name) "
+                  "VALUES (?, 'direct', ?, 'Cy')", (b"c" * 16, b"p" * 32))
+    store.execute("INSERT INTO messages (mid, cid, author, ts, sort_ts, body, status) "
+                  "VALUES (?, ?, ?, ?, ?, ?, 'received')",
+                  (n.to_bytes(16, "big"), b"c" * 16, b"p" * 32, n, n, body))
+
+
+MATCH = "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?"
+
+
 def test_fts_follows_edits_and_deletes() -> None:
     store = Store(None, bytes(32))
     fill(store)
-    search = "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?"
     store.execute("UPDATE messages SET body = 'now about tangerines'")
-    assert store.all(search, ("xylophone",)) == []
-    assert len(store.all(search, ("tangerines",))) == 1
+    assert store.all(MATCH, ("xylophone",)) == []
+    assert len(store.all(MATCH, ("tangerines",))) == 1
     store.execute("DELETE FROM messages")
-    assert store.all(search, ("tangerines",)) == []
+    assert store.all(MATCH, ("tangerines",)) == []
+    assert store.one("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')") \
+        is None  # raises if the index and the messages disagree
+
+
+def test_the_index_catches_up_behind_the_messages_and_search_never_misses_one() -> None:
+    """Messages are indexed after they are stored (v8): until then search matches them word
+    by word; edits and deletes of ones not yet indexed leave the index alone, and the
+    index, once caught up, holds each message's words as they are then."""
+    store = Store(None, bytes(32))
+    for n, body in enumerate(["plums are ripe", "Crème brûlée, tonight!", "old news",
+                              "ripe PLUMS again", "to be edited", "to be deleted"], 1):
+        add_message(store, n, body)
+    CV.index_pending(store, limit=3)  # 1..3 indexed, 4..6 not yet
+    assert store.one("SELECT n FROM fts_upto") == (3,)
+    store.execute("UPDATE messages SET body = 'edited: apricots' WHERE body = 'to be edited'")
+    store.execute("DELETE FROM messages WHERE body = 'to be deleted'")
+    store.execute("UPDATE messages SET body = 'olds' WHERE body = 'old news'")  # indexed
+    before = {q: CV.search(store, q, 10) for q in
+              ("plums", "ripe plums", "plums ripe", "creme brulee", "BRÛLÉE tonight",
+               "apricots", "edited", "deleted", "news", "olds", "rip")}
+    assert [h[2] for h in before["plums"]] == ["ripe PLUMS again", "plums are ripe"]
+    assert [h[2] for h in before["ripe plums"]] == ["ripe PLUMS again"]
+    assert [h[2] for h in before["creme brulee"]] == ["Crème brûlée, tonight!"]
+    assert [h[2] for h in before["apricots"]] == ["edited: apricots"]
+    assert before["deleted"] == before["news"] == before["rip"] == []
+    assert CV.index_pending(store) == 2 and CV.index_pending(store) == 0
+    assert store.one("SELECT n FROM fts_upto") == (5,)  # 6 went before it was indexed
+    after = {q: CV.search(store, q, 10) for q in before}
+    assert after == before
+    assert store.one("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')") \
+        is None
 
 
 def test_migration_v1_to_v2_keeps_data_and_adds_invite_owner_and_devices(
@@ -368,6 +411,26 @@ def test_migration_v6_to_v7_adds_files(tmp_path: Path, monkeypatch: pytest.Monke
     new.execute("INSERT INTO files (fid, mid, cid, author, name, size, sha256, key, mime, "
                 "state, at) VALUES (x'01', x'02', x'03', x'04', 'a.txt', 5, x'05', x'06', "
                 "'text/plain', 'offered', 9)")
+
+
+def test_migration_v7_to_v8_indexes_behind_and_keeps_the_index(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cove.store as store_module
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 7)
+    old = Store(tmp_path / "db", bytes(32))
+    add_message(old, 1, "indexed by the old trigger")
+    old.close()
+    monkeypatch.undo()
+    new = Store(tmp_path / "db", bytes(32))
+    assert new.version == SCHEMA_VERSION
+    assert new.one("SELECT n FROM fts_upto") == (1,)  # what v7 indexed counts as indexed
+    assert len(new.all(MATCH, ("trigger",))) == 1
+    new.execute("UPDATE messages SET body = 'changed since' WHERE n = 1")
+    assert new.all(MATCH, ("trigger",)) == [] and len(new.all(MATCH, ("changed",))) == 1
+    add_message(new, 2, "a new one")
+    assert new.all(MATCH, ("new",)) == [] and CV.index_pending(new) == 1
+    assert len(new.all(MATCH, ("new",))) == 1
 
 
 def test_a_home_others_could_tamper_with_is_refused(tmp_path: Path) -> None:

@@ -57,6 +57,38 @@ async def test_unread_counts_and_full_text_search(cove_peers: PeerFactory) -> No
     assert [h.body for h in ann.search("blue")] == ["the blue door"]  # deleted ones drop out
 
 
+async def test_the_search_index_catches_up_on_its_own_and_a_search_never_waits_for_it(
+        cove_peers: PeerFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cove.peer as peer_module
+
+    monkeypatch.setattr(peer_module, "INDEX_DELAY_S", 0.2)
+    ann, bob = await cove_peers("Ann", "Bob")
+    store = ann._store
+
+    def indexed() -> int:
+        return int(store.one("SELECT n FROM fts_upto")[0])  # type: ignore[index]
+
+    newest = "SELECT max(n) FROM messages"
+    await bob.send(ann.account_id, "a heron on the pier")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not ann.history(bob.account_id) and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    assert indexed() < store.one(newest)[0]  # type: ignore[index]
+    # From a thread (as the app searches), the index is not touched, and it still finds it
+    hits = await asyncio.to_thread(ann.search, "HERON on")
+    assert [h.body for h in hits] == ["a heron on the pier"]
+    assert indexed() < store.one(newest)[0]  # type: ignore[index]
+    while indexed() < store.one(newest)[0] and loop.time() < deadline:  # type: ignore[index]
+        await asyncio.sleep(0.02)
+    assert indexed() == store.one(newest)[0]  # type: ignore[index]
+    # On the loop a search first brings the index up to date
+    await ann.send(bob.account_id, "herons again")
+    assert indexed() < store.one(newest)[0]  # type: ignore[index]
+    assert [h.body for h in ann.search("herons")] == ["herons again"]
+    assert indexed() == store.one(newest)[0]  # type: ignore[index]
+
+
 async def test_read_receipts_can_be_turned_off(cove_peers: PeerFactory) -> None:
     ann, bob = await cove_peers("Ann", "Bob")
     ann.set_setting("read_receipts", False)
