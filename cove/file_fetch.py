@@ -42,8 +42,9 @@ from crypto.errors import CoveError, CryptoError, RemoteProtocolError
 from transport.link import Link
 from transport.messages import LinkMessage
 
-BATCH_CHUNKS = 16
-"""Chunks handed to the worker thread at once (about 1 MiB)."""
+BATCH_CHUNKS = 32
+"""Chunks handed to the worker thread at once (about 1.9 MiB): one hand-off, one store write
+and one hash-and-write step per window."""
 BATCH_DELAY = 0.005
 """Seconds a partial batch waits for more chunks before it goes to the worker anyway."""
 COMMIT_S = 1.0

@@ -11,10 +11,11 @@ A receiver pulls chunks with ``fget {fid, from}``; the server answers with at
 most WINDOW ``fchunk`` messages from ``from``, only chunks it holds.
 :class:`FetchPlan` is the receiver's bookkeeping: which chunks were asked
 for, which arrived, which passed authentication; it asks for the next
-window once half of the asked ones arrived, and not while a window of
-arrived ones waits for the disk, so at most 2.5 windows (under 5 MiB) are
-in flight or queued. A chunk that fails to open is dropped and asked for
-again.
+window once at most 1.5 windows of asked ones have not arrived, and not
+while BACKLOG windows of arrived ones wait for the disk, so at most 6.5
+windows (about 12 MiB) are in flight or queued: enough that a disk or a
+thread that falls behind for a few tens of milliseconds does not leave the
+link idle. A chunk that fails to open is dropped and asked for again.
 
 Received chunks stay sealed in the home (they can be served to the
 receiver's own other devices). Saving writes the plaintext, chunk by chunk
@@ -232,13 +233,20 @@ class FetchPlan:
     resume starts from). A chunk ``arrives`` (accepted only once, and only if asked for),
     then is ``verified`` or ``rejected`` by whoever opens it. ``front`` is the first chunk
     neither arrived nor held. Asking is by windows of ``window`` chunks from one source:
-    the next window is asked for once at most half a window of asked chunks has not
+    the next window is asked for once at most AHEAD half windows of asked chunks have not
     arrived (so the link never runs dry while the receiver waits on a round trip), as long
     as fewer than BACKLOG windows of arrived chunks wait to be verified (so a slow disk
-    holds the sender back, and nothing buffers more than a few MiB).
+    holds the sender back, and nothing buffers more than about a dozen MiB).
     """
 
-    BACKLOG = 1
+    AHEAD = 3
+    """Half windows of asked chunks that may still be on their way when the next window
+    is asked for (1.5 windows: the sender then holds at most three ``fget`` requests, under
+    its MAX_QUEUED_FGETS)."""
+    BACKLOG = 4
+    """Windows of arrived chunks that may wait for the disk before asking pauses: the
+    receiver's disk side (two writes and the SHA-256 of every chunk) shares two cores with
+    the link, and falls behind for a few tens of milliseconds now and then."""
 
     def __init__(self, count: int, done: int = 0, window: int = WINDOW) -> None:
         if not 0 <= done <= count or window < 2:
@@ -303,7 +311,8 @@ class FetchPlan:
     def next_ask(self) -> int | None:
         """Where the next window starts, if it is time to ask for it (then it counts as
         asked)."""
-        if self.asked >= self.count or self.asked - self.front > self.window // 2:
+        if self.asked >= self.count or \
+                self.asked - self.front > self.AHEAD * self.window // 2:
             return None
         if self.front - self.done >= self.BACKLOG * self.window:
             return None  # the disk is behind: ask again once it catches up

@@ -554,23 +554,30 @@ async def test_own_devices_get_the_offer_and_any_device_that_has_the_file_serves
 
 def test_a_fetch_plan_asks_by_windows_and_keeps_the_backlog_small() -> None:
     plan = FetchPlan(count=100, window=8)
+    assert FetchPlan.AHEAD == 3 and FetchPlan.BACKLOG == 4  # the numbers below follow
     assert plan.start() == 0 and plan.asked == 8
+    assert plan.next_ask() == 8 and plan.asked == 16  # 8 on their way: up to 12 may be
+    assert plan.next_ask() is None  # 16 on their way
     for i in range(4):
         assert plan.arrived(i)
-    assert not plan.arrived(3) and not plan.arrived(8)  # a repeat; not asked for
-    assert plan.next_ask() == 8 and plan.asked == 16  # half the window arrived
+    assert not plan.arrived(3) and not plan.arrived(16)  # a repeat; not asked for
+    assert plan.next_ask() == 16 and plan.asked == 24  # 12 on their way again
     assert plan.next_ask() is None
-    for i in range(4, 16):
+    for i in range(4, 24):
         assert plan.arrived(i)
-    assert plan.next_ask() is None  # a window arrived but not yet verified: hold back
-    plan.verified(list(range(0, 4)) + list(range(5, 16)))
-    assert plan.done == 4 and plan.front == 16
-    assert plan.rejected(4) == 4 and plan.front == 4 and plan.asked == 16
+    assert plan.next_ask() == 24 and plan.next_ask() == 32 and plan.asked == 40
+    assert plan.next_ask() is None
+    for i in range(24, 32):
+        assert plan.arrived(i)
+    assert plan.next_ask() is None  # four windows arrived but not yet verified: hold back
+    plan.verified(list(range(0, 4)) + list(range(5, 32)))
+    assert plan.done == 4 and plan.front == 32
+    assert plan.rejected(4) == 4 and plan.front == 4 and plan.asked == 40
     assert plan.waiting()
     assert plan.arrived(4)
     plan.verified([4])
-    assert plan.done == plan.front == 16 and not plan.waiting()
-    assert plan.next_ask() == 16
+    assert plan.done == plan.front == 32 and plan.waiting()
+    assert plan.next_ask() == 40
 
 
 def test_a_fetch_plan_restarts_from_what_it_holds() -> None:
