@@ -10,12 +10,13 @@ status that would move backwards.
 from __future__ import annotations
 
 import contextlib
-import unicodedata
 from collections.abc import Iterator
+
+import sqlcipher3
 
 from cove import events as E
 from cove.content import Content
-from cove.store import Store
+from cove.store import Row, Store
 
 CLOCK_SKEW_MS = 2 * 60 * 1000
 BACKDATE_MS = 30 * 24 * 3600 * 1000
@@ -204,10 +205,14 @@ def search(store: Store, text: str, limit: int) -> list[tuple[bytes, bytes, str,
 
     The text is searched as one phrase: FTS5's own query syntax (quotes,
     ``NEAR``, ``*``, column filters) is not exposed to whatever a user types.
-    Messages the index has not caught up with yet (a moment's worth, or more in a
-    read-only window) are matched word by word here, as the index would.
+    Messages the index has not caught up with yet (half a second's worth, or a
+    backlog: history a linked device just received, a read-only window) are
+    matched by FTS5 itself in a throwaway in-memory table, so they match exactly
+    as they will once indexed. Nothing is written: this may run in a thread of
+    its own while the event loop uses the connection.
     """
-    phrase = '"' + text.replace('"', '""') + '"'
+    # A NUL would end the query early in FTS5's parser ("unterminated string").
+    phrase = '"' + text.replace("\x00", " ").replace('"', '""') + '"'
     upto = _indexed_upto(store)
     found = [
         (int(sort), bytes(mid), bytes(cid), str(body), int(ts), bytes(author))
@@ -218,52 +223,28 @@ def search(store: Store, text: str, limit: int) -> list[tuple[bytes, bytes, str,
             (phrase, upto, limit),
         )
     ]
-    words = search_words(text)
-    if words:
-        found += [
-            (int(sort), bytes(mid), bytes(cid), str(body), int(ts), bytes(author))
-            for sort, mid, cid, body, ts, author in store.all(
-                "SELECT sort_ts, mid, cid, body, ts, author FROM messages "
-                "WHERE n > ? AND deleted = 0", (upto,))
-            if _holds_phrase(search_words(str(body)), words)
-        ]
+    tail = store.all("SELECT sort_ts, mid, cid, body, ts, author FROM messages "
+                     "WHERE n > ? AND deleted = 0", (upto,))
+    found += [(int(sort), bytes(mid), bytes(cid), str(body), int(ts), bytes(author))
+              for sort, mid, cid, body, ts, author in _matching(tail, phrase)]
     found.sort(key=lambda hit: hit[0], reverse=True)
     return [hit[1:] for hit in found[:limit]]
 
 
-def search_words(text: str) -> list[str]:
-    """``text``'s words as the search index sees them (FTS5's default ``unicode61``
-    tokenizer): runs of letters, digits and private-use characters, each folded to lower
-    case and, for Latin letters, stripped of diacritics; everything else separates words."""
-    words, word = [], []
-    for ch in text:
-        kind = unicodedata.category(ch)
-        if kind[0] in "LN" or kind == "Co":
-            word.append(_fold(ch))
-        elif kind == "Mn":  # a combining mark belongs to its letter and goes with it
-            continue
-        elif word:
-            words.append("".join(word))
-            word = []
-    if word:
-        words.append("".join(word))
-    return words
-
-
-def _fold(ch: str) -> str:
-    lower = ch.lower()
-    ch = lower if len(lower) == 1 else ch
-    if ord(ch) < 0x80:
-        return ch
-    base = unicodedata.normalize("NFD", ch)
-    if ord(base[0]) < 0x250 and all(unicodedata.category(c) == "Mn" for c in base[1:]):
-        return base[0]  # a Latin letter with diacritics: the letter alone
-    return ch
-
-
-def _holds_phrase(words: list[str], phrase: list[str]) -> bool:
-    size = len(phrase)
-    return any(words[i : i + size] == phrase for i in range(len(words) - size + 1))
+def _matching(rows: list[Row], phrase: str) -> list[Row]:
+    """The rows (body fourth) whose body matches the FTS5 query ``phrase``."""
+    if not rows:
+        return []
+    db = sqlcipher3.connect(":memory:")  # in memory only: the text never reaches a file
+    try:
+        db.execute("PRAGMA temp_store = MEMORY")
+        db.execute("CREATE VIRTUAL TABLE tail USING fts5 (body)")  # as messages_fts
+        db.executemany("INSERT INTO tail (rowid, body) VALUES (?, ?)",
+                       [(i, row[3]) for i, row in enumerate(rows)])
+        return [rows[i] for (i,) in db.execute("SELECT rowid FROM tail WHERE tail MATCH ?",
+                                               (phrase,))]
+    finally:
+        db.close()
 
 
 def reactions(store: Store, mid: bytes) -> dict[bytes, str]:

@@ -278,7 +278,6 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             peer._trim_held(tick())
             peer._trim_groups(tick())
             peer.created = created
-            peer._index_soon()  # what a previous run stored and did not index yet
             await peer._start(port=port, interfaces=interfaces, discovery=discovery,
                               announce=announce)
             try:
@@ -286,6 +285,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             except BaseException:
                 await peer.close()
                 raise
+            peer._index_soon()  # what a previous run stored and did not index yet
             return peer
         except BaseException:
             held.release()
@@ -1075,26 +1075,12 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         self._sync("setting", key=name, value=raw)
 
     def search(self, text: str, limit: int = 50) -> list[SearchHit]:
-        """Full-text search over every conversation (inside the encrypted database). It may
-        run in a thread of its own (an app's search); only on the event loop does it bring
-        the index up to date first (from a thread the newest messages are matched without
-        it, see conversation.search)."""
+        """Full-text search over every conversation (inside the encrypted database). It
+        writes nothing, so it may run in a thread of its own (an app's search)."""
         if not text.strip():
             return []
-        if self._may_index_now():
-            CV.index_pending(self._store)
         hits = CV.search(self._store, text, max(1, min(int(limit), 1000)))
         return [SearchHit(*hit) for hit in hits]
-
-    def _may_index_now(self) -> bool:
-        """True on the event loop's thread, outside a transaction, in a writable home."""
-        if self.read_only or self._closed or self._store.in_transaction:
-            return False
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # another thread: the loop may be inside a transaction
-            return False
-        return True
 
     def _index_soon(self) -> None:
         """Have the search index catch up with what was just stored, INDEX_DELAY_S from now
@@ -1106,7 +1092,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
 
     def _index_step(self) -> None:
         self._index_timer = None
-        if not self._may_index_now():
+        if self._closed:
             return
         try:
             added = CV.index_pending(self._store, CV.INDEX_STEP)

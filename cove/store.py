@@ -166,7 +166,8 @@ class Store:
         except BaseException:
             self._depth = 0
             self._memo.clear()
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                self._db.execute("ROLLBACK")
             raise
         self._depth = 0
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+from pathlib import Path
 
 import pytest
 
@@ -75,18 +77,39 @@ async def test_the_search_index_catches_up_on_its_own_and_a_search_never_waits_f
     while not ann.history(bob.account_id) and loop.time() < deadline:
         await asyncio.sleep(0.01)
     assert indexed() < store.one(newest)[0]  # type: ignore[index]
-    # From a thread (as the app searches), the index is not touched, and it still finds it
+    # From a thread (as the app searches) the index is not touched, and it still finds it
     hits = await asyncio.to_thread(ann.search, "HERON on")
     assert [h.body for h in hits] == ["a heron on the pier"]
     assert indexed() < store.one(newest)[0]  # type: ignore[index]
     while indexed() < store.one(newest)[0] and loop.time() < deadline:  # type: ignore[index]
         await asyncio.sleep(0.02)
     assert indexed() == store.one(newest)[0]  # type: ignore[index]
-    # On the loop a search first brings the index up to date
+    # On the loop too a search writes nothing and finds what the index has not caught up with
     await ann.send(bob.account_id, "herons again")
     assert indexed() < store.one(newest)[0]  # type: ignore[index]
     assert [h.body for h in ann.search("herons")] == ["herons again"]
-    assert indexed() == store.one(newest)[0]  # type: ignore[index]
+    assert indexed() < store.one(newest)[0]  # type: ignore[index]
+
+
+async def test_a_failed_open_leaves_no_index_timer_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening fails when the port is taken; nothing of that peer may run afterwards (its
+    index step would write to a home this process no longer holds)."""
+    armed: list[Peer] = []
+    monkeypatch.setattr(Peer, "_index_soon", lambda self: armed.append(self))
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        with pytest.raises(OSError, match="in use"):
+            await Peer.open(tmp_path / "ann", name="Ann", interfaces="127.0.0.1",
+                            discovery=False, port=taken.getsockname()[1])
+    finally:
+        taken.close()
+    assert armed == []
+    peer = await Peer.open(tmp_path / "ann", interfaces="127.0.0.1", discovery=False)
+    assert armed == [peer]  # an open that succeeds arms it
+    await peer.close()
 
 
 async def test_read_receipts_can_be_turned_off(cove_peers: PeerFactory) -> None:
