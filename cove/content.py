@@ -270,8 +270,20 @@ class Content:
         return cls(_id(m, "id"), field_int(m, "ts", hi=MAX_TS), k, _with_group(k, m, reader(m)))
 
 
-def make(k: str, *, id: bytes, ts: int, **fields: Any) -> Content:
-    """Build content of kind ``k``, checked by the same readers (LocalProtocolError if wrong)."""
+def new_id(ts: int) -> bytes:
+    """A fresh content id: the author's time ``ts`` (ms) in the first 6 bytes, big-endian,
+    then 10 random bytes. Ids this device makes thus grow with time, so each store's index of
+    message ids takes new ones at its end instead of a random page of it each (a commit
+    of a few hundred messages wrote a page of that index per message). The time is the
+    content's own ``ts``, which the same readers see; receivers treat the id as opaque."""
+    return (ts % 2**48).to_bytes(6, "big") + P.random_bytes(10)
+
+
+def make(k: str, *, id: Any = None, ts: int, **fields: Any) -> Content:
+    """Build content of kind ``k``, checked by the same readers (LocalProtocolError if wrong);
+    without ``id`` it gets a new one (:func:`new_id`)."""
+    if id is None:
+        id = new_id(ts)
     reader = KINDS.get(k)
     if reader is None:
         raise LocalProtocolError(f"unknown content kind {k!r}")

@@ -51,7 +51,6 @@ from cove.peer_forward import ForwardPart
 from cove.peer_groups import GroupsPart
 from cove.splits import SplitInfo
 from cove.store import Row, Store
-from crypto import primitives as P
 from crypto.envelope import Envelope
 from crypto.errors import CoveError, CryptoError, ProtocolError, RemoteProtocolError
 from crypto.identity import AID_LEN, DeviceCertificate, id_from_text
@@ -644,10 +643,8 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         if gid is not None:
             return await self._send_group_text(gid, text, reply_to)
         contact = self._contact(to)
-        now = self._next_ts()
-        mid = P.random_bytes(16)
         fields = {"body": text} if reply_to is None else {"body": text, "reply": reply_to}
-        content = make("text", id=mid, ts=now, **fields)
+        content = make("text", ts=self._next_ts(), **fields)
         return await self._send_content(contact, content, store_row=True)
 
     async def edit(self, to: bytes, mid: bytes, text: str) -> None:
@@ -674,7 +671,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             return
         contact = self._contact(to)
         self._check_trust(contact)
-        content = make(k, id=P.random_bytes(16), ts=self._next_ts(), **fields)
+        content = make(k, ts=self._next_ts(), **fields)
         handler = {"edit": CV.apply_edit, "delete": CV.apply_delete, "react": CV.apply_react}[k]
         with self._store.transaction():
             event = handler(self._store, contact.aid, self.account.aik, content)
@@ -754,7 +751,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         sibling that is offline."""
         if self.unlinked or len(self.account.manifest.devices) < 2:
             return
-        content = make("sync", id=P.random_bytes(16), ts=self._clock(), what=what, **fields)
+        content = make("sync", ts=self._clock(), what=what, **fields)
         siblings = self._sibling_targets(keep=content)
         if not siblings:
             return
@@ -1030,7 +1027,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         )
         ids = [bytes(r[0]) for r in rows]
         for start in range(0, len(ids), MAX_RECEIPT_IDS):
-            receipt = make("receipt", id=P.random_bytes(16), ts=self._clock(), kind="read",
+            receipt = make("receipt", ts=self._clock(), kind="read",
                            ids=ids[start : start + MAX_RECEIPT_IDS])
             await self._send_content(contact, receipt, store_row=False)
 
@@ -1137,7 +1134,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         contact = self._contact(to)
         if not self.setting("typing"):
             return
-        content = make("typing", id=P.random_bytes(16), ts=self._clock(), on=on)
+        content = make("typing", ts=self._clock(), on=on)
         await self._send_content(contact, content, store_row=False)
 
     def _announce(self, event: E.Event) -> None:
@@ -1410,7 +1407,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             self._announce(hint)
         for owner, ids in after.receipts.values():  # DESIGN §8: on to "delivered"
             for start in range(0, len(ids), MAX_RECEIPT_IDS):
-                receipt = make("receipt", id=P.random_bytes(16), ts=now, kind="delivered",
+                receipt = make("receipt", ts=now, kind="delivered",
                                ids=ids[start : start + MAX_RECEIPT_IDS])
                 self._spawn(self._send_content(owner, receipt, store_row=False))
 

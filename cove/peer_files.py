@@ -97,7 +97,7 @@ class FilesPart(FetchingPart, ServingPart):
             name = offer_name(os.path.basename(source.rstrip("/")))
             mime = (mimetypes.guess_type(name)[0] or "application/octet-stream")[:MIME_BYTES]
             now = self._next_ts()
-            content = make("file", id=P.random_bytes(16), ts=now, fid=fid, name=name,
+            content = make("file", ts=now, fid=fid, name=name,
                            size=size, sha256=digest, key=key, mime=mime)
             with self._store.transaction():
                 if contact is not None:

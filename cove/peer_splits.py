@@ -19,7 +19,6 @@ from cove.content import MAX_SPLIT_CENTS, MAX_SPLIT_NOTE_BYTES, Content, make
 from cove.events import Event
 from cove.groups import GroupState
 from cove.store import Store
-from crypto import primitives as P
 from crypto.identity import account_id
 
 if TYPE_CHECKING:
@@ -71,7 +70,7 @@ class SplitsPart:
         if len(accts) < 2:
             raise refused("Name at least one other member to split the bill with.")
         shares = [[a, c] for a, c in SP.divide(total_cents, sorted(accts))]
-        content = make("split", id=P.random_bytes(16), ts=self._next_ts(), g=gid,
+        content = make("split", ts=self._next_ts(), g=gid,
                        total=total_cents, shares=shares, note=note)
 
         def local() -> None:
@@ -94,7 +93,7 @@ class SplitsPart:
             raise refused("You have no share in that split.")
         if mine.paid:
             raise refused("Your share of that split is marked paid already.")
-        content = make("split", id=P.random_bytes(16), ts=self._clock(), g=gid,
+        content = make("split", ts=self._clock(), g=gid,
                        target=split_mid)
 
         def local() -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cove.content import MAX_BODY_BYTES, MAX_RECEIPT_IDS, Content, make
+from cove.content import MAX_BODY_BYTES, MAX_RECEIPT_IDS, Content, make, new_id
 from crypto.encoding import canonical
 from crypto.errors import LocalProtocolError, RemoteProtocolError
 
@@ -59,6 +59,19 @@ def test_round_trip(k: str, fields: dict[str, object]) -> None:
 def test_bad_content_is_refused(m: dict[str, object]) -> None:
     with pytest.raises(RemoteProtocolError):
         Content.from_wire(canonical(m))
+
+
+@given(st.lists(st.integers(0, 2**48 - 1), min_size=2, max_size=20))
+def test_new_ids_grow_with_their_time_and_never_repeat(times: list[int]) -> None:
+    """A store indexes the ids a device makes at the end of its index (PROTOCOL 9a): ids of
+    later times sort after earlier ones; ids of one time still differ (80 random bits)."""
+    ids = [new_id(ts) for ts in sorted(times)]
+    assert ids == sorted(ids, key=lambda i: i[:6])
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 16 and int.from_bytes(i[:6], "big") == ts
+               for i, ts in zip(ids, sorted(times), strict=True))
+    made = make("text", ts=times[0], body="hi")
+    assert made.id[:6] == times[0].to_bytes(6, "big") and made.id != new_id(times[0])
 
 
 def test_local_mistakes_are_local_errors() -> None:
