@@ -13,9 +13,11 @@ most WINDOW ``fchunk`` messages from ``from``, only chunks it holds.
 for, which arrived, which passed authentication; it asks for the next
 window once at most 1.5 windows of asked ones have not arrived, and not
 while BACKLOG windows of arrived ones wait for the disk, so at most 6.5
-windows (about 12 MiB) are in flight or queued: enough that a disk or a
-thread that falls behind for a few tens of milliseconds does not leave the
-link idle. A chunk that fails to open is dropped and asked for again.
+windows of one fetch (about 12 MiB of chunks; each arrived one is held
+sealed and opened, so about 24 MiB of memory) are in flight or queued:
+enough that a disk or a thread that falls behind for a few tens of
+milliseconds does not leave the link idle. A chunk that fails to open is
+dropped and asked for again.
 
 Received chunks stay sealed in the home (they can be served to the
 receiver's own other devices). Saving writes the plaintext, chunk by chunk
@@ -241,8 +243,8 @@ class FetchPlan:
 
     AHEAD = 3
     """Half windows of asked chunks that may still be on their way when the next window
-    is asked for (1.5 windows: the sender then holds at most three ``fget`` requests, under
-    its MAX_QUEUED_FGETS)."""
+    is asked for (1.5 windows: the sender holds at most three ``fget`` requests of this
+    fetch; its MAX_QUEUED_FGETS leaves room for every fetch a device may run)."""
     BACKLOG = 4
     """Windows of arrived chunks that may wait for the disk before asking pauses: the
     receiver's disk side (two writes and the SHA-256 of every chunk) shares two cores with

@@ -158,6 +158,38 @@ async def test_a_verified_contacts_file_is_fetched_at_once_and_saved_intact(
     assert bob.file_info(fid) == got and sha256_of(got.path or "") == digest
 
 
+async def test_as_many_files_as_may_be_fetched_at_once_from_one_device_lose_no_request(
+        cove_peers: PeerFactory, tmp_path: Path) -> None:
+    """Every request an honest receiver may have waiting at one device (each of its
+    MAX_ACTIVE_FETCHES fetches asks ahead) is queued there, not dropped: a dropped fget
+    costs a transfer STALL_S before it is asked again."""
+    ann, bob = await pair(cove_peers)
+    serving, dropped = False, []
+    real = ann._on_fget
+
+    def counting(ddk: bytes, link: Link, message: LinkMessage) -> None:
+        if not serving:  # until every fetch has started: then they all ask at once
+            return
+        if len(ann._rt().fgets.get(ddk, ())) >= FS.MAX_QUEUED_FGETS:
+            dropped.append(message["from"])
+        real(ddk, link, message)
+
+    ann._on_fget = counting  # type: ignore[method-assign]
+    digests, fids = [], []
+    for i in range(MAX_ACTIVE_FETCHES):
+        source = tmp_path / f"part{i}.bin"
+        digests.append(make_file(source, 8 * MIB))
+        fids.append(await ann.send_file(bob.account_id, source))
+    await wait_until(lambda: len(bob._rt().fetches) == MAX_ACTIVE_FETCHES)
+    serving = True
+    start = asyncio.get_running_loop().time()
+    bob._resume_files(ann.account.device.ddk)
+    await wait_until(lambda: all(state_of(bob, fid) == "saved" for fid in fids), timeout=30)
+    assert dropped == []
+    assert asyncio.get_running_loop().time() - start < FF.STALL_S
+    assert [sha256_of(bob.file_info(fid).path or "") for fid in fids] == digests
+
+
 async def test_an_unverified_contacts_file_waits_until_accepted(
         cove_peers: PeerFactory, tmp_path: Path) -> None:
     ann, bob = await pair(cove_peers, verified=False)
