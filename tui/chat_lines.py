@@ -33,7 +33,7 @@ STATUS_MARKS = {"pending": "◷", "sent": "✓", "delivered": "✓✓", "read": 
 """Delivery marks of outgoing messages (DESIGN §8): pending, sent, delivered, read."""
 DELETED_TEXT = "message deleted"
 NOTICE_ID = b"\0notice"
-"""How a notice's id starts; message ids are 16 bytes of a hash, never this."""
+"""How a notice's id starts; notice ids are 15 bytes and message ids 16, so never equal."""
 NOTICE_MARK = "· "
 
 
