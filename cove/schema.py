@@ -264,7 +264,15 @@ contiguous prefix, counted once the chunks are on disk), the ``.part`` being wri
 folder it is in (``part_dir``, file-system bytes), where the file was saved; and the accounts
 whose devices may fetch each file."""
 
-FTS_TRIGGERS = """
+SCHEMA_V8 = """
+DROP TRIGGER messages_fts_insert;
+DROP TRIGGER messages_fts_delete;
+DROP TRIGGER messages_fts_update;
+CREATE TABLE fts_upto (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    n INTEGER NOT NULL
+);
+INSERT INTO fts_upto (id, n) SELECT 0, coalesce(max(n), 0) FROM messages;
 CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
 WHEN old.n <= (SELECT n FROM fts_upto) BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.n, old.body);
@@ -275,19 +283,6 @@ WHEN old.n <= (SELECT n FROM fts_upto) BEGIN
     INSERT INTO messages_fts (rowid, body) VALUES (new.n, new.body);
 END;
 """
-"""The search index's triggers from v8 on: only messages already indexed (``n`` up to
-``fts_upto.n``) are changed in it (v8 made them; v9 makes them again on the rebuilt table)."""
-
-SCHEMA_V8 = """
-DROP TRIGGER messages_fts_insert;
-DROP TRIGGER messages_fts_delete;
-DROP TRIGGER messages_fts_update;
-CREATE TABLE fts_upto (
-    id INTEGER PRIMARY KEY CHECK (id = 0),
-    n INTEGER NOT NULL
-);
-INSERT INTO fts_upto (id, n) SELECT 0, coalesce(max(n), 0) FROM messages;
-""" + FTS_TRIGGERS
 """v8: the search index is written behind the messages, not in the transaction that stores
 each one (it was a third of the pages a received message wrote, and every page is encrypted,
 written and fsynced before the message shows): every message up to ``fts_upto.n`` is indexed,
@@ -314,7 +309,16 @@ SELECT n, mid, cid, author, ts, sort_ts, body, reply, edited, deleted, status FR
 DROP TABLE messages;
 ALTER TABLE messages_v9 RENAME TO messages;
 CREATE INDEX messages_order ON messages (cid, sort_ts, mid);
-""" + FTS_TRIGGERS
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+WHEN old.n <= (SELECT n FROM fts_upto) BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.n, old.body);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages
+WHEN old.n <= (SELECT n FROM fts_upto) BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.n, old.body);
+    INSERT INTO messages_fts (rowid, body) VALUES (new.n, new.body);
+END;
+"""
 """v9: a message is one per (id, author), not one per id: a contact or co-member who saw a
 message's id (in a group both are in) could send its own message under that id to a third
 device first, and the real one was then taken for a repeat and never shown. The rows keep
