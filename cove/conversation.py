@@ -116,17 +116,16 @@ def add_text(store: Store, cid: bytes, author: bytes, content: Content, *, now: 
 
 
 def _authored(store: Store, cid: bytes, mid: bytes, author: bytes) -> bool:
-    return store.one("SELECT 1 FROM messages WHERE mid = ? AND cid = ? AND author = ?",
-                     (mid, cid, author)) is not None
+    row = store.one("SELECT author FROM messages WHERE mid = ? AND cid = ?", (mid, cid))
+    return row is not None and bytes(row[0]) == author
 
 
 def apply_edit(store: Store, cid: bytes, author: bytes, content: Content) -> E.Event | None:
     target = content.fields["target"]
     if not _authored(store, cid, target, author):
         return None  # only the author may edit (DESIGN §7)
-    store.execute("UPDATE messages SET body = ?, edited = 1 "
-                  "WHERE mid = ? AND cid = ? AND author = ? AND deleted = 0",
-                  (content.fields["body"], target, cid, author))
+    store.execute("UPDATE messages SET body = ?, edited = 1 WHERE mid = ? AND deleted = 0",
+                  (content.fields["body"], target))
     return E.MessageEdited(target, cid, content.fields["body"])
 
 
@@ -134,8 +133,7 @@ def apply_delete(store: Store, cid: bytes, author: bytes, content: Content) -> E
     target = content.fields["target"]
     if not _authored(store, cid, target, author):
         return None  # only the author may delete
-    store.execute("UPDATE messages SET body = '', deleted = 1 "
-                  "WHERE mid = ? AND cid = ? AND author = ?", (target, cid, author))
+    store.execute("UPDATE messages SET body = '', deleted = 1 WHERE mid = ?", (target,))
     return E.MessageDeleted(target, cid)
 
 

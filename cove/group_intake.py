@@ -255,12 +255,8 @@ class GroupIntake:
         """A bill (its row and shares) or a payment of ``author``'s own share."""
         store, f = self._store, content.fields
         if "target" in f:
-            # Another author's message may share the bill's id elsewhere (ids are one per
-            # author): a bill that is here at all is one in another conversation only if
-            # no message of that id is in this group.
-            held = {bytes(c) for (c,) in store.all("SELECT cid FROM messages WHERE mid = ?",
-                                                    (f["target"],))}
-            if held and gid not in held:
+            held = store.one("SELECT cid FROM messages WHERE mid = ?", (f["target"],))
+            if held is not None and bytes(held[0]) != gid:
                 return None
             if not SP.mark_paid(store, gid, f["target"], author, now=now):
                 return None

@@ -118,8 +118,7 @@ class FilesPart(FetchingPart, ServingPart):
                 with self._store.transaction():
                     for table, column in (("files", "fid"), ("file_access", "fid")):
                         self._store.execute(f"DELETE FROM {table} WHERE {column} = ?", (fid,))
-                    self._store.execute("DELETE FROM messages WHERE mid = ? AND author = ?",
-                                        (mid, self.account.aik))
+                    self._store.execute("DELETE FROM messages WHERE mid = ?", (mid,))
             dest.unlink(missing_ok=True)
             raise
         return fid

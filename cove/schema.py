@@ -289,43 +289,8 @@ written and fsynced before the message shows): every message up to ``fts_upto.n`
 and only those are changed in the index when their text changes or they go; the rest are
 indexed in batches a moment later (cove.conversation.index_pending), or by a search."""
 
-SCHEMA_V9 = """
-CREATE TABLE messages_v9 (
-    n INTEGER PRIMARY KEY AUTOINCREMENT,
-    mid BLOB NOT NULL,
-    cid BLOB NOT NULL REFERENCES conversations (cid),
-    author BLOB NOT NULL,
-    ts INTEGER NOT NULL,
-    sort_ts INTEGER NOT NULL,
-    body TEXT NOT NULL DEFAULT '',
-    reply BLOB,
-    edited INTEGER NOT NULL DEFAULT 0,
-    deleted INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'delivered', 'read', 'received')),
-    UNIQUE (mid, author)
-);
-INSERT INTO messages_v9 (n, mid, cid, author, ts, sort_ts, body, reply, edited, deleted, status)
-SELECT n, mid, cid, author, ts, sort_ts, body, reply, edited, deleted, status FROM messages;
-DROP TABLE messages;
-ALTER TABLE messages_v9 RENAME TO messages;
-CREATE INDEX messages_order ON messages (cid, sort_ts, mid);
-CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
-WHEN old.n <= (SELECT n FROM fts_upto) BEGIN
-    INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.n, old.body);
-END;
-CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages
-WHEN old.n <= (SELECT n FROM fts_upto) BEGIN
-    INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.n, old.body);
-    INSERT INTO messages_fts (rowid, body) VALUES (new.n, new.body);
-END;
-"""
-"""v9: a message is one per (id, author), not one per id: a contact or co-member who saw a
-message's id (in a group both are in) could send its own message under that id to a third
-device first, and the real one was then taken for a repeat and never shown. The rows keep
-their ``n`` (the search index's rowid) and the index stays as it was."""
-
 MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
-                         SCHEMA_V7, SCHEMA_V8, SCHEMA_V9]
+                         SCHEMA_V7, SCHEMA_V8]
 """``MIGRATIONS[n]`` upgrades a database at version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -223,38 +223,6 @@ async def test_one_message_id_sent_twice_is_shown_once(tmp_path: Path) -> None:
         await bob.close()
 
 
-async def test_a_message_id_taken_first_by_another_contact_hides_nothing(
-        tmp_path: Path) -> None:
-    """Mallory saw the id of Ann's message (say, in a group they share) and gets a message of
-    her own under it to Bob first: Bob still shows Ann's, and each one's edits and deletes
-    reach only their own message."""
-    from cove.content import make
-
-    ann, bob, mallory = (await open_peer(tmp_path / "ann", "Ann"),
-                         await open_peer(tmp_path / "bob", "Bob"),
-                         await open_peer(tmp_path / "mallory", "Mallory"))
-    try:
-        await befriend(ann, bob)
-        await befriend(mallory, bob)
-        mid = b"\x09" * 16
-        first = make("text", id=mid, ts=mallory._next_ts(), body="Mallory's, under Ann's id")
-        await mallory._send_content(mallory._contact(bob.account_id), first, store_row=True)
-        await wait_until(lambda: bodies(bob, mallory) == ["Mallory's, under Ann's id"])
-        real = make("text", id=mid, ts=ann._next_ts(), body="Ann's own")
-        await ann._send_content(ann._contact(bob.account_id), real, store_row=True)
-        await wait_until(lambda: bodies(bob, ann) == ["Ann's own"])
-        await wait_until(lambda: [h.status for h in ann.history(bob.account_id)] in (
-            ["delivered"], ["read"]))
-        await mallory.delete(bob.account_id, mid)
-        await ann.edit(bob.account_id, mid, "Ann's own, edited")
-        await wait_until(lambda: bodies(bob, ann) == ["Ann's own, edited"]
-                         and [h.deleted for h in bob.history(mallory.account_id)] == [True])
-        assert [h.deleted for h in bob.history(ann.account_id)] == [False]
-    finally:
-        for peer in (ann, bob, mallory):
-            await peer.close()
-
-
 async def test_receipts_edits_deletes_and_reactions(tmp_path: Path) -> None:
     from cove.content import make
     from cove.conversation import reactions

@@ -218,7 +218,7 @@ def test_a_read_only_store_keeps_no_memo(tmp_path: Path) -> None:
 
 def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", bytes(32))
-    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 9
+    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 8
     tables = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"kv", "accounts", "sessions", "messages", "outbox", "events", "messages_fts",
             "seen_envelopes", "replay_keys", "invites", "prekeys", "bundles"} <= tables
@@ -454,37 +454,6 @@ def test_migration_v7_to_v8_indexes_behind_and_keeps_the_index(
     assert new.all(MATCH, ("new",)) == [] and CV.index_pending(new) == 1
     assert len(new.all(MATCH, ("new",))) == 1
     assert_index_matches(new)
-
-
-def test_migration_v8_to_v9_keys_messages_by_id_and_author_and_keeps_the_index(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cove.store as store_module
-
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 8)
-    old = Store(tmp_path / "db", bytes(32))
-    add_message(old, 1, "indexed before the upgrade")
-    CV.index_pending(old)
-    add_message(old, 2, "not yet indexed")
-    old.close()
-    monkeypatch.undo()
-    new = Store(tmp_path / "db", bytes(32))
-    assert new.version == SCHEMA_VERSION
-    assert new.all("SELECT n, body FROM messages ORDER BY n") == [
-        (1, "indexed before the upgrade"), (2, "not yet indexed")]
-    assert new.one("SELECT n FROM fts_upto") == (1,)
-    assert [h[2] for h in CV.search(new, "upgrade", 5)] == ["indexed before the upgrade"]
-    assert [h[2] for h in CV.search(new, "yet", 5)] == ["not yet indexed"]
-    row = "INSERT OR IGNORE INTO messages (mid, cid, author, ts, sort_ts, body, status) " \
-          "VALUES (?, ?, ?, 3, 3, ?, 'received')"
-    mid = (1).to_bytes(16, "big")
-    assert new.changes(row, (mid, b"c" * 16, b"p" * 32, "the same author again")) == 0
-    assert new.changes(row, (mid, b"c" * 16, b"q" * 32, "another author, same id")) == 1
-    new.execute("UPDATE messages SET body = 'edited after' WHERE n = 1")
-    add_message(new, 4, "a newer one")
-    assert [r[0] for r in new.all("SELECT name FROM sqlite_sequence")].count("messages") == 1
-    assert new.one("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")[0] >= 4  # type: ignore[index]
-    assert_index_matches(new)
-    new.close()
 
 
 def test_a_home_others_could_tamper_with_is_refused(tmp_path: Path) -> None:
