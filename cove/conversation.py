@@ -149,13 +149,17 @@ def apply_react(store: Store, cid: bytes, author: bytes, content: Content) -> E.
     return E.ReactionChanged(target, cid, author, emoji)
 
 
+IDS_PER_STATEMENT = 256
+"""Message ids bound in one ``IN`` list (far below SQLite's limit of parameters)."""
+
+
 def mark_sent(store: Store, mids: list[bytes]) -> list[bytes]:
     """Move these messages from ``pending`` to ``sent`` (a device holds them now); returns
     the ones that moved, each once, in the order given."""
     moved: set[bytes] = set()
     order = list(dict.fromkeys(mids))
-    for start in range(0, len(order), 256):
-        part = order[start : start + 256]
+    for start in range(0, len(order), IDS_PER_STATEMENT):
+        part = order[start : start + IDS_PER_STATEMENT]
         moved.update(bytes(mid) for (mid,) in store.all(
             "UPDATE messages SET status = 'sent' WHERE status = 'pending' AND mid IN "
             f"({','.join('?' * len(part))}) RETURNING mid", part))

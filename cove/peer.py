@@ -103,8 +103,9 @@ INBOUND_BATCH = 256
 """Most envelopes and acks handled in one transaction; the rest wait one turn of the event
 loop, so a burst never holds an app's loop for long."""
 INDEX_DELAY_S = 0.5
-"""How long after a message is stored the search index catches up with it (in one
-transaction with whatever else came meanwhile; a search catches up at once)."""
+"""How long after a batch that stored messages the search index catches up with them (in
+one transaction with whatever else came meanwhile; a search meanwhile finds them anyway,
+see conversation.search). Every new message row is written by a batch or followed by one."""
 
 
 def _copied_to_siblings(content: Content) -> bool:
@@ -1162,7 +1163,6 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         else:
             E.record(self._store, event, now=self._clock())
         self._new_event.set()
-        self._index_soon()
 
     # -- the link layer -----------------------------------------------------------------
 
