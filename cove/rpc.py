@@ -39,6 +39,11 @@ MAX_LINE = 1024 * 1024
 Handler = Callable[..., Awaitable[Any]]
 
 
+class ParamError(ValueError):
+    """A param a method checked and refused; its text is the one sentence the caller gets
+    (any other ValueError or KeyError, from deeper down, gets a general one)."""
+
+
 def to_json(value: Any) -> Any:
     """Bytes become base32 (ids, up to 32 bytes) or base64 (anything longer)."""
     if isinstance(value, bytes):
@@ -109,6 +114,9 @@ class RpcServer:
         except TypeError:
             self._error(rid, INVALID_PARAMS, f"Wrong params for {request['method']!r}.")
             return
+        except ParamError as exc:
+            self._error(rid, INVALID_PARAMS, str(exc))
+            return
         except (ValueError, KeyError):
             self._error(rid, INVALID_PARAMS, "A param has the wrong form (ids are base32).")
             return
@@ -171,13 +179,13 @@ class RpcServer:
 
     async def _send_request(self, device: str, note: str = "") -> dict[str, bool]:
         if not isinstance(note, str):
-            raise ValueError("note must be a string")
+            raise ParamError("Note must be a string.")
         await self._peer.send_request(id_from_text(device), note)
         return {"sent": True}
 
     async def _set_discoverable(self, seconds: float = 600) -> dict[str, bool]:
         if type(seconds) not in (int, float):
-            raise ValueError("seconds must be a number")
+            raise ParamError("Seconds must be a number.")
         await self._peer.set_discoverable(float(seconds))
         return {"discoverable": self._peer.discoverable}
 
@@ -190,12 +198,12 @@ class RpcServer:
         """``trust`` takes "tofu" or "verified-only"; the others true or false."""
         if name == "trust":
             if not isinstance(value, str):
-                raise ValueError("trust is a string")
+                raise ParamError("Trust is a string.")
             self._peer.set_trust_policy(value)
         elif isinstance(value, bool):
             self._peer.set_setting(name, value)
         else:
-            raise ValueError("that setting is true or false")
+            raise ParamError("That setting is true or false.")
         return await self._settings()
 
     async def _devices(self) -> list[Any]:
@@ -207,9 +215,9 @@ class RpcServer:
         """RPC cannot ask a person: pass the ``fingerprint`` the new device shows (it must
         match), or ``yes`` once someone compared it."""
         if not isinstance(code, str) or (address is not None and not isinstance(address, str)):
-            raise ValueError("code and address are strings")
+            raise ParamError("Code and address are strings.")
         if fingerprint is None and yes is not True:
-            raise ValueError("give the fingerprint the new device shows, or yes=true")
+            raise ParamError("Give the fingerprint the new device shows, or yes=true.")
 
         def confirm(name: str, shown: str) -> bool:
             return yes is True or shown == fingerprint
@@ -221,7 +229,7 @@ class RpcServer:
 
     async def _rename_device(self, device: str, name: str) -> dict[str, bool]:
         if not isinstance(name, str):
-            raise ValueError("name is a string")
+            raise ParamError("Name is a string.")
         await self._peer.rename_device(id_from_text(device), name)
         return {"renamed": True}
 
@@ -235,7 +243,7 @@ class RpcServer:
 
     async def _send(self, to: str, text: str, reply_to: str | None = None) -> dict[str, Any]:
         if not isinstance(text, str):
-            raise ValueError("text must be a string")
+            raise ParamError("Text must be a string.")
         reply = id_from_text(reply_to) if reply_to else None
         return {"mid": await self._peer.send(id_from_text(to), text, reply)}
 
@@ -243,7 +251,7 @@ class RpcServer:
                        after: str | None = None) -> list[dict[str, Any]]:
         """``before``/``after``: a message id to page from (``after`` "" is the start)."""
         if type(limit) is not int or not 0 <= limit <= MAX_COUNT:
-            raise ValueError("limit must be 0 to 10000")
+            raise ParamError("Limit must be 0 to 10000.")
         return [to_json(h) for h in self._peer.history(
             id_from_text(conversation), limit,
             before=id_from_text(before) if before else None,
@@ -252,7 +260,7 @@ class RpcServer:
 
     async def _mute(self, conversation: str, on: bool = True) -> dict[str, bool]:
         if not isinstance(on, bool):
-            raise ValueError("on must be true or false")
+            raise ParamError("On must be true or false.")
         self._peer.mute(id_from_text(conversation), on)
         return {"muted": on}
 
@@ -280,12 +288,12 @@ class RpcServer:
 
     async def _search(self, text: str, limit: int = 50) -> list[Any]:
         if not isinstance(text, str) or type(limit) is not int or not 0 < limit <= MAX_COUNT:
-            raise ValueError("search takes text and a limit of 1 to 10000")
+            raise ParamError("Search takes text and a limit of 1 to 10000.")
         return [to_json(h) for h in self._peer.search(text, limit)]
 
     async def _typing(self, to: str, on: bool = True) -> dict[str, bool]:
         if not isinstance(on, bool):
-            raise ValueError("on must be true or false")
+            raise ParamError("On must be true or false.")
         await self._peer.typing(id_from_text(to), on)
         return {"on": on}
 
@@ -293,7 +301,7 @@ class RpcServer:
 
     async def _create_group(self, name: str, members: list[str]) -> dict[str, Any]:
         if not isinstance(name, str):
-            raise ValueError("name is a string")
+            raise ParamError("Name is a string.")
         gid = await self._peer.create_group(name, _ids(members))
         return {"gid": gid}
 
@@ -313,7 +321,7 @@ class RpcServer:
 
     async def _group_rename(self, group: str, name: str) -> dict[str, bool]:
         if not isinstance(name, str):
-            raise ValueError("name is a string")
+            raise ParamError("Name is a string.")
         await self._peer.group_rename(id_from_text(group), name)
         return {"renamed": True}
 
@@ -323,7 +331,7 @@ class RpcServer:
 
     async def _group_set_admin(self, group: str, member: str, on: bool = True) -> dict[str, bool]:
         if not isinstance(on, bool):
-            raise ValueError("on must be true or false")
+            raise ParamError("On must be true or false.")
         await self._peer.group_set_admin(id_from_text(group), id_from_text(member), on)
         return {"admin": on}
 
@@ -331,7 +339,7 @@ class RpcServer:
                           note: str = "") -> dict[str, Any]:
         """``total_cents``: the bill in integer cents (no floats: money is cents)."""
         if type(total_cents) is not int or not isinstance(note, str):
-            raise ValueError("total_cents is a whole number of cents and note a string")
+            raise ParamError("Total_cents is a whole number of cents and note a string.")
         mid = await self._peer.send_split(id_from_text(group), total_cents, _ids(members), note)
         return {"mid": mid}
 
@@ -349,7 +357,7 @@ class RpcServer:
     async def _send_file(self, to: str, path: str) -> dict[str, Any]:
         """``path`` is read by the process that holds the home: give it absolute."""
         if not isinstance(path, str) or not path:
-            raise ValueError("path is a string")
+            raise ParamError("Path is a string.")
         return {"fid": await self._peer.send_file(id_from_text(to), path)}
 
     async def _accept_file(self, fid: str) -> dict[str, bool]:
@@ -368,7 +376,7 @@ class RpcServer:
 
     async def _subscribe(self, since: int = 0) -> dict[str, int]:
         if type(since) is not int or not 0 <= since <= MAX_CURSOR:
-            raise ValueError("since must be a cursor")
+            raise ParamError("Since must be a cursor.")
 
         async def stream() -> None:
             event: Event
@@ -382,7 +390,7 @@ class RpcServer:
 
 def _ids(values: Any) -> list[bytes]:
     if not isinstance(values, list) or len(values) > MAX_COUNT:
-        raise ValueError("a list of ids is expected")
+        raise ParamError("A list of ids is expected.")
     return [id_from_text(v) for v in values]
 
 

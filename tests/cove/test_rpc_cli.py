@@ -51,7 +51,9 @@ def test_rpc_create_invite_add_send_receive_and_survive_junk(tmp_path: Path) -> 
         for bad in ('"x"', "[1]", str(2**70), "-1"):
             ann.line('{"jsonrpc":"2.0","id":77,"method":"history","params":'
                      f'{{"conversation":"{bob_aid}","limit":{bad}}}}}')
-            assert ann.read()["error"]["code"] == -32602
+            error = ann.read()["error"]
+            assert error["code"] == -32602
+            assert error["message"] == "Limit must be 0 to 10000."  # what is wrong, not "a param"
         ann.line(f'{{"jsonrpc":"2.0","id":78,"method":"subscribe","params":{{"since":{2**70}}}}}')
         assert ann.read()["error"]["code"] == -32602
         assert ann.call("whoami")["aid"] == me["aid"]  # still up and working
