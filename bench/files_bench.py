@@ -13,9 +13,9 @@
   (``crypto.filechunk``) onto a plain TCP socket on 127.0.0.1; a receiver
   thread opens each chunk, hashes it and writes it to a new file, then
   fsyncs. No protocol, no store, no snapshot. Both seal with
-  ``crypto.filechunk.FileCipher``. The receiver writes the way Cove writes
-  (a helper thread fdatasyncs every 32 MiB and drops what is on disk from
-  the page cache, ``cove.file_disk.WriteBehind``): on this kind of virtual
+  ``crypto.filechunk.FileCipher``. The receiver writes through Cove's own
+  ``cove.file_disk.WriteBehind`` (a helper thread fdatasyncs every 32 MiB and
+  drops what is on disk from the page cache): on this kind of virtual
   machine a page of memory touched for the first time costs a fault in the
   host, so a writer that reuses a few MiB of page cache runs much faster
   than one that fills a gigabyte, and the floor must not be slower than
@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import queue
 import socket
 import tempfile
 import threading
@@ -43,7 +42,7 @@ from typing import Any
 
 from bench.child import Child
 from bench.timing import report
-from cove.file_disk import FLUSH_BYTES
+from cove.file_disk import WriteBehind
 from cove.files import FileFailed, FileOffered, FileSaved
 from cove.peer import Peer
 from crypto import primitives as P
@@ -84,26 +83,6 @@ def _sha(path: str) -> bytes:
 # -- the floor ---------------------------------------------------------------------------
 
 
-class _Flusher:
-    """The floor's writeback behind its writer, as Cove's: every FLUSH_BYTES, a helper thread
-    fdatasyncs and drops the written pages from the page cache."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.todo: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (end := self.todo.get()) is not None:
-            os.fdatasync(self.fd)
-            os.posix_fadvise(self.fd, 0, end, os.POSIX_FADV_DONTNEED)
-
-    def close(self) -> None:
-        self.todo.put(None)
-        self.thread.join()
-
-
 def _floor(source: Path, dest: Path, size: int) -> tuple[float, bytes]:
     """Seconds for read, seal, TCP, open, hash, write; and the hash the receiver got."""
     cipher = FileCipher(P.random_bytes(32), P.random_bytes(16))
@@ -125,11 +104,11 @@ def _floor(source: Path, dest: Path, size: int) -> tuple[float, bytes]:
     def receive() -> None:
         conn, _ = listener.accept()
         sha = hashlib.sha256()
-        with conn, open(dest, "wb") as f:
-            flusher = _Flusher(f.fileno())
+        with conn, open(dest, "wb", buffering=0) as f:
+            behind = WriteBehind(f.fileno())
             buf = bytearray(BLOCK + 64 * 16)
             view = memoryview(buf)
-            written = flushed = 0
+            written = 0
             for first in range(0, count, 64):
                 idxs = range(first, min(count, first + 64))
                 want = sum(chunk_length(size, i) + 16 for i in idxs)
@@ -147,14 +126,13 @@ def _floor(source: Path, dest: Path, size: int) -> tuple[float, bytes]:
                     sha.update(plain)
                     plains.append(plain)
                     pos += n
-                written += f.write(b"".join(plains))
-                if written - flushed >= FLUSH_BYTES:
-                    f.flush()
-                    flushed = written
-                    flusher.todo.put(written)
-            f.flush()
-            flusher.close()
-            os.fsync(f.fileno())
+                rest = memoryview(b"".join(plains))
+                written += len(rest)
+                while rest:
+                    rest = rest[f.write(rest):]
+                behind.wrote(written)
+            behind.sync()
+            behind.close()
         result.append(sha.digest())
 
     start = time.perf_counter()

@@ -45,6 +45,12 @@ IO_CHUNKS = 64
 FLUSH_BYTES = 32 * 2**20
 """A file being written is made durable, and dropped from the page cache, every this many
 bytes (:class:`WriteBehind`)."""
+FLUSHERS = 2
+"""Threads that run :class:`WriteBehind` flushes, shared by all files (they wait on the disk,
+not the CPU)."""
+_flushers = ThreadPoolExecutor(max_workers=FLUSHERS, thread_name_prefix="cove-flush")
+_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None) \
+    if hasattr(os, "posix_fadvise") else None
 _OPEN_FLAGS = os.O_CLOEXEC | os.O_NOFOLLOW
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 
@@ -107,8 +113,7 @@ class Hasher:
         """Every write done and on disk (the file's fsync)."""
         self.wait()
         if self._behind is not None:
-            self._behind.wait()
-            os.fsync(self._fd)
+            self._behind.sync()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -129,8 +134,9 @@ class WriteBehind:
     costs far less than touching fresh memory (on a virtual machine, each fresh page is a
     fault in the host). Dropping only ever drops clean pages; nothing written is lost, and
     a later read goes to the disk. One flush per file runs at a time (the next takes all
-    written meanwhile), on FLUSHERS threads shared by every file. A flush's error is raised
-    by the next :meth:`wrote` or :meth:`wait`, so the owner's final fsync never hides one.
+    written meanwhile), on FLUSHERS threads shared by every file. A failed flush's error is
+    raised by every :meth:`wrote` and :meth:`wait` after it, so the owner's final fsync
+    never hides one.
     """
 
     def __init__(self, fd: int) -> None:
@@ -139,27 +145,32 @@ class WriteBehind:
         self._queued = 0
         self._dropped = 0
         self._pending: Future[None] | None = None
-        self.failed = False
+        self._error: OSError | None = None
+
+    @property
+    def failed(self) -> bool:
         """A flush failed: Linux reports a writeback error once, so an fsync elsewhere may
         not see it; whoever counts bytes as durable must ask this too."""
+        return self._error is not None
 
     def wrote(self, end: int) -> None:
-        """Bytes up to offset ``end`` were written (from the writer's thread)."""
+        """Bytes up to offset ``end`` were written (from the writer's thread); raises a
+        failed flush's error, this time and every time after."""
+        if self._error is not None:
+            raise self._error
         self._end = max(self._end, end)
         if self._end - self._queued < FLUSH_BYTES:
             return
-        if self._pending is not None:
-            if not self._pending.done():
-                return
-            self._pending.result()  # raises the last flush's error
+        if self._pending is not None and not self._pending.done():
+            return
         self._queued = self._end
         self._pending = _flushers.submit(self._flush, self._queued)
 
     def _flush(self, end: int) -> None:
         try:
             _fdatasync(self._fd)
-        except OSError:
-            self.failed = True
+        except OSError as exc:
+            self._error = exc
             raise
         # Pages dirtied after the fdatasync began (chunks land out of order) stay: Linux does
         # not drop dirty pages, and the owner's final fsync writes them.
@@ -168,10 +179,18 @@ class WriteBehind:
             self._dropped = end
 
     def wait(self) -> None:
-        """Wait for the flush running, if any; raise its error."""
+        """Wait for the flush running, if any; raise the error of any flush that failed."""
         if self._pending is not None:
             pending, self._pending = self._pending, None
-            pending.result()
+            with contextlib.suppress(OSError):
+                pending.result()
+        if self._error is not None:
+            raise self._error
+
+    def sync(self) -> None:
+        """Every byte written on disk: the flushes, then the file's fsync."""
+        self.wait()
+        os.fsync(self._fd)
 
     def close(self) -> None:
         """Wait for the flush running, if any (its error is not raised): call it before
@@ -180,22 +199,16 @@ class WriteBehind:
             self.wait()
 
 
-FLUSHERS = 2
-"""Threads that run :class:`WriteBehind` flushes, shared by all files (they wait on the disk,
-not the CPU)."""
-_flushers = ThreadPoolExecutor(max_workers=FLUSHERS, thread_name_prefix="cove-flush")
-_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None) \
-    if hasattr(os, "posix_fadvise") else None
-
-
-def _write_all(fd: int, parts: Sequence[bytes | memoryview]) -> int:
-    """Write ``parts`` at the file's offset; returns how many bytes that was."""
+def _write_all(fd: int, parts: Sequence[bytes | memoryview], offset: int | None = None) -> int:
+    """Write ``parts`` at ``offset`` (None: the file's own offset); returns how many bytes
+    that was."""
     total = sum(len(p) for p in parts)
-    written = os.writev(fd, parts)
+    written = os.writev(fd, parts) if offset is None else os.pwritev(fd, parts, offset)
     if written != total:  # a short write (rare): the rest, plainly
         rest = memoryview(b"".join(parts))[written:]
         while rest:
-            rest = rest[os.write(fd, rest):]
+            n = os.write(fd, rest) if offset is None else os.pwrite(fd, rest, offset + written)
+            rest, written = rest[n:], written + n
     return total
 
 
@@ -235,22 +248,14 @@ class SealedFile:
 
     def _write_run(self, run: list[bytes], start: int) -> None:
         offset = start * STRIDE
-        total = sum(len(p) for p in run)
-        written = os.pwritev(self._fd, run, offset)
-        if written != total:  # a short write (rare): the rest, plainly
-            rest = memoryview(b"".join(run))[written:]
-            while rest:
-                n = os.pwrite(self._fd, rest, offset + written)
-                rest, written = rest[n:], written + n
-        self._behind.wrote(offset + total)
+        self._behind.wrote(offset + _write_all(self._fd, run, offset))
 
     def read(self, start: int, n: int) -> list[bytes]:
         """Sealed chunks ``start .. start + n - 1`` (one read call)."""
         return read_span(self._fd, self.size, start, n)
 
     def sync(self) -> None:
-        self._behind.wait()
-        os.fsync(self._fd)
+        self._behind.sync()
 
     def close(self) -> None:
         if self._fd >= 0:

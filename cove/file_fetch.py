@@ -284,17 +284,18 @@ class FetchingPart(FilesBase):
         fetch.last_rx = fetch.last_chunk = asyncio.get_running_loop().time()
         last = idx == plan.count - 1
         try:
-            if message["last"] != last:
-                raise RemoteProtocolError("a chunk that lies about being the last")
-            plain = fetch.cipher.open(idx, last, data)
+            # A chunk that lies about being the last is as bad as one that does not open.
+            plain = fetch.cipher.open(idx, last, data) if message["last"] == last else None
         except (CryptoError, RemoteProtocolError):
+            plain = None
+        if plain is None:
             self._bad_chunk(fetch, ddk, idx, asked=True)
             return
         fetch.batch.append((idx, data, plain))
         start = plan.next_ask()
         if start is not None:
             self._ask(fetch, start)
-        if len(fetch.batch) >= BATCH_CHUNKS or not fetch.plan.waiting():
+        if len(fetch.batch) >= BATCH_CHUNKS or not plan.waiting():
             self._flush_batch(fetch)
         elif fetch.flush_timer is None:
             fetch.flush_timer = asyncio.get_running_loop().call_later(
@@ -318,27 +319,25 @@ class FetchingPart(FilesBase):
                 self._ask(fetch, start_next)
         self._progress(fetch)
 
-    def _bad_chunk(self, fetch: Fetch, source: bytes | None, idx: int, *, asked: bool) -> bool:
+    def _bad_chunk(self, fetch: Fetch, source: bytes, idx: int, *, asked: bool) -> None:
         """Chunk ``idx`` from ``source`` failed to open or had the wrong length: count it,
-        ask again (if it was ``asked`` for) or ask another device; False if the fetch
-        failed."""
+        and ask for it again (if it was ``asked`` for), from another device once ``source``
+        sent MAX_BAD_PER_SOURCE bad ones; too many in all fail the fetch."""
         fetch.bad_total += 1
         log.info("a file chunk was damaged; it is asked for again")
-        if source is not None:
-            fetch.bad[source] = fetch.bad.get(source, 0) + 1
+        fetch.bad[source] = fetch.bad.get(source, 0) + 1
         if fetch.bad_total >= MAX_BAD:
             self._fail(fetch, "Too many damaged chunks arrived; the transfer stopped.")
-            return False
+            return
         if not asked:
-            return True
+            return
         start = fetch.plan.rejected(idx)
         if fetch.stop is not None:
-            return True
-        if source is not None and fetch.bad[source] >= MAX_BAD_PER_SOURCE:
+            return
+        if fetch.bad[source] >= MAX_BAD_PER_SOURCE:
             self._choose_source(fetch, avoid=source)
         elif source == fetch.source:
             self._ask(fetch, start)
-        return True
 
     def _progress(self, fetch: Fetch, *, final: bool = False) -> None:
         now = asyncio.get_running_loop().time()

@@ -17,18 +17,26 @@ from collections import deque
 from cove import contacts as C
 from cove.file_disk import FileError, read_chunks, sealed_path
 from cove.file_state import FilesBase, Offer, log
-from cove.files import MAX_ACTIVE_FETCHES, WINDOW, FetchPlan, FileProgress, done_bytes
+from cove.files import (
+    MAX_ACTIVE_FETCHES,
+    MAX_BAD_PER_SOURCE,
+    WINDOW,
+    FetchPlan,
+    FileProgress,
+    done_bytes,
+)
 from crypto.errors import CoveError
 from transport.link import Link
 from transport.messages import LinkMessage
 
 SEND_SLICE = 8
 """Chunks encrypted onto a link before it writes them out (about half a MiB)."""
-MAX_QUEUED_FGETS = (FetchPlan.AHEAD + 1) * MAX_ACTIVE_FETCHES
+MAX_QUEUED_FGETS = (-(-FetchPlan.AHEAD // 2) + 1 + MAX_BAD_PER_SOURCE) * MAX_ACTIVE_FETCHES
 """``fget``s waiting to be served per device; more are dropped (a receiver asks again after
-STALL_S). An honest device keeps at most AHEAD half windows asked and not arrived in each of
-its MAX_ACTIVE_FETCHES fetches (at most AHEAD requests), and may ask once more for a chunk
-that failed: all of that waits here, none of it is dropped."""
+STALL_S). An honest device has, in each of its MAX_ACTIVE_FETCHES fetches, at most
+ceil(AHEAD / 2) + 1 windows asked for and not yet arrived, and asks once more for each bad
+chunk (MAX_BAD_PER_SOURCE of them, then it turns to another device): all of that waits here,
+none of it is dropped."""
 PROGRESS_S = 0.25
 """At most one FileProgress per offer served in this many seconds."""
 

@@ -243,8 +243,9 @@ class FetchPlan:
 
     AHEAD = 3
     """Half windows of asked chunks that may still be on their way when the next window
-    is asked for (1.5 windows: the sender holds at most three ``fget`` requests of this
-    fetch; its MAX_QUEUED_FGETS leaves room for every fetch a device may run)."""
+    is asked for (1.5 windows: so at most ceil(AHEAD / 2) + 1 = 3 ``fget`` requests of this
+    fetch wait at the sender, whose MAX_QUEUED_FGETS leaves room for every fetch a device may
+    run)."""
     BACKLOG = 4
     """Windows of arrived chunks that may wait for the disk before asking pauses: the
     receiver's disk side (two writes and the SHA-256 of every chunk) shares two cores with

@@ -119,9 +119,9 @@ def count_bad_chunks(peer: Peer) -> list[int]:
     bad: list[int] = []
     real_bad = peer._bad_chunk
 
-    def counted(fetch: Any, source: bytes | None, idx: int, *, asked: bool) -> bool:
+    def counted(fetch: Any, source: bytes, idx: int, *, asked: bool) -> None:
         bad.append(idx)
-        return real_bad(fetch, source, idx, asked=asked)
+        real_bad(fetch, source, idx, asked=asked)
 
     peer._bad_chunk = counted  # type: ignore[method-assign]
     return bad
@@ -1131,5 +1131,7 @@ def test_write_behind_flushes_as_the_file_grows_and_a_failed_flush_is_raised(
         # Linux reports a writeback error once: an fsync elsewhere may miss it, so whoever
         # counts chunks as durable asks the store too.
         assert store.flush_failed
+        with pytest.raises(OSError):  # and every later write hears it, not only the next
+            store.write([(0, chunk)])
     finally:
         store.close()
