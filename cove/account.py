@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cove.contacts import account_of_device
 from cove.store import Store
 from crypto import primitives as P
 from crypto.errors import LocalProtocolError
@@ -223,8 +224,8 @@ def adopt_own_manifest(store: Store, manifest: AccountManifest) -> bool:
     if adopt_manifest(held, manifest) is held:
         return False
     for cert in manifest.devices:
-        row = store.one("SELECT acct FROM devices WHERE ddk = ?", (cert.ddk,))
-        if row is not None and bytes(row[0]) != manifest.acct:
+        owner = account_of_device(store, cert.ddk)
+        if owner is not None and owner != manifest.acct:
             raise LocalProtocolError("the manifest lists a device of another account")
     with store.transaction():
         _put(store, "manifest", manifest.to_wire())

@@ -205,7 +205,8 @@ def owner_of(store: Store, ddk: bytes) -> Contact | None:
 
 
 def account_of_device(store: Store, ddk: bytes) -> bytes | None:
-    """The account first known to list device ``ddk`` (the ``devices`` table)."""
+    """The account the ``devices`` table credits with device ``ddk``: the first known to
+    list it, unless a link from the device itself proved another (see :func:`remember`)."""
     def load() -> bytes | None:
         row = store.one("SELECT acct FROM devices WHERE ddk = ?", (ddk,))
         return None if row is None else bytes(row[0])

@@ -17,7 +17,8 @@ whatever happens next, the waiter ends, linked or with a LinkError.
 The **primary** calls :func:`link_device` with the code and a stream or an
 address. After the handshake the new device sends its ``hello``; the
 primary shows the name and fingerprint and asks ``confirm``; then it sends
-the certificate and manifest ``ver + 1`` (``offer``), the account state in
+the certificate and the next manifest (``offer``: one above the held one, the last
+offer and any a sibling showed, :func:`manifest_floor`), the account state in
 ``part`` messages and ``end``. The new device checks everything, stores the
 account in one transaction (``create_linked_account`` + ``write_state``),
 and answers ``done`` with its prekey bundle; only then does the primary

@@ -66,9 +66,6 @@ from transport.node import TransportNode
 from transport.registry import HelloSeen
 from transport.session import Admission, Verdict
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger("cove.peer")
 
 SEEN = "seen:"
@@ -90,7 +87,7 @@ class DeviceEntry:
     this_device: bool
     online: bool
     last_seen: int | None
-    """When a link with it last came up here (ms), if ever."""
+    """When a link with it last came up or went down here (ms), if ever."""
 
 
 class DevicesPart:
@@ -214,7 +211,8 @@ class DevicesPart:
 
     async def rename_device(self, device_id: bytes, name: str) -> None:
         """Give a device of this account another name (primary only): a new certificate in
-        manifest ver+1, which every contact and own device hears of."""
+        the next manifest (see :meth:`_reissue`), which every contact and own device hears
+        of."""
         keys, cert = self._primary_and_device(device_id, "rename")
         try:
             renamed = cert.renamed(keys, name, self._clock())
@@ -247,7 +245,8 @@ class DevicesPart:
         return keys, cert
 
     def _reissue(self, devices: list[DeviceCertificate]) -> AccountManifest:
-        """Manifest ver+1 listing ``devices``, signed here (the primary) and held as ours."""
+        """The next manifest listing ``devices`` (one above the held one and above
+        linking.manifest_floor), signed here (the primary) and held as ours."""
         keys = self.account.account_keys
         assert keys is not None
         before = self.account.manifest
@@ -419,6 +418,7 @@ class DevicesPart:
             for kind in (FOR_SIBLING, GROUP_KEPT):
                 self._store.execute("DELETE FROM kv WHERE k LIKE ?",
                                     (f"{kind}{cert.ddk.hex()}:%",))
+            self._store.execute("DELETE FROM kv WHERE k = ?", (SEEN + cert.ddk.hex(),))
         if self._node is not None:
             link = self._node.registry.link(cert.ddk)
             self._node.forget(cert.ddk)

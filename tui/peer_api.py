@@ -103,7 +103,7 @@ class DeviceView(Protocol):
     def online(self) -> bool: ...
     @property
     def last_seen(self) -> int | None:
-        """When a link with it last came up here (ms), if ever."""
+        """When a link with it last came up or went down here (ms), if ever."""
 
 
 class LinkedView(Protocol):

@@ -13,7 +13,7 @@ from cove import events as E
 from cove.link_io import LinkTimings
 from cove.linking import LinkWaiter
 from cove.peer import Peer, PeerError
-from cove.peer_devices import DevicesError
+from cove.peer_devices import SEEN, DevicesError
 from tests.cove.test_peer import befriend, wait_until
 from tests.transport.test_discovery import needs_loopback_namespace
 from transport.link import Link
@@ -158,8 +158,11 @@ async def test_unlinking_removes_the_device_everywhere(tmp_path: Path) -> None:
         phone_ddk = phone.account.device.ddk
         assert ann._node is not None
         await wait_until(lambda: ann._node.registry.link(phone_ddk) is not None)
+        seen = ("SELECT 1 FROM kv WHERE k = ?", (SEEN + phone_ddk.hex(),))
+        assert ann._store.one(*seen) is not None  # when it was last seen, for the list
         await ann.unlink(phone.device_id)
         assert [d.name for d in ann.devices()] == ["laptop"] and ann.account.manifest.ver == 3
+        assert ann._store.one(*seen) is None  # gone with it
         await wait_until(lambda: len(bob.contacts()[0].manifest.devices) == 1)
         await wait_until(lambda: phone.unlinked)
         assert any(isinstance(e, E.DeviceUnlinked) for e in E.since(phone._store, 0))
