@@ -307,7 +307,10 @@ class FetchingPart(FilesBase):
             fetch.flush_timer = None
         if fetch.batch:
             batch, fetch.batch = fetch.batch, []
-            fetch.inbox.put(("take", batch))
+            # With the count of chunks stored in order so far: the worker feeds the save
+            # from the store up to there first (chunks stored while one before them was
+            # asked for again), so the save never falls behind to the finish.
+            fetch.inbox.put(("take", batch, fetch.plan.done))
 
     def _taken(self, fetch: Fetch, good: list[int]) -> None:
         """The worker stored ``good``: ask on, show progress."""

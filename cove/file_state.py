@@ -153,7 +153,7 @@ class Fetch:
                     assert self.job is not None
                     post(("opened", self.job.part, self.job.folder))
                 if item[0] == "take":
-                    post(("taken", self.take(item[1])))
+                    post(("taken", self.take(item[1], item[2])))
                 elif item[0] == "sync":
                     self.sync()
                     post(("synced",))
@@ -187,8 +187,11 @@ class Fetch:
         self.job = SaveJob(self.downloads, offer.name, offer.size, offer.sha256)
         self.job.catch_up(self.store, self.cipher, self.plan.done)
 
-    def take(self, chunks: Chunks) -> list[int]:
-        assert self.store is not None
+    def take(self, chunks: Chunks, done: int) -> list[int]:
+        """Store ``chunks``; the save first catches up with the ``done`` chunks stored
+        before (one arrived out of order: those after it were stored, not saved)."""
+        assert self.store is not None and self.job is not None
+        self.job.catch_up(self.store, self.cipher, done)
         return store_chunks(self.store, self.job, chunks)
 
     def sync(self) -> None:

@@ -328,6 +328,40 @@ async def test_a_tampered_chunk_is_detected_and_fetched_again(
     assert tampered == [5] and reads_of_5 == [0, 5]  # dropped, then asked for from 5
 
 
+async def test_after_a_chunk_comes_out_of_order_the_save_catches_up_as_it_goes(
+        cove_peers: PeerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks stored while an earlier one was asked for again are saved from the store
+    once it came, not all at the finish (read back from disk and opened a second time)."""
+    ann, bob = await pair(cove_peers)
+    real_read = FS.read_chunks
+    flipped: list[int] = []
+
+    def read(path: Path, size: int, start: int, n: int) -> list[bytes]:
+        chunks = real_read(path, size, start, n)
+        if start <= 5 < start + n and not flipped:
+            chunks[5 - start] = bytes(SEALED_CHUNK_SIZE)
+            flipped.append(5)
+        return chunks
+
+    caught_up: list[int] = []
+    real_catch_up = FSV.SaveJob.catch_up
+
+    def catch_up(job: SaveJob, store: Any, cipher: Any, upto: int) -> None:
+        caught_up.append(max(0, upto - job.next))
+        real_catch_up(job, store, cipher, upto)
+
+    monkeypatch.setattr(FS, "read_chunks", read)
+    monkeypatch.setattr(FSV.SaveJob, "catch_up", catch_up)
+    source = tmp_path / "data.bin"
+    digest = make_file(source, 200 * CHUNK_SIZE + 1)
+    fid = await ann.send_file(bob.account_id, source)
+    await wait_until(lambda: state_of(bob, fid) == "saved")
+    assert sha256_of(bob.file_info(fid).path or "") == digest
+    assert flipped == [5]
+    assert 0 < sum(caught_up) <= 3 * FF.BATCH_CHUNKS  # what came while 5 was away, no more
+    assert caught_up[-1] == 0  # nothing left for the finish
+
+
 async def test_chunks_that_never_open_fail_the_transfer_and_leave_nothing(
         cove_peers: PeerFactory, tmp_path: Path) -> None:
     ann, bob = await pair(cove_peers, verified=False)
