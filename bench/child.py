@@ -9,6 +9,10 @@ from collections.abc import Callable, Coroutine
 from multiprocessing.queues import Queue
 from typing import Any
 
+PEER_OPTIONS: dict[str, Any] = {"interfaces": "127.0.0.1", "discovery": False,
+                                "device_name": "bench"}
+"""How a two-process bench opens its Peers: on loopback, met by invite, no mDNS."""
+
 Main = Callable[..., Coroutine[Any, Any, None]]
 """``main(out, commands, *args)``: a module-level coroutine function (spawn imports it)."""
 

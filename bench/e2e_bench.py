@@ -40,9 +40,8 @@ import time
 from collections.abc import Callable
 from multiprocessing.queues import Queue
 from pathlib import Path
-from typing import Any
 
-from bench.child import Child
+from bench.child import PEER_OPTIONS, Child
 from bench.timing import report
 from cove.peer import Peer
 
@@ -55,8 +54,6 @@ LATENCY_COUNT = 300
 LATENCY_PACE_S = 0.01
 """100 messages/s: the latency run sends one every 10 ms, and the paced ping-pong (printed for
 comparison) pings so."""
-PEER_OPTIONS: dict[str, Any] = {"interfaces": "127.0.0.1", "discovery": False,
-                                "device_name": "bench"}
 
 
 # -- the child process: Bob, the decrypting floor, the echo server ----------------------

@@ -40,7 +40,7 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
-from bench.child import Child
+from bench.child import PEER_OPTIONS, Child
 from bench.timing import report
 from cove.file_disk import WriteBehind
 from cove.files import FileFailed, FileOffered, FileSaved
@@ -50,8 +50,6 @@ from crypto.filechunk import CHUNK_SIZE, FileCipher, chunk_count, chunk_length
 
 ROUNDS = 3
 BLOCK = 64 * CHUNK_SIZE
-PEER_OPTIONS: dict[str, Any] = {"interfaces": "127.0.0.1", "discovery": False,
-                                "device_name": "bench"}
 
 
 def _size() -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from crypto.errors import ProtocolError
 from crypto.identity import AID_LEN, DID_LEN, MAX_NAME_BYTES, id_from_text, id_to_text
+from transport.interfaces import loopback_only
 from transport.plaintext import printable
 
 TXT_VERSION = "1"
@@ -151,7 +152,7 @@ def bounded_addresses(
             address = ipaddress.ip_address(host)
         except ValueError:
             continue
-        if not keep_loopback and _is_loopback(address):
+        if not keep_loopback and loopback_only((address,)):
             continue
         parsed[host] = (address.version, int(address))
     # A fixed order, because zeroconf lists addresses in cache order, which
@@ -196,12 +197,6 @@ class PeerTable:
         """Forget a peer; a :class:`PeerGone` when it was known."""
         old = self.peers.pop(instance, None)
         return None if old is None else PeerGone(instance, old.did_text)
-
-
-def _is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 def _id_text(value: bytes | None, size: int) -> str | None:
