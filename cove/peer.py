@@ -239,7 +239,6 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         self._closed = False
         self.read_only = False
         """True when opened with read_only: nothing can be sent or changed."""
-        self.unlinked = account.unlinked  # kept in the store: the manifest that left us out
 
     # -- opening and closing -----------------------------------------------------------
 

@@ -100,9 +100,12 @@ class DevicesPart:
     _clock: Callable[[], int]
     _asked_mver: dict[bytes, int]
     """Per account, the newest manifest version an envelope named that was asked for."""
-    unlinked: bool = False
-    """True once this device learned that its account unlinked it; Peer sets it at open
-    from the stored manifest (``Account.unlinked``), so it holds across restarts."""
+
+    @property
+    def unlinked(self) -> bool:
+        """True once this device learned that its account unlinked it (``Account.unlinked``:
+        read from the stored manifest, so it holds across restarts)."""
+        return self.account.unlinked
 
     if TYPE_CHECKING:
         def _record(self, event: E.Event) -> None: ...
@@ -379,7 +382,6 @@ class DevicesPart:
         if owner.state == "own" and me in old and me not in new:
             # This device was unlinked: tell the person, pass on the manifest that says so
             # to whoever we are linked with, and send nothing else (§9).
-            self.unlinked = True
             self._record(E.DeviceUnlinked(owner.aid))
             self._pass_on_removal()
             if self._node is not None:

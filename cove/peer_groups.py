@@ -82,9 +82,10 @@ class GroupsPart(SplitsPart, GroupIntake):
     """Mixed into Peer; see the module docstring."""
 
     read_only: bool
-    unlinked: bool
 
     if TYPE_CHECKING:
+        @property
+        def unlinked(self) -> bool: ...
         @property
         def trust_policy(self) -> str: ...
         def _next_ts(self) -> int: ...
