@@ -1211,7 +1211,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         assert self._node is not None
         self._after_hello.discard(ddk)
         if self.unlinked:  # only the manifest that leaves this device out (DESIGN §9)
-            self._send_removal(ddk)
+            self._send_manifest(ddk)
             return
         self._node.registry.send(ddk, "bundle", b=current_bundle(self._store).to_wire())
         self._send_manifest(ddk)

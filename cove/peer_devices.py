@@ -277,31 +277,20 @@ class DevicesPart:
 
     def _send_manifest(self, ddk: bytes) -> None:
         """Our manifest and the bundles of our other devices we hold, to device ``ddk``
-        (this device's own bundle goes with every flush)."""
+        (this device's own bundle goes with every flush). An unlinked device sends the
+        manifest that leaves it out, alone: a peer still holding an older one admits it as
+        stale, and on such a link only ``manifest?`` / ``manifest`` pass (DESIGN §4); the
+        peer then drops this device."""
         if self._node is None:
             return
         registry = self._node.registry
         registry.send(ddk, "manifest", m=self.account.manifest.to_wire())
+        if self.unlinked:
+            return
         for cert in self.account.manifest.devices:
             bundle = C.bundle_of(self._store, cert.ddk)
             if bundle is not None and cert.ddk not in (ddk, self.account.device.ddk):
                 registry.send(ddk, "bundle", b=bundle.to_wire())
-
-    def _send_removal(self, ddk: bytes) -> None:
-        """This unlinked device passes on the manifest that leaves it out, alone: a peer
-        still holding an older one admits us as stale, and on such a link only
-        ``manifest?`` / ``manifest`` pass (DESIGN §4); it then drops this device."""
-        if self._node is not None:
-            self._node.registry.send(ddk, "manifest", m=self.account.manifest.to_wire())
-
-    def _pass_on_removal(self) -> None:
-        """Just unlinked (or a later manifest that leaves us out came): that manifest on
-        every open link with a device we know."""
-        if self._node is None:
-            return
-        for ddk in self._node.registry.linked():
-            if C.owner_of(self._store, ddk) is not None:
-                self._send_removal(ddk)
 
     def _on_manifest_request(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
         # Only the manifest: the asker judges us a stranger until it holds it, and a
@@ -383,13 +372,13 @@ class DevicesPart:
             # This device was unlinked: tell the person, pass on the manifest that says so
             # to whoever we are linked with, and send nothing else (§9).
             self._record(E.DeviceUnlinked(owner.aid))
-            self._pass_on_removal()
+            self._push_manifest()
             if self._node is not None:
                 for cert in before.devices:
                     self._node.forget(cert.ddk)
             return
         if owner.state == "own" and self.unlinked:
-            self._pass_on_removal()  # a later one, still without us: only pass it on
+            self._push_manifest()  # a later one, still without us: only pass it on
             return
         for cert in removed:
             self._drop_device(cert)
@@ -428,7 +417,8 @@ class DevicesPart:
                 link.close("that device left its account")
 
     def _push_manifest(self) -> None:
-        """Our new manifest on every open link with a contact's, co-member's or own device."""
+        """Our new manifest on every open link with a contact's, co-member's or own device
+        (unlinked, the one that leaves this device out)."""
         if self._node is None:
             return
         for account in C.all_in(self._store, "contact", "own", "member"):
