@@ -24,6 +24,13 @@ two processes.
   path pays and a back-to-back ping-pong never does (here the paced round
   trip is 2 to 6 times the back-to-back one). It shows how much of the
   latency is the machine's; it is not the goal's floor.
+* The least any delivery can take under DESIGN section 8, printed beside the
+  latency for information: one small row committed by Cove's ``Store``
+  (SQLCipher, WAL, ``synchronous=FULL``) in this process, its 16 bytes sent
+  on a bare TCP socket, one row committed in the child, paced as the messages
+  are. The sender commits before it sends and the receiver before it acks and
+  shows the message, so every delivery pays these two fsynced commits in
+  turn, whatever else it does.
 * ``cove send`` to an online contact as a whole process.
 
 Goals (issue 4): >= 8,000 msg/s and >= 0.2 of the no-storage path; latency
@@ -33,6 +40,7 @@ p50 <= 20x and p99 <= 50x the bare round trip; ``cove send`` < 1 s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -40,10 +48,12 @@ import time
 from collections.abc import Callable
 from multiprocessing.queues import Queue
 from pathlib import Path
+from typing import Any
 
 from bench.child import PEER_OPTIONS, Child
 from bench.timing import report
 from cove.peer import Peer
+from cove.store import Store
 
 COUNT = 2000
 WINDOW = 200
@@ -120,6 +130,34 @@ async def _echo(out: Queue[object], commands: Queue[object]) -> None:
     out.put(server.sockets[0].getsockname()[1])
     await finished.wait()
     server.close()
+
+
+async def _durable_far(out: Queue[object], commands: Queue[object], path: str) -> None:
+    """The durable floor's far side: commit a row for every record that arrives, time it."""
+    store = Store(Path(path), bytes(32))
+    seen: dict[int, float] = {}
+    ended = asyncio.Event()
+
+    async def take(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            while record := await reader.readexactly(RECORD):
+                with store.transaction():
+                    store.execute("INSERT INTO kv(k, v) VALUES (?, ?)",
+                                  (record.hex(), bytes(300)))
+                seen[int.from_bytes(record[:8])] = time.monotonic()
+        ended.set()
+
+    server = await asyncio.start_server(take, "127.0.0.1", 0)
+    out.put(server.sockets[0].getsockname()[1])
+    loop = asyncio.get_running_loop()
+    while await loop.run_in_executor(None, commands.get) == "times":
+        out.put(dict(seen))
+    await ended.wait()  # the near side closed its end before it said "close"
+    server.close()
+    store.close()
+
+
+RECORD = 16
 
 
 # -- this process: Ann and the floors' near sides ---------------------------------------
@@ -207,13 +245,42 @@ async def _latency(ann: Peer, bob_id: bytes, bob: Child) -> list[float]:
         sent[text] = time.monotonic()
         await ann.send(bob_id, text)
         await asyncio.sleep(LATENCY_PACE_S)
+    seen = await _arrival_times(bob)
+    return [seen[t] - sent[t] for t in sent]
+
+
+async def _arrival_times(child: Child) -> dict[Any, float]:
+    """The child's arrival time of each of the LATENCY_COUNT items, once it has them all."""
     async with asyncio.timeout(30):
         while True:
-            bob.commands.put("times")
-            seen: dict[str, float] = await bob.get()
+            child.commands.put("times")
+            seen: dict[Any, float] = await child.get()
             if len(seen) >= LATENCY_COUNT:
-                return [seen[t] - sent[t] for t in sent]
+                return seen
             await asyncio.sleep(0.05)
+
+
+async def _durable_floor(folder: Path) -> list[float]:
+    """One-way times, paced as the latency run: commit a row here, send 16 bytes, the child
+    commits a row (Cove's Store on both sides, nothing else)."""
+    store = Store(folder / "near.db", bytes(32))
+    child = Child(_durable_far, str(folder / "far.db"))
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", await child.get())
+        sent = {}
+        for i in range(LATENCY_COUNT):
+            sent[i] = time.monotonic()
+            with store.transaction():
+                store.execute("INSERT INTO kv(k, v) VALUES (?, ?)", (str(i), bytes(300)))
+            writer.write(i.to_bytes(8) + bytes(RECORD - 8))
+            await asyncio.sleep(LATENCY_PACE_S)
+        seen = await _arrival_times(child)
+        writer.close()
+        child.commands.put("close")
+        return sorted(seen[i] - sent[i] for i in sent)
+    finally:
+        child.stop()
+        store.close()
 
 
 def _last_cursor(peer: Peer) -> int:
@@ -276,6 +343,7 @@ async def _main() -> None:
             bob.stop()
             bare = max([await _no_storage() for _ in range(ROUNDS)])
             rtt_paced, rtt = await _ping_pong()
+            durable = await _durable_floor(Path(tmp))
             send_s = await _cove_send(Path(tmp) / "bob")
         finally:
             await ann.close()
@@ -292,6 +360,10 @@ async def _main() -> None:
         print(f"{label:<44} {value * 1e3:>9.2f} ms   bare round trip {rtt * 1e6:.0f} us   "
               f"= {value / rtt:5.1f}x  goal <= {goal}x  {'ok' if good else 'BELOW GOAL'}   "
               f"(paced as the messages: {rtt_paced * 1e6:.0f} us, {value / rtt_paced:.1f}x)")
+    d50, d99 = durable[len(durable) // 2], durable[int(len(durable) * 0.99)]
+    print(f"{'  the least any delivery takes (information)':<44} {d50 * 1e3:>9.2f} ms   "
+          f"p99 {d99 * 1e3:.2f} ms   = {d50 / rtt:5.1f}x / {d99 / rtt:.1f}x the bare round trip "
+          "(two fsynced commits in turn and a hop, nothing else)")
     good = send_s < 1.0
     ok &= good
     print(f"{'cove send to an online contact (process)':<44} {send_s:>9.2f} s    goal < 1 s  "
