@@ -1,8 +1,11 @@
 """End-to-end content: what an envelope's plaintext says (DESIGN §7).
 
-Every plaintext is a msgpack map ``{id, ts, k, ...}``; ``k`` names the kind
-and decides the other fields, checked against :data:`KINDS` (size first,
-then types, STYLE rule 4). The kinds built here are the conversation ones:
+Every plaintext is a msgpack map ``{id, ts, k, n, ...}``; ``n`` is 16
+random bytes from which the id (and a file offer's ``fid``) is made with the
+author's account key, so a receiver can tell the author made that id
+(:func:`bound_id`); ``k`` names the kind and decides the other fields,
+checked against :data:`KINDS` (size first, then types, STYLE rule 4). The
+kinds built here are the conversation ones:
 
 ========== ===========================================================
 ``text``    ``body`` (≤ 64 KiB UTF-8), ``reply?`` (a message id)
@@ -62,6 +65,9 @@ MAX_EMOJI_BYTES = 32
 MAX_RECEIPT_IDS = 256
 MAX_CONTENT_BYTES = MAX_BODY_BYTES + 16 * 1024
 MAX_TS = 2**63 - 1
+NONCE_LEN = 16
+ID_DOMAIN = b"cove content id v1"
+FID_DOMAIN = b"cove file id v1"
 
 
 def _id(m: Wire, key: str) -> bytes:
@@ -247,15 +253,24 @@ KINDS = {
 
 @dataclass(frozen=True, slots=True)
 class Content:
-    """One decoded content: its id, the author's timestamp, its kind and checked fields."""
+    """One decoded content: its id, the author's timestamp, its kind, checked fields, and
+    the nonce its id (and a file offer's ``fid``) is made from."""
 
     id: bytes
     ts: int
     k: str
     fields: Wire
+    n: bytes
 
     def to_wire(self) -> bytes:
-        return canonical({"id": self.id, "ts": self.ts, "k": self.k, **self.fields})
+        return canonical({"id": self.id, "ts": self.ts, "k": self.k, "n": self.n,
+                          **self.fields})
+
+    def made_by(self, author: bytes) -> bool:
+        """Whether ``author`` (the account the session proved) made this id, and a file
+        offer's ``fid`` (see :func:`bound_id`): a content that fails this is refused."""
+        return self.id == bound_id(author, self.ts, self.n) and (
+            self.k != "file" or self.fields["fid"] == file_id(author, self.n))
 
     @classmethod
     def from_wire(cls, data: bytes) -> Content:
@@ -267,28 +282,46 @@ class Content:
             raise RemoteProtocolError("unknown content kind")
         if k != "group" and len(data) > MAX_CONTENT_BYTES:
             raise RemoteProtocolError(f"a content holds at most {MAX_CONTENT_BYTES} bytes")
-        return cls(_id(m, "id"), field_int(m, "ts", hi=MAX_TS), k, _with_group(k, m, reader(m)))
+        return cls(_id(m, "id"), field_int(m, "ts", hi=MAX_TS), k, _with_group(k, m, reader(m)),
+                   field_bytes(m, "n", size=NONCE_LEN))
 
 
-def new_id(ts: int) -> bytes:
-    """A fresh content id: the author's time ``ts`` (ms) in the first 6 bytes, big-endian,
-    then 10 random bytes. Ids this device makes thus grow with time, so each store's index of
-    message ids takes new ones at its end instead of a random page of it each (a commit
-    of a few hundred messages wrote a page of that index per message). The time is the
-    content's own ``ts``, which the same readers see; receivers treat the id as opaque."""
-    return (ts % 2**48).to_bytes(6, "big") + P.random_bytes(10)
+def bound_id(author: bytes, ts: int, n: bytes) -> bytes:
+    """The id of content that ``author`` (an account key) wrote at ``ts`` with nonce ``n``:
+    the time (ms) modulo 2**48 in the first 6 bytes, big-endian, then the first 10 bytes of
+    BLAKE2b(ID_DOMAIN || author || ts as 8 bytes big-endian || n).
+
+    The time first makes the ids a device writes grow with time, so each store's index of
+    message ids takes new ones at its end instead of a random page each. The hash binds the
+    id to its author (PROTOCOL 9a): a receiver checks it (:meth:`Content.made_by`), so
+    nobody else can send a content under an id someone else's message has (another member
+    of a group could otherwise reach a third device first, and the real message would be
+    taken for a repeat there)."""
+    time = (ts % 2**48).to_bytes(6, "big")
+    return time + P.blake2b(ID_DOMAIN + author + ts.to_bytes(8, "big") + n)[:ID_LEN - 6]
 
 
-def make(k: str, *, id: Any = None, ts: int, **fields: Any) -> Content:
-    """Build content of kind ``k``, checked by the same readers (LocalProtocolError if wrong);
-    without ``id`` it gets a new one (:func:`new_id`)."""
-    if id is None:
-        id = new_id(ts)
+def file_id(author: bytes, n: bytes) -> bytes:
+    """The ``fid`` of the file offer ``author`` makes with nonce ``n``: bound to its author
+    as content ids are (BLAKE2b(FID_DOMAIN || author || n), 16 bytes)."""
+    return P.blake2b(FID_DOMAIN + author + n, ID_LEN)
+
+
+def make(k: str, *, author: bytes, ts: int, id: Any = None, n: Any = None,
+         **fields: Any) -> Content:
+    """Build content of kind ``k`` that ``author`` (an account key) writes, checked by the
+    same readers (LocalProtocolError if wrong). Without ``n`` it gets a fresh nonce; its id
+    is the one :func:`bound_id` gives, unless ``id`` is given (test fixtures: a receiver
+    refuses an id that is not bound, see :meth:`Content.made_by`)."""
     reader = KINDS.get(k)
     if reader is None:
         raise LocalProtocolError(f"unknown content kind {k!r}")
     try:
+        ts = field_int({"ts": ts}, "ts", hi=MAX_TS)
+        n = field_bytes({"n": P.random_bytes(NONCE_LEN) if n is None else n}, "n",
+                        size=NONCE_LEN)
         checked = _with_group(k, fields, reader(as_map(fields, "content")))
-        return Content(_id({"id": id}, "id"), field_int({"ts": ts}, "ts", hi=MAX_TS), k, checked)
+        return Content(_id({"id": bound_id(author, ts, n) if id is None else id}, "id"), ts, k,
+                       checked, n)
     except RemoteProtocolError as exc:
         raise LocalProtocolError(str(exc)) from exc

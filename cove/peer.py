@@ -644,7 +644,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             return await self._send_group_text(gid, text, reply_to)
         contact = self._contact(to)
         fields = {"body": text} if reply_to is None else {"body": text, "reply": reply_to}
-        content = make("text", ts=self._next_ts(), **fields)
+        content = make("text", author=self.account.aik, ts=self._next_ts(), **fields)
         return await self._send_content(contact, content, store_row=True)
 
     async def edit(self, to: bytes, mid: bytes, text: str) -> None:
@@ -671,7 +671,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             return
         contact = self._contact(to)
         self._check_trust(contact)
-        content = make(k, ts=self._next_ts(), **fields)
+        content = make(k, author=self.account.aik, ts=self._next_ts(), **fields)
         handler = {"edit": CV.apply_edit, "delete": CV.apply_delete, "react": CV.apply_react}[k]
         with self._store.transaction():
             event = handler(self._store, contact.aid, self.account.aik, content)
@@ -699,8 +699,8 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
                             "they arrive the next time both of you are online.")
         copy, siblings = None, []
         if len(self.account.manifest.devices) > 1 and _copied_to_siblings(content):
-            copy = make("sent", id=content.id, ts=content.ts, to=contact.aid,
-                        c=content.to_wire())
+            copy = make("sent", author=self.account.aik, n=content.n, ts=content.ts,
+                        to=contact.aid, c=content.to_wire())  # under the content's own id
             siblings = self._sibling_targets(keep=copy)
             if not siblings:
                 copy = None
@@ -751,7 +751,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         sibling that is offline."""
         if self.unlinked or len(self.account.manifest.devices) < 2:
             return
-        content = make("sync", ts=self._clock(), what=what, **fields)
+        content = make("sync", author=self.account.aik, ts=self._clock(), what=what, **fields)
         siblings = self._sibling_targets(keep=content)
         if not siblings:
             return
@@ -1027,7 +1027,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         )
         ids = [bytes(r[0]) for r in rows]
         for start in range(0, len(ids), MAX_RECEIPT_IDS):
-            receipt = make("receipt", ts=self._clock(), kind="read",
+            receipt = make("receipt", author=self.account.aik, ts=self._clock(), kind="read",
                            ids=ids[start : start + MAX_RECEIPT_IDS])
             await self._send_content(contact, receipt, store_row=False)
 
@@ -1134,7 +1134,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         contact = self._contact(to)
         if not self.setting("typing"):
             return
-        content = make("typing", ts=self._clock(), on=on)
+        content = make("typing", author=self.account.aik, ts=self._clock(), on=on)
         await self._send_content(contact, content, store_row=False)
 
     def _announce(self, event: E.Event) -> None:
@@ -1406,7 +1406,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             self._announce(hint)
         for owner, ids in after.receipts.values():  # DESIGN §8: on to "delivered"
             for start in range(0, len(ids), MAX_RECEIPT_IDS):
-                receipt = make("receipt", ts=now, kind="delivered",
+                receipt = make("receipt", author=self.account.aik, ts=now, kind="delivered",
                                ids=ids[start : start + MAX_RECEIPT_IDS])
                 self._spawn(self._send_content(owner, receipt, store_row=False))
 
@@ -1436,6 +1436,12 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
                 self._store.execute("INSERT OR IGNORE INTO owed_acks (ddk, eid) VALUES (?, ?)",
                                     (received.sender, received.eid))
                 after.owed.add(received.sender)
+            if not received.content.made_by(author.acct):
+                # Only the author can have made the id (PROTOCOL 9a): nobody takes a
+                # message's place here by sending their own under its id first. Acked all
+                # the same (the session moved on), so a holder lets go of it too.
+                log.info("refused a content whose id is not its author's")
+                return
             if received.content.k in ("group", "split") or "g" in received.content.fields:
                 self._receive_group(author, received.content, now, after.typing)
             elif author.state == "own":
@@ -1499,6 +1505,8 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
         if content.k != "sent":
             return
         inner = Content.from_wire(content.fields["c"])
+        if not inner.made_by(self.account.aik):
+            return
         contact = next((c for c in C.all_in(self._store, "contact")
                         if c.aid == content.fields["to"]), None)
         if contact is not None and inner.k != "sent" and "g" not in inner.fields:

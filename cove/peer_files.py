@@ -36,7 +36,7 @@ from pathlib import Path
 
 from cove import contacts as C
 from cove import events as E
-from cove.content import Content, make
+from cove.content import NONCE_LEN, Content, file_id, make
 from cove.conversation import CLOCK_SKEW_MS
 from cove.file_disk import FileError, sealed_path, snapshot
 from cove.file_fetch import FetchingPart
@@ -82,7 +82,8 @@ class FilesPart(FetchingPart, ServingPart):
         if contact is not None:
             self._check_trust(contact)
         source = os.fspath(path)
-        fid, key = P.random_bytes(16), P.random_bytes(32)
+        n, key = P.random_bytes(NONCE_LEN), P.random_bytes(32)
+        fid = file_id(self.account.aik, n)  # bound to us, as content ids are (PROTOCOL 9a)
         folder = self._files_dir()
         dest = sealed_path(folder, fid)
         try:
@@ -97,7 +98,7 @@ class FilesPart(FetchingPart, ServingPart):
             name = offer_name(os.path.basename(source.rstrip("/")))
             mime = (mimetypes.guess_type(name)[0] or "application/octet-stream")[:MIME_BYTES]
             now = self._next_ts()
-            content = make("file", ts=now, fid=fid, name=name,
+            content = make("file", author=self.account.aik, ts=now, n=n, fid=fid, name=name,
                            size=size, sha256=digest, key=key, mime=mime)
             with self._store.transaction():
                 if contact is not None:

@@ -237,7 +237,7 @@ class GroupsPart(SplitsPart, GroupIntake):
                                   "keys": self._group_keys(state.accounts) if adds else []}
         if prior is not None:
             fields["prior"] = prior.to_wire()
-        content = make("group", ts=self._clock(), **fields)
+        content = make("group", author=self.account.aik, ts=self._clock(), **fields)
 
         def local() -> None:
             now = self._clock()
@@ -292,7 +292,7 @@ class GroupsPart(SplitsPart, GroupIntake):
         fields: dict[str, Any] = {"body": text, "g": gid}
         if reply_to is not None:
             fields["reply"] = reply_to
-        content = make("text", ts=self._next_ts(), **fields)
+        content = make("text", author=self.account.aik, ts=self._next_ts(), **fields)
 
         def local() -> None:
             self._group_conversation(gid, content.ts)
@@ -305,7 +305,7 @@ class GroupsPart(SplitsPart, GroupIntake):
     async def _group_message_change(self, gid: bytes, k: str, **fields: object) -> None:
         """An edit, delete or reaction in a group: here first, then to every member."""
         state = self._active_group(gid)
-        content = make(k, ts=self._next_ts(), g=gid, **fields)
+        content = make(k, author=self.account.aik, ts=self._next_ts(), g=gid, **fields)
         handler = {"edit": CV.apply_edit, "delete": CV.apply_delete, "react": CV.apply_react}[k]
         with self._store.transaction():
             event = handler(self._store, gid, self.account.aik, content)
@@ -317,7 +317,7 @@ class GroupsPart(SplitsPart, GroupIntake):
     async def _group_typing(self, gid: bytes, on: bool) -> None:
         state = self._active_group(gid)
         if self.setting("typing"):
-            content = make("typing", ts=self._clock(), on=on, g=gid)
+            content = make("typing", author=self.account.aik, ts=self._clock(), on=on, g=gid)
             await self._send_group(content, state.accounts)
 
     async def _group_mark_read(self, gid: bytes, receipts: bool) -> None:
@@ -334,7 +334,7 @@ class GroupsPart(SplitsPart, GroupIntake):
                                "ORDER BY sort_ts DESC, mid DESC LIMIT ?",
                                (gid, self.account.aik, min(unread, 256)))
         if rows:
-            content = make("receipt", ts=self._clock(), kind="read",
+            content = make("receipt", author=self.account.aik, ts=self._clock(), kind="read",
                            ids=[bytes(r[0]) for r in rows], g=gid)
             await self._send_group(content, head.state.accounts)
 
@@ -406,7 +406,8 @@ class GroupsPart(SplitsPart, GroupIntake):
         """Send ``content`` (given ``g`` if it lacks it) into group ``gid``."""
         state = self._active_group(gid)
         if content.fields.get("g") != gid:
-            content = Content(content.id, content.ts, content.k, {**content.fields, "g": gid})
+            content = Content(content.id, content.ts, content.k, {**content.fields, "g": gid},
+                              content.n)
 
         def local() -> None:
             self._group_conversation(gid, content.ts)

@@ -70,7 +70,7 @@ class SplitsPart:
         if len(accts) < 2:
             raise refused("Name at least one other member to split the bill with.")
         shares = [[a, c] for a, c in SP.divide(total_cents, sorted(accts))]
-        content = make("split", ts=self._next_ts(), g=gid,
+        content = make("split", author=self.account.aik, ts=self._next_ts(), g=gid,
                        total=total_cents, shares=shares, note=note)
 
         def local() -> None:
@@ -93,7 +93,7 @@ class SplitsPart:
             raise refused("You have no share in that split.")
         if mine.paid:
             raise refused("Your share of that split is marked paid already.")
-        content = make("split", ts=self._clock(), g=gid,
+        content = make("split", author=self.account.aik, ts=self._clock(), g=gid,
                        target=split_mid)
 
         def local() -> None:

@@ -289,8 +289,25 @@ written and fsynced before the message shows): every message up to ``fts_upto.n`
 and only those are changed in the index when their text changes or they go; the rest are
 indexed in batches a moment later (cove.conversation.index_pending), or by a search."""
 
+SCHEMA_V9 = """
+DELETE FROM outbox;
+DELETE FROM kv WHERE k LIKE 'for-sibling:%' OR k LIKE 'group-kept:%';
+DELETE FROM group_parked;
+"""
+"""v9: content ids are bound to their authors (PROTOCOL 9a: every content carries a nonce
+``n``, and a receiver refuses a content without one, or whose id its author did not make).
+Contents made before can never be delivered: waiting in the outbox they would be refused
+(and nacked, and sent again on a fresh session, ten times a minute), kept for an own device
+whose keys had not come they would stop everything kept for it after them, parked they
+would be dropped when unparked. They go, and what they carried is lost to whoever had not
+got it yet: messages (they stay in the history, marked pending), edits, deletes, reactions
+and receipts, group changes (a member removed then is not told, and is not let in to hear
+it), and decisions waiting for an own device that was away (a block, a verification, a
+setting). Cove had no release before this change, so no home in use has such rows; a later
+change of the content format must make them again instead."""
+
 MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
-                         SCHEMA_V7, SCHEMA_V8]
+                         SCHEMA_V7, SCHEMA_V8, SCHEMA_V9]
 """``MIGRATIONS[n]`` upgrades a database at version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

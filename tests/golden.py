@@ -93,7 +93,7 @@ def _session_ann_to_bob() -> Session:
 
 def _envelope_normal() -> bytes:
     _, envelope = _session_ann_to_bob().encrypt(
-        canonical({"id": bytes(16), "ts": TS, "k": "text", "body": "hi Bob"}),
+        _content_text(),  # a content as Ann makes it (its id bound to her)
         envelope_id=bytes(range(16)), mver=1,
     )
     return envelope.to_wire()
@@ -187,13 +187,14 @@ def _invite() -> bytes:
 def _content_text() -> bytes:
     from cove.content import make
 
-    return make("text", id=bytes(range(16)), ts=TS, body="hi Bob", reply=bytes(16)).to_wire()
+    return make("text", author=ann_account().aik, n=bytes(range(16)), ts=TS, body="hi Bob",
+                reply=bytes(16)).to_wire()
 
 
 def _content_receipt() -> bytes:
     from cove.content import make
 
-    return make("receipt", id=bytes(range(16)), ts=TS, kind="delivered",
+    return make("receipt", author=ann_account().aik, n=bytes(range(16)), ts=TS, kind="delivered",
                 ids=[bytes(16)]).to_wire()
 
 
@@ -210,7 +211,7 @@ def _content_split() -> bytes:
     from cove.content import make
 
     ann, bob = ann_account().aik, AccountKeys.generate(fixed_rng("bob account")).aik
-    return make("split", id=bytes(range(16)), ts=TS, g=bytes(range(16)), total=8450,
+    return make("split", author=ann, n=bytes(range(16)), ts=TS, g=bytes(range(16)), total=8450,
                 shares=[[a, c] for a, c in sorted([(ann, 4225), (bob, 4225)])],
                 note="dinner").to_wire()
 
@@ -218,9 +219,10 @@ def _content_split() -> bytes:
 def _content_file() -> bytes:
     import hashlib
 
-    from cove.content import make
+    from cove.content import file_id, make
 
-    return make("file", id=bytes(range(16)), ts=TS, fid=bytes(range(16, 32)), name="notes.txt",
+    ann, n = ann_account().aik, bytes(range(16))
+    return make("file", author=ann, n=n, ts=TS, fid=file_id(ann, n), name="notes.txt",
                 size=3, sha256=hashlib.sha256(b"hi\n").digest(), key=bytes(range(32)),
                 mime="text/plain").to_wire()
 

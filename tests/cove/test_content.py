@@ -6,12 +6,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cove.content import MAX_BODY_BYTES, MAX_RECEIPT_IDS, Content, make, new_id
+from cove.content import (
+    MAX_BODY_BYTES,
+    MAX_RECEIPT_IDS,
+    NONCE_LEN,
+    Content,
+    bound_id,
+    file_id,
+    make,
+)
 from crypto.encoding import canonical
 from crypto.errors import LocalProtocolError, RemoteProtocolError
 
 MID = b"\x01" * 16
+N = b"\x07" * NONCE_LEN
 T = 1_790_000_000_000
+ANN, BOB = b"a" * 32, b"b" * 32
 
 
 @pytest.mark.parametrize(
@@ -33,26 +43,28 @@ T = 1_790_000_000_000
     ],
 )
 def test_round_trip(k: str, fields: dict[str, object]) -> None:
-    c = make(k, id=MID, ts=T, **fields)
+    c = make(k, author=ANN, ts=T, **fields)
     assert Content.from_wire(c.to_wire()) == c
+    assert len(c.n) == NONCE_LEN and c.id == bound_id(ANN, T, c.n)
 
 
 @pytest.mark.parametrize(
     "m",
     [
-        {"id": MID, "ts": T, "k": "warp"},
-        {"id": MID[:15], "ts": T, "k": "text", "body": "x"},
-        {"id": MID, "ts": -1, "k": "text", "body": "x"},
-        {"id": MID, "ts": T, "k": "text", "body": b"bytes"},
-        {"id": MID, "ts": T, "k": "text", "body": "x" * (MAX_BODY_BYTES + 1)},
-        {"id": MID, "ts": T, "k": "receipt", "kind": "seen", "ids": [MID]},
-        {"id": MID, "ts": T, "k": "receipt", "kind": "read", "ids": [MID] * (MAX_RECEIPT_IDS + 1)},
-        {"id": MID, "ts": T, "k": "receipt", "kind": "read", "ids": []},
-        {"id": MID, "ts": T, "k": "typing", "on": 1},
-        {"id": MID, "ts": T, "k": "react", "target": MID, "emoji": "x" * 33},
-        {"id": MID, "ts": T, "k": "typing", "on": True, "g": MID[:15]},
-        {"id": MID, "ts": T, "k": "group", "g": MID, "state": b"\x80", "keys": {}},
-        {"id": MID, "ts": T, "k": "split", "g": MID, "total": 3, "note": "",
+        {"id": MID, "n": N, "ts": T, "k": "warp"},
+        {"id": MID[:15], "n": N, "ts": T, "k": "text", "body": "x"},
+        {"id": MID, "n": N, "ts": -1, "k": "text", "body": "x"},
+        {"id": MID, "n": N, "ts": T, "k": "text", "body": b"bytes"},
+        {"id": MID, "n": N, "ts": T, "k": "text", "body": "x" * (MAX_BODY_BYTES + 1)},
+        {"id": MID, "n": N, "ts": T, "k": "receipt", "kind": "seen", "ids": [MID]},
+        {"id": MID, "n": N, "ts": T, "k": "receipt", "kind": "read",
+         "ids": [MID] * (MAX_RECEIPT_IDS + 1)},
+        {"id": MID, "n": N, "ts": T, "k": "receipt", "kind": "read", "ids": []},
+        {"id": MID, "n": N, "ts": T, "k": "typing", "on": 1},
+        {"id": MID, "n": N, "ts": T, "k": "react", "target": MID, "emoji": "x" * 33},
+        {"id": MID, "n": N, "ts": T, "k": "typing", "on": True, "g": MID[:15]},
+        {"id": MID, "n": N, "ts": T, "k": "group", "g": MID, "state": b"\x80", "keys": {}},
+        {"id": MID, "n": N, "ts": T, "k": "split", "g": MID, "total": 3, "note": "",
          "shares": [[b"\x05" * 32, 1], [b"\x06" * 32, 1]]},
     ],
 )
@@ -61,24 +73,67 @@ def test_bad_content_is_refused(m: dict[str, object]) -> None:
         Content.from_wire(canonical(m))
 
 
+def test_a_content_without_its_nonce_is_refused() -> None:
+    made = make("text", author=ANN, ts=T, body="x")
+    wire = {"id": made.id, "ts": T, "k": "text", "body": "x"}
+    assert Content.from_wire(canonical({**wire, "n": made.n})) == made
+    for n in (None, made.n[:15], made.n + b"\x00", "sixteen chars!!!"):
+        with pytest.raises(RemoteProtocolError):
+            Content.from_wire(canonical(wire if n is None else {**wire, "n": n}))
+
+
 @given(st.lists(st.integers(0, 2**48 - 1), min_size=2, max_size=20))
-def test_new_ids_grow_with_their_time_and_never_repeat(times: list[int]) -> None:
+def test_ids_grow_with_their_time_and_never_repeat(times: list[int]) -> None:
     """A store indexes the ids a device makes at the end of its index (PROTOCOL 9a): ids of
-    later times sort after earlier ones; ids of one time still differ (80 random bits)."""
-    ids = [new_id(ts) for ts in sorted(times)]
+    later times sort after earlier ones; ids of one time still differ (fresh nonces)."""
+    made = [make("text", author=ANN, ts=ts, body="hi") for ts in sorted(times)]
+    ids = [c.id for c in made]
     assert ids == sorted(ids, key=lambda i: i[:6])
     assert len(set(ids)) == len(ids)
     assert all(len(i) == 16 and int.from_bytes(i[:6], "big") == ts
                for i, ts in zip(ids, sorted(times), strict=True))
-    made = make("text", ts=times[0], body="hi")
-    assert made.id[:6] == times[0].to_bytes(6, "big") and made.id != new_id(times[0])
+
+
+@given(st.sampled_from(["text", "file"]), st.integers(0, 2**63 - 1),
+       st.binary(min_size=NONCE_LEN, max_size=NONCE_LEN),
+       st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32),
+       st.integers(1, 2**63 - 1))
+def test_only_its_author_made_an_id(k: str, ts: int, n: bytes, author: bytes,
+                                    other: bytes, shift: int) -> None:
+    """PROTOCOL 9a: the id (and a file offer's fid) is checked against the account the
+    session proved; another account's content under the same id, the same content with
+    any other time (even one with the same low 48 bits) or nonce, or an offer with another
+    fid, is refused."""
+    fields = ({"body": "hi"} if k == "text" else
+              {"fid": file_id(author, n), "name": "a.txt", "size": 1, "sha256": bytes(32),
+               "key": bytes(32), "mime": "text/plain"})
+    made = make(k, author=author, ts=ts, n=n, **fields)
+    assert made.made_by(author)
+    if other != author:
+        assert not made.made_by(other)
+        # Someone else's content that reuses the id: the id is the author's, not theirs.
+        assert not make(k, author=other, id=made.id, ts=ts, n=n, **fields).made_by(other)
+        if k == "file":  # their own offer, its id bound to them, carrying the author's fid
+            assert not make(k, author=other, ts=ts, n=n, **fields).made_by(other)
+    wire = {"id": made.id, "ts": made.ts, "k": k, "n": made.n, **made.fields}
+    times = {(ts + shift) % 2**63, (ts + 2**48) % 2**63} - {ts}
+    changed = [{**wire, "ts": t} for t in times] + [{**wire, "n": bytes(b ^ 1 for b in n)}]
+    if k == "file":
+        changed.append({**wire, "fid": bytes(16)})
+    for m in changed:
+        assert not Content.from_wire(canonical(m)).made_by(author)
 
 
 def test_local_mistakes_are_local_errors() -> None:
     with pytest.raises(LocalProtocolError):
-        make("text", id=MID, ts=T)
+        make("text", author=ANN, ts=T)
     with pytest.raises(LocalProtocolError):
-        make("warp", id=MID, ts=T)
+        make("warp", author=ANN, ts=T)
+    for ts in (-1, 2**63, 2**64):
+        with pytest.raises(LocalProtocolError):
+            make("text", author=ANN, ts=ts, body="x")
+    with pytest.raises(LocalProtocolError):
+        make("text", author=ANN, ts=T, n=b"short", body="x")
 
 
 @given(st.binary(max_size=300))
@@ -107,9 +162,9 @@ def test_a_backdated_message_does_not_land_in_old_history() -> None:
     day = 24 * 3600 * 1000
     now = 400 * day
     store.execute("INSERT INTO conversations (cid, kind, name) VALUES (x'01', 'direct', 'Bob')")
-    old = make("text", id=b"o" * 16, ts=now - 60 * day, body="two months ago")
+    old = make("text", author=BOB, ts=now - 60 * day, body="two months ago")
     add_text(store, b"\x01", b"b", old, now=now - 60 * day)
-    sneaky = make("text", id=b"s" * 16, ts=0, body="backdated to 1970")
+    sneaky = make("text", author=BOB, ts=0, body="backdated to 1970")
     add_text(store, b"\x01", b"b", sneaky, now=now)
     rows = store.all("SELECT body, ts, sort_ts FROM messages ORDER BY sort_ts, mid")
     assert [r[0] for r in rows] == ["two months ago", "backdated to 1970"]
@@ -134,7 +189,7 @@ def test_a_receipt_moves_only_our_messages_in_its_chat_forward_each_once() -> No
                       "VALUES (?, ?, ?, 1, 1, 'x', ?)", (mid, chat, author, status))
 
     def receipt(kind: str, *ids: bytes) -> Content:
-        return make("receipt", id=MID, ts=T, kind=kind, ids=list(ids))
+        return make("receipt", author=BOB, ts=T, kind=kind, ids=list(ids))
 
     got = CV.apply_receipt(store, cid, me, receipt(
         "delivered", b"\x05" * 16, b"\x01" * 16, b"\x01" * 16, b"\x02" * 16, b"\x03" * 16,

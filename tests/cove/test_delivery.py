@@ -39,7 +39,7 @@ def side(name: str) -> Side:
 
 
 def text(n: int, body: str) -> Content:
-    return make("text", id=n.to_bytes(16, "big"), ts=T0 + n, body=body)
+    return make("text", author=b"a" * 32, id=n.to_bytes(16, "big"), ts=T0 + n, body=body)
 
 
 def send(a: Side, b: Side, n: int, body: str) -> Outgoing:

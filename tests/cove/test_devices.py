@@ -320,12 +320,13 @@ async def test_a_contact_cannot_send_sent_or_sync_contents(tmp_path: Path) -> No
         await wait_until(lambda: ann._has_keys_for(carol.account_id)
                          and carol._has_keys_for(ann.account_id))
         bob_contact = bob._contact(ann.account_id)
-        forged_text = make("text", id=b"\x01" * 16, ts=1, body="Ann never wrote this")
+        me = bob.account.aik  # what Bob sends is bound to him, as an honest device's is
+        forged_text = make("text", author=me, ts=1, body="Ann never wrote this")
         attacks = [
-            make("sent", id=b"\x02" * 16, ts=1, to=carol.account_id, c=forged_text.to_wire()),
-            make("sync", id=b"\x03" * 16, ts=1, what="account",
+            make("sent", author=me, ts=1, to=carol.account_id, c=forged_text.to_wire()),
+            make("sync", author=me, ts=1, what="account",
                  manifest=carol.account.manifest.to_wire(), state="blocked", verified=True),
-            make("sync", id=b"\x04" * 16, ts=1, what="setting", key="read_receipts",
+            make("sync", author=me, ts=1, what="setting", key="read_receipts",
                  value=b"0"),
         ]
         for content in attacks:
@@ -406,7 +407,7 @@ async def test_linking_brings_ten_thousand_messages_quickly_and_the_device_talks
             ann._conversation(bob_contact, 1)
             for n in range(10_000):
                 author = ann.account.aik if n % 2 else bob.account.aik
-                content = make("text", id=n.to_bytes(16, "big"), ts=1_000_000 + n,
+                content = make("text", author=author, id=n.to_bytes(16, "big"), ts=1_000_000 + n,
                                body=f"old message {n}")
                 add_text(ann._store, bob.account_id, author, content, now=2_000_000,
                          status="sent" if n % 2 else "received")

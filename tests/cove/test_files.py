@@ -662,9 +662,9 @@ def test_a_fetch_plan_restarts_from_what_it_holds() -> None:
 
 
 def _offer(**changes: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {"id": b"\x01" * 16, "ts": 5, "k": "file", "fid": b"\x02" * 16,
-                              "name": "a.txt", "size": 7, "sha256": b"\x03" * 32,
-                              "key": b"\x04" * 32, "mime": "text/plain"}
+    fields: dict[str, Any] = {"id": b"\x01" * 16, "n": bytes(16), "ts": 5, "k": "file",
+                              "fid": b"\x02" * 16, "name": "a.txt", "size": 7,
+                              "sha256": b"\x03" * 32, "key": b"\x04" * 32, "mime": "text/plain"}
     fields.update(changes)
     return fields
 
@@ -674,8 +674,8 @@ def test_a_file_offer_round_trips_at_its_limits() -> None:
                     mime="m" * MAX_MIME_BYTES)
     c = Content.from_wire(canonical(limits))
     assert c.k == "file" and c.fields["size"] == MAX_FILE_SIZE
-    made = make("file", id=b"\x01" * 16, ts=5, fid=b"\x02" * 16, name="a.txt", size=7,
-                sha256=b"\x03" * 32, key=b"\x04" * 32, mime="text/plain")
+    made = make("file", author=b"a" * 32, id=b"\x01" * 16, ts=5, fid=b"\x02" * 16,
+                name="a.txt", size=7, sha256=b"\x03" * 32, key=b"\x04" * 32, mime="text/plain")
     assert Content.from_wire(made.to_wire()) == made
 
 

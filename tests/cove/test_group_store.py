@@ -138,23 +138,23 @@ def test_a_farewell_is_a_change_that_removes_the_account() -> None:
 
     first = GroupState.create(GID, "crew", A, [B, C])
     out = first.child(by=A, members=[A, B])
-    change = make("group", id=b"\x01" * 16, ts=NOW, g=GID, state=out.to_wire(),
+    change = make("group", author=A, id=b"\x01" * 16, ts=NOW, g=GID, state=out.to_wire(),
                   prior=first.to_wire(), keys=[])
     assert GS.is_farewell(change.to_wire(), C)
     assert not GS.is_farewell(change.to_wire(), B)
-    text = make("text", id=b"\x02" * 16, ts=NOW, body="hi", g=GID)
+    text = make("text", author=A, id=b"\x02" * 16, ts=NOW, body="hi", g=GID)
     assert not GS.is_farewell(text.to_wire(), C) and not GS.is_farewell(b"junk", C)
 
 
 def test_content_limits_for_keys_and_money() -> None:
-    base = {"id": b"\x05" * 16, "ts": 9, "k": "group", "g": GID, "state": b"x"}
+    base = {"id": b"\x05" * 16, "n": bytes(16), "ts": 9, "k": "group", "g": GID, "state": b"x"}
     hint = [b"\x03" * 32, "10.0.0.1", 4000]
     ok = {**base, "keys": [{"m": b"m", "b": [], "a": [hint] * MAX_KEY_ADDRESSES}]}
     assert len(Content.from_wire(canonical(ok)).fields["keys"][0]["a"]) == MAX_KEY_ADDRESSES
     with pytest.raises(RemoteProtocolError):
         Content.from_wire(canonical({**base, "keys": [
             {"m": b"m", "b": [], "a": [hint] * (MAX_KEY_ADDRESSES + 1)}]}))
-    split = {"id": b"\x05" * 16, "ts": 9, "k": "split", "g": GID, "note": ""}
+    split = {"id": b"\x05" * 16, "n": bytes(16), "ts": 9, "k": "split", "g": GID, "note": ""}
     Content.from_wire(canonical({**split, "total": MAX_SPLIT_CENTS,
                                  "shares": [[A, MAX_SPLIT_CENTS]]}))
     with pytest.raises(RemoteProtocolError):

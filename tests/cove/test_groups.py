@@ -15,7 +15,6 @@ from cove import group_store as GS
 from cove.content import make
 from cove.group_intake import GroupChanged, SplitChanged
 from cove.peer import Peer, PeerError
-from crypto import primitives as P
 from tests.cove.test_devices import link_second_device
 from tests.cove.test_peer import open_peer, wait_until
 from tests.transport.test_discovery import needs_loopback_namespace
@@ -122,7 +121,8 @@ async def test_five_accounts_100_messages_a_removal_and_two_admins_at_once(
         with pytest.raises(PeerError, match="not a member"):
             await eve.send(gid, "still here?")
         # Eve's device forges a group text to Ann directly: Ann drops it.
-        forged = make("text", id=P.random_bytes(16), ts=eve._next_ts(), body="forged", g=gid)
+        forged = make("text", author=eve.account.aik, ts=eve._next_ts(), body="forged",
+                      g=gid)
         await eve._send_content(eve._contact(ann.account_id), forged, store_row=False)
         await eve.send(ann.account_id, "direct, after the forgery")
         await wait_until(lambda: [h.body for h in ann.history(eve.account_id)] == [

@@ -13,7 +13,7 @@ import pytest
 
 from cove import contacts as C
 from cove import group_store as GS
-from cove.content import make
+from cove.content import NONCE_LEN, Content, make
 from cove.group_intake import GroupIntake
 from cove.groups import GroupState
 from cove.peer import Peer, PeerError
@@ -29,6 +29,16 @@ T = 1_790_000_000_000
 DAY = 24 * 3600 * 1000
 
 
+async def crew(pairs: list[tuple[Peer, Peer]], creator: Peer, members: list[Peer]) -> bytes:
+    """Each pair (a, b): a accepts b's invite; then ``creator`` makes a group "crew" of
+    ``members``, every one of them ready."""
+    for a, b in pairs:
+        await know(a, b)
+    gid = await creator.create_group("crew", [m.account_id for m in members])
+    await wait_until(lambda: all(ready(p, gid, 1 + len(members)) for p in (creator, *members)))
+    return gid
+
+
 def direct(peer: Peer, other: Peer) -> list[str]:
     return [h.body for h in peer.history(other.account_id)]
 
@@ -39,11 +49,7 @@ async def test_a_removed_admin_cannot_fork_an_old_state_to_take_the_group_back(
     # removal (from version 2, where he was admin) that removes Ann, with a lower hash.
     ann, rex, wes = [await open_peer(tmp_path / n, n) for n in ("Ann", "Rex", "Wes")]
     try:
-        await know(ann, rex)
-        await know(ann, wes)
-        await know(rex, wes)
-        gid = await ann.create_group("crew", [rex.account_id, wes.account_id])
-        await wait_until(lambda: all(ready(p, gid, 3) for p in (ann, rex, wes)))
+        gid = await crew([(ann, rex), (ann, wes), (rex, wes)], ann, [rex, wes])
         await ann.group_set_admin(gid, rex.account_id, True)
         await wait_until(lambda: all(p.group(gid).ver == 2 for p in (ann, rex, wes)))
         v2 = GS.head(rex._store, gid).state  # type: ignore[union-attr]
@@ -59,7 +65,7 @@ async def test_a_removed_admin_cannot_fork_an_old_state_to_take_the_group_back(
                                   members=[rex.account.aik, wes.account.aik])).hash \
                 > removal.hash:
             n += 1
-        content = make("group", id=P.random_bytes(16), ts=rex._clock(), g=gid,
+        content = make("group", author=rex.account.aik, ts=rex._clock(), g=gid,
                        state=forged.to_wire(), prior=v2.to_wire(), keys=[])
         await rex._send_group(content, {ann.account.aik, wes.account.aik})
         await rex.send(wes.account_id, "after the fork")  # the same link, after it
@@ -95,7 +101,7 @@ async def test_a_plain_member_cannot_plant_keys_or_claim_a_future_members_device
         fake_prior = GroupState(gid, 7, b"\x01" * 32, "fake", head.members,
                                 (mal.account.aik,), mal.account.aik)
         fake = fake_prior.child(by=mal.account.aik, members=[*fake_prior.accounts, fk.aik])
-        content = make("group", id=P.random_bytes(16), ts=mal._clock(), g=gid,
+        content = make("group", author=mal.account.aik, ts=mal._clock(), g=gid,
                        state=fake.to_wire(), prior=fake_prior.to_wire(),
                        keys=[{"m": fman.to_wire(), "b": [], "a": []}])
         await mal._send_group(content, {wes.account.aik})
@@ -124,11 +130,11 @@ async def test_a_co_member_who_is_not_a_contact_cannot_pull_me_into_a_group(
         gid = await ann.create_group("trio", [bob.account_id, cy.account_id])
         await wait_until(lambda: all(ready(p, gid, 3) for p in (ann, bob, cy)))
         spam = GroupState.create(P.random_bytes(16), "spam", cy.account.aik, [bob.account.aik])
-        content = make("group", id=P.random_bytes(16), ts=cy._clock(), g=spam.gid,
+        content = make("group", author=cy.account.aik, ts=cy._clock(), g=spam.gid,
                        state=spam.to_wire(), keys=[])
         await cy._send_group(content, {bob.account.aik})
         stranger = AccountKeys.generate(P.random_bytes).aik
-        bill = make("split", id=P.random_bytes(16), ts=cy._clock(), g=gid, total=100,
+        bill = make("split", author=cy.account.aik, ts=cy._clock(), g=gid, total=100,
                     shares=[[cy.account.aik, 50], [stranger, 50]], note="not ours")
         await cy._send_group(bill, {bob.account.aik})
         await cy.send(gid, "after the spam")
@@ -149,12 +155,12 @@ async def test_a_co_member_who_is_not_a_contact_cannot_pull_me_into_a_group(
         now = bob._clock()
         with bob._store.transaction():
             bob._receive_group(C.get(bob._store, c), make(  # type: ignore[arg-type]
-                "group", id=P.random_bytes(16), ts=now, g=v1.gid, state=v3.to_wire(),
+                "group", author=c, ts=now, g=v1.gid, state=v3.to_wire(),
                 prior=v2.to_wire(), keys=[]), now, None)
         assert v1.gid not in {g.gid for g in bob.groups()}
         with bob._store.transaction():
             bob._receive_group(C.get(bob._store, a), make(  # type: ignore[arg-type]
-                "group", id=P.random_bytes(16), ts=now, g=v1.gid, state=v2.to_wire(),
+                "group", author=a, ts=now, g=v1.gid, state=v2.to_wire(),
                 prior=v1.to_wire(), keys=[]), now, None)
         assert (bob.group(v1.gid).name, bob.group(v1.gid).ver) == ("renamed by Cy", 3)
     finally:
@@ -184,11 +190,11 @@ def test_a_removed_member_is_let_in_only_for_its_farewell_and_not_for_ever() -> 
         store.execute("INSERT INTO outbox (eid, ddk, mid, plaintext, envelope, created, state) "
                       "VALUES (?, ?, ?, ?, x'00', ?, 'pending')", (eid, xs.ddk, eid, content, T))
 
-    text = make("text", id=b"\x01" * 16, ts=T, body="old", g=first.gid)
+    text = make("text", author=me.aik, id=b"\x01" * 16, ts=T, body="old", g=first.gid)
     waiting(text.to_wire(), b"\x01" * 16)
     assert C.policy(store, certs[1], 1, now=T).admission == Admission.STRANGER
-    farewell = make("group", id=b"\x02" * 16, ts=T, g=first.gid, state=out.to_wire(),
-                    prior=first.to_wire(), keys=[])
+    farewell = make("group", author=me.aik, id=b"\x02" * 16, ts=T, g=first.gid,
+                    state=out.to_wire(), prior=first.to_wire(), keys=[])
     waiting(farewell.to_wire(), b"\x02" * 16)
     assert C.policy(store, certs[1], 1, now=T + DAY).admission == Admission.GROUP
     assert C.policy(store, certs[1], 1, now=T + C.FAREWELL_MS + 1).admission \
@@ -235,3 +241,35 @@ def test_keys_come_only_for_the_members_a_change_adds_and_never_for_a_contact() 
     assert C.get(store, eve[0].aik) is None  # not added by this change
     for contact in (ko, kim):  # a contact's keys come from the contact
         assert C.get(store, contact[0].aik).manifest.ver == 1  # type: ignore[union-attr]
+
+
+async def test_a_co_member_cannot_take_a_message_id_first(tmp_path: Path) -> None:
+    # PROTOCOL 9a: Mal has Ann's group message and sends Cy, who was away, a message of his
+    # own under its id before Ann's copy reaches her. Cy refuses his (the id is not Mal's),
+    # and shows Ann's, as hers, when it comes.
+    ann, mal, cy = [await open_peer(tmp_path / n, n) for n in ("Ann", "Mal", "Cy")]
+    ports = {"Ann": ann.port, "Cy": cy.port}  # discovery is off: ports stay put
+    try:
+        # Cy holds both addresses: she dials them when she is back.
+        gid = await crew([(ann, mal), (cy, ann), (cy, mal)], ann, [mal, cy])
+        await cy.close()
+        mid = await ann.send(gid, "the real one")
+        await wait_until(lambda: bodies(mal, gid) == ["the real one"])
+        await ann.close()
+        taken = Content(mid, mal._next_ts(), "text", {"body": "the impostor", "g": gid},
+                        P.random_bytes(NONCE_LEN))
+        await mal._send_group(taken, {cy.account.aik})
+        await mal.send(gid, "after it")  # on the same link, behind it
+        cy = await open_peer(tmp_path / "Cy", "Cy", port=ports["Cy"])
+        await wait_until(lambda: bodies(cy, gid) == ["after it"])
+        # Refused, but acked: Mal's device does not hold it for ever, or offer it again.
+        await wait_until(lambda: mal._store.one(
+            "SELECT count(*) FROM outbox WHERE mid = ?", (mid,)) == (0,))
+        ann = await open_peer(tmp_path / "Ann", "Ann", port=ports["Ann"])
+        await wait_until(lambda: "the real one" in bodies(cy, gid))
+        (real,) = [h for h in cy.history(gid, limit=100) if h.mid == mid]
+        assert (real.body, real.author) == ("the real one", ann.account.aik)
+        assert "the impostor" not in bodies(cy, gid) + bodies(ann, gid)
+    finally:
+        for p in (ann, mal, cy):
+            await p.close()

@@ -493,23 +493,23 @@ def group_content() -> Content:
     r = root(A, B, C)
     child = r.child(by=A, name="renamed")
     keys = [{"m": b"\x01" * 300, "b": [b"\x02" * 200], "a": [[b"\x03" * 32, "127.0.0.1", 4000]]}]
-    return make("group", id=b"\x01" * 16, ts=5, g=GID, state=child.to_wire(),
+    return make("group", author=A, id=b"\x01" * 16, ts=5, g=GID, state=child.to_wire(),
                 prior=r.to_wire(), keys=keys)
 
 
 def split_contents() -> list[Content]:
-    bill = make("split", id=b"\x02" * 16, ts=6, g=GID, total=8450,
+    bill = make("split", author=A, id=b"\x02" * 16, ts=6, g=GID, total=8450,
                 shares=[[A, 2817], [B, 2817], [C, 2816]], note="dinner")
-    paid = make("split", id=b"\x03" * 16, ts=7, g=GID, target=b"\x02" * 16)
+    paid = make("split", author=B, id=b"\x03" * 16, ts=7, g=GID, target=b"\x02" * 16)
     return [bill, paid]
 
 
 def test_group_and_split_contents_round_trip_and_are_checked() -> None:
     for content in [group_content(), *split_contents()]:
         assert Content.from_wire(content.to_wire()) == content
-    text = make("text", id=b"\x04" * 16, ts=8, body="hi", g=GID)
+    text = make("text", author=A, id=b"\x04" * 16, ts=8, body="hi", g=GID)
     assert Content.from_wire(text.to_wire()).fields["g"] == GID
-    base: dict[str, Any] = {"id": b"\x05" * 16, "ts": 9, "k": "split", "g": GID}
+    base: dict[str, Any] = {"id": b"\x05" * 16, "n": bytes(16), "ts": 9, "k": "split", "g": GID}
     for bad in (
         {**base, "total": 100, "shares": [[A, 50], [B, 49]], "note": ""},  # adds up wrong
         {**base, "total": 100, "shares": [[A, 50], [A, 50]], "note": ""},  # twice
@@ -517,15 +517,15 @@ def test_group_and_split_contents_round_trip_and_are_checked() -> None:
         {**base, "total": 100, "shares": [[A, 100]], "note": "x" * 257},
         {**base, "target": b"\x02" * 16, "shares": [[A, 1]], "total": 1, "note": ""},
         {**base, "g": b"\x01" * 15, "target": b"\x02" * 16},
-        {"id": b"\x05" * 16, "ts": 9, "k": "text", "body": "x", "g": b"\x01" * 17},
-        {"id": b"\x05" * 16, "ts": 9, "k": "group", "g": GID, "state": b"x", "keys": [{}]},
-        {"id": b"\x05" * 16, "ts": 9, "k": "group", "g": GID, "state": b"x",
+        {**base, "k": "text", "body": "x", "g": b"\x01" * 17},
+        {**base, "k": "group", "state": b"x", "keys": [{}]},
+        {**base, "k": "group", "state": b"x",
          "keys": [{"m": b"", "b": [], "a": [[b"\x03" * 32, "h", 0]]}]},
     ):
         with pytest.raises(RemoteProtocolError):
             Content.from_wire(canonical(bad))
-    big_text = {"id": b"\x05" * 16, "ts": 9, "k": "text", "body": "x", "pad": b"x" * (
-        MAX_CONTENT_BYTES)}
+    big_text = {**base, "k": "text", "body": "x", "pad": b"x" * MAX_CONTENT_BYTES}
+    del big_text["g"]
     with pytest.raises(RemoteProtocolError, match="at most"):
         Content.from_wire(canonical(big_text))
     with pytest.raises(RemoteProtocolError):

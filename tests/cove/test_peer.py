@@ -201,15 +201,17 @@ async def test_an_accept_lost_on_the_way_can_be_had_again_with_the_same_code(
 
 
 async def test_one_message_id_sent_twice_is_shown_once(tmp_path: Path) -> None:
-    from cove.content import make
+    from cove.content import bound_id, make
 
     ann = await open_peer(tmp_path / "ann", "Ann")
     bob = await open_peer(tmp_path / "bob", "Bob")
     try:
         await befriend(ann, bob)
-        mid = b"\x07" * 16
+        n, ts = b"\x07" * 16, 1_790_000_000_000
+        mid = bound_id(ann.account.aik, ts, n)
         for body in ("original", "different text, same id"):
-            content = make("text", id=mid, ts=1_790_000_000_000, body=body)
+            content = make("text", author=ann.account.aik, n=n, ts=ts, body=body)
+            assert content.id == mid
             bob_dev = bob.account.device.ddk
             target = [t for t in [ann._target_for(bob.account_id, bob_dev)] if t]
             for out in ann._delivery.queue(content, target, mid=mid, now=1):
@@ -249,7 +251,7 @@ async def test_receipts_edits_deletes_and_reactions(tmp_path: Path) -> None:
         with pytest.raises(PeerError, match="Only the author"):
             await bob.edit(ann.account_id, mid, "bob rewrites ann")
         # A forged edit from Bob's device, sent anyway, changes nothing at Ann's or Bob's.
-        forged = make("edit", id=b"\x09" * 16, ts=1, target=mid, body="forged")
+        forged = make("edit", author=bob.account.aik, ts=1, target=mid, body="forged")
         await bob._send_content(bob._contact(ann.account_id), forged, store_row=False)
         await asyncio.sleep(0.5)
         assert bodies(ann, bob) == ["see you at 7", "ok"]

@@ -13,6 +13,7 @@ from cove.errors import HomeError, HomeInUse, SchemaTooNew, StoreError, WrongPas
 from cove.home import KEY_NAME, SALT_NAME, hold_home, resolve_home
 from cove.schema import MIGRATIONS, SCHEMA_VERSION
 from cove.store import Store
+from crypto.encoding import canonical
 
 SECRET_BODY = "the secret word is xylophone-42"
 SECRET_NAME = "Zebulon Quartermaine"
@@ -218,7 +219,7 @@ def test_a_read_only_store_keeps_no_memo(tmp_path: Path) -> None:
 
 def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", bytes(32))
-    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 8
+    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 9
     tables = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"kv", "accounts", "sessions", "messages", "outbox", "events", "messages_fts",
             "seen_envelopes", "replay_keys", "invites", "prekeys", "bundles"} <= tables
@@ -454,6 +455,33 @@ def test_migration_v7_to_v8_indexes_behind_and_keeps_the_index(
     assert new.all(MATCH, ("new",)) == [] and CV.index_pending(new) == 1
     assert len(new.all(MATCH, ("new",))) == 1
     assert_index_matches(new)
+
+
+def test_migration_v8_to_v9_lets_go_of_contents_made_before_ids_were_bound(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cove.store as store_module
+    from cove.group_intake import GROUP_KEPT
+    from cove.peer import FOR_SIBLING
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 8)
+    old = Store(tmp_path / "db", bytes(32))
+    add_message(old, 1, "waiting to go out")
+    old_content = canonical({"id": b"\x01" * 16, "ts": 1, "k": "text", "body": "no nonce"})
+    old.execute("INSERT INTO outbox (eid, ddk, mid, plaintext, envelope, created, state) "
+                "VALUES (x'02', x'03', x'01', ?, x'00', 1, 'pending')", (old_content,))
+    for key in (f"{FOR_SIBLING}03:01", f"{GROUP_KEPT}03:01", "setting:read_receipts"):
+        old.execute("INSERT INTO kv (k, v) VALUES (?, ?)", (key, old_content))
+    old.execute("INSERT INTO group_parked (id, gid, author, content, at) "
+                "VALUES (x'01', x'04', x'05', ?, 1)", (old_content,))
+    old.close()
+    monkeypatch.undo()
+    new = Store(tmp_path / "db", bytes(32))
+    assert new.version == SCHEMA_VERSION
+    for table in ("outbox", "group_parked"):
+        assert new.one(f"SELECT count(*) FROM {table}") == (0,)
+    assert new.all("SELECT k FROM kv WHERE v = ?", (old_content,)) == [
+        ("setting:read_receipts",)]
+    assert new.one("SELECT body FROM messages WHERE n = 1") == ("waiting to go out",)
 
 
 def test_a_home_others_could_tamper_with_is_refused(tmp_path: Path) -> None:
