@@ -24,6 +24,7 @@ import pytest_asyncio
 
 from cove import contacts as C
 from cove import peer_forward as F
+from cove.content import NONCE_LEN, Content
 from cove.group_intake import GROUP_KEPT
 from cove.peer import FOR_SIBLING, NACKS_PER_MINUTE, Peer
 from cove.testing import introduce
@@ -297,8 +298,13 @@ async def test_garbage_from_one_contact_cannot_stop_another_contacts_message(
             await asyncio.sleep(0)
     await wait_until(lambda: held(ann, h.ddk(bob)) == fits, 20)
     await carol.send(ann.account_id, "Carol, while the phone is away")
+    # And a content under an id Carol did not make (PROTOCOL 9a): refused where it arrives
+    # but acked, so the laptop does not keep the phone's copy for 30 days.
+    forged = Content(P.random_bytes(16), carol._next_ts(), "text", {"body": "not her id"},
+                     P.random_bytes(NONCE_LEN))
+    await carol._send_content(carol._contact(ann.account_id), forged, store_row=False)
     row = "SELECT state FROM outbox WHERE ddk = ?"
-    await wait_until(lambda: carol._store.one(row, (phone_ddk,)) == ("held",), 15)
+    await wait_until(lambda: carol._store.all(row, (phone_ddk,)) == [("held",)] * 2, 15)
     assert held(ann, h.ddk(bob)) == fits  # the rest were refused
     await carol.close()  # the phone can get it only from the holder
     h.phone = await Peer.open(h.phone_home, interfaces="127.0.0.1", discovery=False)
@@ -306,8 +312,11 @@ async def test_garbage_from_one_contact_cannot_stop_another_contacts_message(
     await phone.connect(f"127.0.0.1:{ann.port}")  # no discovery here: it dials the laptop
     await wait_until(lambda: [m.body for m in phone.history(carol.account_id)]
                      == ["Carol, while the phone is away"], 20)
-    # The phone nacked every forged envelope and acked Carol's: nothing is left held.
+    # The phone nacked every forged envelope and acked Carol's two (the second refused):
+    # nothing is left held.
     await wait_until(lambda: held(ann) == 0, 20)
+    assert all("not her id" not in [m.body for m in p.history(carol.account_id)]
+               for p in (ann, phone))
 
 
 async def test_a_device_that_leaves_its_account_takes_its_held_owed_and_kept_rows(
