@@ -107,7 +107,9 @@ class ForwardPart:
 
     def _hold(self, ddk: bytes, link: Link, message: LinkMessage, now: int) -> bool:
         """Keep an envelope deposited by device ``ddk`` for an own sibling; True if kept
-        (the caller sends the custody ack after the commit)."""
+        (the caller sends the custody ack after the commit). The caps are checked against
+        ``held_totals`` (kept by triggers, schema v10), so a refused deposit costs as little
+        at 10,000 held as at none."""
         depositor = C.owner_of(self._store, ddk)
         if depositor is None or depositor.state not in ("own", "contact"):
             return False
@@ -123,7 +125,7 @@ class ForwardPart:
             return True  # left again (a new link): still held, custody again
         self._trim_held(now, target)  # what is past its time counts for no one
         count, size = self._store.one(
-            "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM held WHERE target = ?",
+            "SELECT n, bytes FROM held_totals WHERE kind = 'target' AND key = ?",
             (target,)) or (0, 0)
         if count >= MAX_HELD_PER_TARGET or size + len(data) > MAX_HELD_BYTES_PER_TARGET:
             return False
@@ -132,8 +134,8 @@ class ForwardPart:
         devices = [c.ddk for c in depositor.manifest.devices]
         marks = ",".join("?" * len(devices))
         mine, mine_size = self._store.one(
-            "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM held "
-            f"WHERE depositor IN ({marks})", devices) or (0, 0)
+            "SELECT coalesce(sum(n), 0), coalesce(sum(bytes), 0) FROM held_totals "
+            f"WHERE kind = 'depositor' AND key IN ({marks})", devices) or (0, 0)
         if mine >= MAX_HELD_PER_ACCOUNT or mine_size + len(data) > MAX_HELD_BYTES_PER_ACCOUNT:
             return False
         return self._store.changes(  # an id held already for another is not taken twice

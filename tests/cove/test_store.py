@@ -7,6 +7,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cove import conversation as CV
 from cove.errors import HomeError, HomeInUse, SchemaTooNew, StoreError, WrongPassphrase
@@ -219,12 +221,13 @@ def test_a_read_only_store_keeps_no_memo(tmp_path: Path) -> None:
 
 def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", bytes(32))
-    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 9
+    assert store.version == SCHEMA_VERSION == len(MIGRATIONS) == 10
     tables = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"kv", "accounts", "sessions", "messages", "outbox", "events", "messages_fts",
             "seen_envelopes", "replay_keys", "invites", "prekeys", "bundles"} <= tables
     triggers = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-    assert triggers == {"messages_fts_delete", "messages_fts_update"}
+    assert triggers == {"messages_fts_delete", "messages_fts_update", "held_totals_insert",
+                        "held_totals_delete", "held_is_not_changed"}
     store.close()
 
 
@@ -482,6 +485,67 @@ def test_migration_v8_to_v9_lets_go_of_contents_made_before_ids_were_bound(
     assert new.all("SELECT k FROM kv WHERE v = ?", (old_content,)) == [
         ("setting:read_receipts",)]
     assert new.one("SELECT body FROM messages WHERE n = 1") == ("waiting to go out",)
+
+
+def held_totals(store: Store) -> set[tuple[str, bytes, int, int]]:
+    return {(str(k), bytes(key), int(n), int(b)) for k, key, n, b in store.all(
+        "SELECT kind, key, n, bytes FROM held_totals")}
+
+
+def held_recounted(store: Store) -> set[tuple[str, bytes, int, int]]:
+    """The totals summed from the held envelopes themselves."""
+    return {(kind, bytes(key), int(n), int(b)) for kind in ("target", "depositor")
+            for key, n, b in store.all(
+                f"SELECT {kind}, count(*), sum(length(envelope)) FROM held GROUP BY {kind}")}
+
+
+def hold(store: Store, eid: int, target: int, depositor: int, size: int, at: int = 1) -> None:
+    store.execute("INSERT OR IGNORE INTO held (eid, target, depositor, envelope, at) "
+                  "VALUES (?, ?, ?, ?, ?)",
+                  (bytes([eid]), bytes([target]) * 32, bytes([depositor]) * 32, bytes(size), at))
+
+
+def test_migration_v9_to_v10_counts_what_is_held(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import cove.store as store_module
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 9)
+    old = Store(tmp_path / "db", bytes(32))
+    for eid, (target, depositor, size) in enumerate([(1, 2, 10), (1, 3, 20), (4, 2, 40)]):
+        hold(old, eid, target, depositor, size)
+    old.close()
+    monkeypatch.undo()
+    new = Store(tmp_path / "db", bytes(32))
+    assert new.version == SCHEMA_VERSION
+    assert held_totals(new) == held_recounted(new) == {
+        ("target", bytes([1]) * 32, 2, 30), ("target", bytes([4]) * 32, 1, 40),
+        ("depositor", bytes([2]) * 32, 2, 50), ("depositor", bytes([3]) * 32, 1, 20)}
+    with pytest.raises(Exception, match="never changed"):
+        new.execute("UPDATE held SET envelope = x'00'")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["hold", "ack", "trim", "drop"]),
+                          st.integers(0, 15), st.integers(0, 2), st.integers(0, 2),
+                          st.integers(0, 3000)), max_size=60))
+def test_held_totals_always_match_what_is_held(
+        steps: list[tuple[str, int, int, int, int]]) -> None:
+    """The triggers keep held_totals equal to what the held envelopes add up to, whatever is
+    left (an id left twice counts once), acked, trimmed by age, or dropped with a device."""
+    store = Store(None, bytes(32))
+    for op, eid, target, depositor, size in steps:
+        if op == "hold":
+            hold(store, eid, target, depositor, size, at=size)
+        elif op == "ack":
+            store.execute("DELETE FROM held WHERE eid = ? AND target = ?",
+                          (bytes([eid]), bytes([target]) * 32))
+        elif op == "trim":
+            store.execute("DELETE FROM held WHERE target = ? AND at < ?",
+                          (bytes([target]) * 32, size))
+        else:
+            store.execute("DELETE FROM held WHERE target = ? OR depositor = ?",
+                          (bytes([target]) * 32, bytes([depositor]) * 32))
+        assert held_totals(store) == held_recounted(store)
 
 
 def test_a_home_others_could_tamper_with_is_refused(tmp_path: Path) -> None:
