@@ -116,6 +116,8 @@ class GroupIntake:
         def _spawn(self, work: Coroutine[Any, Any, object]) -> None: ...
         def _release_kept(self, kind: str, ddk: bytes,
                           cert: DeviceCertificate | None) -> None: ...
+        def _remember(self, manifest: AccountManifest, *, state: str, now: int,
+                      proven: bytes | None = None) -> C.Contact: ...
 
     # -- arriving contents ---------------------------------------------------------------
 
@@ -192,7 +194,7 @@ class GroupIntake:
                 held = C.get(self._store, manifest.acct)
                 if held is not None and held.state in OWN_KEYS_STATES:
                     continue
-                owner = C.remember(self._store, manifest, now=now,
+                owner = self._remember(manifest, now=now,
                                    state=held.state if held is not None else "member")
             except (ProtocolError, CryptoError) as exc:
                 log.info("ignored a member's keys: %s", exc)

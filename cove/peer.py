@@ -1259,7 +1259,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
                 self._store.execute("UPDATE invites SET used = 1, used_by = ? WHERE tok = ?",
                                     (manifest.acct, tok))
                 first = C.get(self._store, manifest.acct) is None
-                contact = C.remember(self._store, manifest, state="contact", now=now,
+                contact = self._remember(manifest, state="contact", now=now,
                                      proven=ddk)
                 if first:
                     self._record(E.ContactAdded(contact.aid, contact.name))
@@ -1267,7 +1267,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
                 held = C.get(self._store, manifest.acct)
                 if held is not None and held.state != "request":
                     return  # already decided: a contact, blocked or declined
-                contact = C.remember(self._store, manifest, state="request", now=now,
+                contact = self._remember(manifest, state="request", now=now,
                                      proven=ddk)
                 self._store.execute("UPDATE accounts SET note = ? WHERE acct = ?",
                                     (str(message["note"]), contact.acct))
@@ -1303,7 +1303,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             held = C.get(self._store, manifest.acct)
             if held is not None and held.state == "blocked":
                 return
-            contact = C.remember(self._store, manifest, state="contact", now=now, proven=ddk)
+            contact = self._remember(manifest, state="contact", now=now, proven=ddk)
             self._store.execute("DELETE FROM kv WHERE k = ?", (REQUESTED + ddk.hex(),))
             if held is None or held.state != "contact":
                 self._record(E.ContactAdded(contact.aid, contact.name))
@@ -1525,7 +1525,7 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
             return
         held = C.get(self._store, manifest.acct)
         state = str(fields["state"])
-        contact = C.remember(self._store, manifest, state=state, now=now)
+        contact = self._remember(manifest, state=state, now=now)
         if fields["verified"]:
             self._store.execute("UPDATE accounts SET verified = 1 WHERE acct = ?",
                                 (contact.acct,))

@@ -360,6 +360,19 @@ class DevicesPart:
         if not admitted_before and verdict.admission > Admission.STRANGER:
             self._flush(remote.ddk)
 
+    def _remember(self, manifest: AccountManifest, *, state: str, now: int,
+                  proven: bytes | None = None) -> C.Contact:
+        """:func:`contacts.remember`, and what a newer manifest of an account held already
+        changes here, whichever way it came (a request, an accept, a sibling's sync, a group
+        change's member keys): devices that left it lose what they had (sessions, outbox,
+        held envelopes, which would otherwise still count for no one's share), devices that
+        joined are dialled."""
+        held = C.get(self._store, manifest.acct)
+        found = C.remember(self._store, manifest, state=state, now=now, proven=proven)
+        if held is not None and held.state != "own" and found.manifest.ver != held.manifest.ver:
+            self._manifest_changed(found, held.manifest, found.manifest)
+        return found
+
     def _manifest_changed(self, owner: C.Contact, before: AccountManifest,
                           after: AccountManifest) -> None:
         """Dial devices that joined, drop those that left, tell everyone, record it."""

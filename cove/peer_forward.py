@@ -175,9 +175,10 @@ class ForwardPart:
     def _trim_held(self, now: int, target: bytes | None = None) -> None:
         """Drop what was held longer than HELD_KEEP_MS, for ``target`` or for every target.
         Each delete finds its rows by the (target, at) index, reading no envelope to get at
-        ``at`` (stored after it), so this is cheap enough for every deposit and link up."""
+        ``at`` (stored after it; only the rows that go are read, by the totals' trigger), so
+        this is cheap enough for every deposit and link up."""
         cutoff = now - HELD_KEEP_MS
-        targets = [target] if target is not None else [
-            bytes(t) for (t,) in self._store.all("SELECT DISTINCT target FROM held")]
+        targets = [target] if target is not None else [bytes(t) for (t,) in self._store.all(
+            "SELECT key FROM held_totals WHERE kind = 'target'")]
         for t in targets:
             self._store.execute("DELETE FROM held WHERE target = ? AND at < ?", (t, cutoff))

@@ -337,12 +337,17 @@ END;
 CREATE TRIGGER held_is_not_changed BEFORE UPDATE ON held BEGIN
     SELECT RAISE(ABORT, 'held rows are inserted and deleted, never changed');
 END;
+CREATE TRIGGER held_is_not_replaced BEFORE INSERT ON held
+WHEN EXISTS (SELECT 1 FROM held WHERE eid = new.eid) BEGIN
+    SELECT RAISE(IGNORE);
+END;
 """
 """v10: how many envelopes, and how many bytes, are held for each target device and left by
 each depositing device, kept by triggers in the transaction that changes ``held``. A deposit
 checked its caps by summing the held envelopes' lengths, 40 to 110 ms at 10,000 held: a
 contact could make the holder spend that on every 64-byte envelope it left, once the caps
-were reached."""
+were reached. A row is never updated, and an id held already is never replaced (a REPLACE
+deletes without the delete trigger): each would leave the totals wrong."""
 
 MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
                          SCHEMA_V7, SCHEMA_V8, SCHEMA_V9, SCHEMA_V10]

@@ -319,6 +319,42 @@ async def test_garbage_from_one_contact_cannot_stop_another_contacts_message(
                for p in (ann, phone))
 
 
+async def test_a_device_left_out_of_a_manifest_in_a_request_takes_its_held_rows(
+    tmp_path: Path,
+) -> None:
+    """Review: a newer manifest that came another way than ``manifest`` (here in a request
+    with Bob's invite token, still good for him) dropped nothing of the devices it left
+    out: Bob could fill his share from one device, list only a new one, and fill it again."""
+    ann, bob = await open_peer(tmp_path / "ann", "Ann"), await open_peer(tmp_path / "bob", "Bob")
+    try:
+        await introduce(ann, bob)
+        assert ann._node is not None
+        link = ann._node.registry.link(bob.account.device.ddk)
+        assert link is not None
+        (tok,) = ann._store.one("SELECT tok FROM invites WHERE used_by = ?",
+                                (bob.account.aik,)) or (None,)
+        old = P.random_bytes(32)
+        keys = bob.account.account_keys
+        assert keys is not None
+        cert = DeviceCertificate.issue(keys, dsk=AccountKeys.generate().aik, ddk=old,
+                                       name="bob-old", ts=int(time.time() * 1000))
+
+        def request(manifest: AccountManifest) -> None:
+            ann._on_request(bob.account.device.ddk, link, LinkMessage(
+                "req", {"manifest": manifest.to_wire(), "tok": tok, "note": ""}))
+
+        request(bob_manifest(bob, bob.account.manifest.ver + 1, [cert]))
+        assert C.owner_of(ann._store, old) is not None
+        fill(ann, old, P.random_bytes(32), 5)
+        assert held(ann, old) == 5
+        request(bob_manifest(bob, bob.account.manifest.ver + 2, []))
+        assert C.owner_of(ann._store, old) is None and held(ann, old) == 0
+        assert ann._store.one("SELECT count(*) FROM held_totals WHERE key = ?", (old,)) == (0,)
+    finally:
+        await bob.close()
+        await ann.close()
+
+
 async def test_a_device_that_leaves_its_account_takes_its_held_owed_and_kept_rows(
     h: Household,
 ) -> None:

@@ -224,6 +224,7 @@ def test_keys_come_only_for_the_members_a_change_adds_and_never_for_a_contact() 
     intake = SimpleNamespace(_store=store, account=SimpleNamespace(
         aik=me[0].aik, device=SimpleNamespace(ddk=b"\x0d" * 32)))
     intake._take_keys = lambda *a: GroupIntake._take_keys(intake, *a)  # type: ignore[arg-type]
+    intake._remember = lambda manifest, **kw: C.remember(store, manifest, **kw)
     first = GroupState.create(b"\x07" * 16, "crew", me[0].aik, [ko[0].aik, eve[0].aik])
     added = first.child(by=ko[0].aik, members=[*first.accounts, dee[0].aik, kim[0].aik])
     keys = [{"m": m[2].to_wire(), "b": [], "a": []} for m in (ko, dee, eve, kim)]

@@ -227,7 +227,7 @@ def test_migration_v0_to_v1_creates_every_table(tmp_path: Path) -> None:
             "seen_envelopes", "replay_keys", "invites", "prekeys", "bundles"} <= tables
     triggers = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
     assert triggers == {"messages_fts_delete", "messages_fts_update", "held_totals_insert",
-                        "held_totals_delete", "held_is_not_changed"}
+                        "held_totals_delete", "held_is_not_changed", "held_is_not_replaced"}
     store.close()
 
 
@@ -522,6 +522,9 @@ def test_migration_v9_to_v10_counts_what_is_held(tmp_path: Path,
         ("depositor", bytes([2]) * 32, 2, 50), ("depositor", bytes([3]) * 32, 1, 20)}
     with pytest.raises(Exception, match="never changed"):
         new.execute("UPDATE held SET envelope = x'00'")
+    new.execute("INSERT OR REPLACE INTO held (eid, target, depositor, envelope, at) "
+                "VALUES (x'00', x'09', x'09', x'00', 1)")  # an id held already: nothing
+    assert held_totals(new) == held_recounted(new)
 
 
 @settings(max_examples=150, deadline=None)
@@ -536,6 +539,10 @@ def test_held_totals_always_match_what_is_held(
     for op, eid, target, depositor, size in steps:
         if op == "hold":
             hold(store, eid, target, depositor, size, at=size)
+            if size % 2:  # left again, under a REPLACE this time
+                store.execute("INSERT OR REPLACE INTO held (eid, target, depositor, envelope, "
+                              "at) VALUES (?, ?, ?, ?, 1)", (bytes([eid]), bytes(32), bytes(32),
+                                                             bytes(size // 2)))
         elif op == "ack":
             store.execute("DELETE FROM held WHERE eid = ? AND target = ?",
                           (bytes([eid]), bytes([target]) * 32))
