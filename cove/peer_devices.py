@@ -394,7 +394,12 @@ class DevicesPart:
             self._push_manifest()  # a later one, still without us: only pass it on
             return
         for cert in removed:
-            self._drop_device(cert)
+            # A device another account has proved its own since (this one only claimed it
+            # first, contacts.remember) is that account's: nothing of it goes.
+            if C.account_of_device(self._store, cert.ddk) in (None, owner.acct):
+                self._drop_device(cert)
+        if owner.state == "blocked":
+            return  # a blocked account's new devices are neither dialled nor shown
         if self._node is not None:
             for cert in added:
                 if cert.ddk != me:

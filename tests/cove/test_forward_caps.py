@@ -355,6 +355,34 @@ async def test_a_device_left_out_of_a_manifest_in_a_request_takes_its_held_rows(
         await ann.close()
 
 
+async def test_a_claim_left_out_of_a_manifest_leaves_the_devices_owner_alone(
+    tmp_path: Path,
+) -> None:
+    """Review: Bob lists Cy's device in a manifest before Ann knows Cy (a bare claim); Cy's
+    own link then proves it hers; Bob's next manifest leaves it out. Ann keeps Cy's session,
+    keys and link for it."""
+    ann, bob, cy = [await open_peer(tmp_path / n, n) for n in ("ann", "bob", "cy")]
+    try:
+        await introduce(ann, bob)
+        keys = bob.account.account_keys
+        assert keys is not None
+        cy_ddk, ver = cy.account.device.ddk, bob.account.manifest.ver
+        claim = DeviceCertificate.issue(keys, dsk=AccountKeys.generate().aik, ddk=cy_ddk,
+                                       name="not Bob's", ts=int(time.time() * 1000))
+        ann._remember(bob_manifest(bob, ver + 1, [claim]), state="contact", now=ann._clock())
+        assert C.account_of_device(ann._store, cy_ddk) == bob.account.aik
+        await introduce(ann, cy)  # Cy's own link proves the device hers
+        assert C.account_of_device(ann._store, cy_ddk) == cy.account.aik
+        ann._remember(bob_manifest(bob, ver + 2, []), state="contact", now=ann._clock())
+        assert ann._has_keys_for(cy.account_id)
+        await ann.send(cy.account_id, "still yours")
+        await wait_until(lambda: [h.body for h in cy.history(ann.account_id)] == [
+            "still yours"])
+    finally:
+        for peer in (cy, bob, ann):
+            await peer.close()
+
+
 async def test_a_device_that_leaves_its_account_takes_its_held_owed_and_kept_rows(
     h: Household,
 ) -> None:
