@@ -64,6 +64,8 @@ LATENCY_COUNT = 300
 LATENCY_PACE_S = 0.01
 """100 messages/s: the latency run sends one every 10 ms, and the paced ping-pong (printed for
 comparison) pings so."""
+RECORD = 16
+"""What the durable floor sends per delivery: an 8-byte index and padding."""
 
 
 # -- the child process: Bob, the decrypting floor, the echo server ----------------------
@@ -155,9 +157,6 @@ async def _durable_far(out: Queue[object], commands: Queue[object], path: str) -
     await ended.wait()  # the near side closed its end before it said "close"
     server.close()
     store.close()
-
-
-RECORD = 16
 
 
 # -- this process: Ann and the floors' near sides ---------------------------------------

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from cove import contacts as C
@@ -270,7 +270,7 @@ class GroupIntake:
         if head is None or not all(head.state.is_member(a) for a, _ in shares):
             return None  # a bill names only members of the group as it is when it comes
         self._group_conversation(gid, now)
-        row = Content(content.id, content.ts, "text", {"body": f["note"]}, content.n)
+        row = replace(content, k="text", fields={"body": f["note"]})
         if CV.add_text(store, gid, author, row, now=now, status=status) is None:
             return None
         SP.store_bill(store, gid, content.id, shares, author)

@@ -324,8 +324,7 @@ class DevicesPart:
             elif judge_manifest(before, manifest) is ManifestVerdict.FORK:
                 raise ManifestFork(before, manifest)
             else:
-                C.remember(self._store, manifest, state=held.state, now=self._clock(),
-                           proven=ddk)
+                self._remember(manifest, state=held.state, now=self._clock(), proven=ddk)
         except ManifestFork:
             # Same version, other bytes: keep what is held, and say so loudly (§3). The log
             # names no one (DESIGN §12); the event is for the person.
@@ -341,8 +340,8 @@ class DevicesPart:
             return  # older than the one held
         found = C.get(self._store, manifest.acct)
         assert found is not None
-        if found.manifest.ver != before.ver:
-            self._manifest_changed(found, before, found.manifest)
+        if held.state == "own" and found.manifest.ver != before.ver:
+            self._manifest_changed(found, before, found.manifest)  # (others': _remember)
         if found.name != held.name and found.state != "own":
             self._record(E.ContactRenamed(found.aid, held.name, found.name))
         if not self.unlinked:

@@ -24,7 +24,7 @@ Receiving is :mod:`cove.group_intake`; the rules of a state are in
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from cove import contacts as C
@@ -406,8 +406,7 @@ class GroupsPart(SplitsPart, GroupIntake):
         """Send ``content`` (given ``g`` if it lacks it) into group ``gid``."""
         state = self._active_group(gid)
         if content.fields.get("g") != gid:
-            content = Content(content.id, content.ts, content.k, {**content.fields, "g": gid},
-                              content.n)
+            content = replace(content, fields={**content.fields, "g": gid})
 
         def local() -> None:
             self._group_conversation(gid, content.ts)
