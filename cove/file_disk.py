@@ -3,35 +3,41 @@
 Every function here blocks and runs in a worker thread, never on the event
 loop; each works in batches of chunks (one read or write call per batch), so
 a 1 GiB file costs thousands of system calls, not hundreds of thousands.
-Hashing (and writing the plaintext) runs in a helper thread beside the
-sealing: hashing and writing release the GIL (the AEAD does not), so a
-two-core machine does them at once. Every file written here is made durable
-behind its writer and dropped from the page cache as it goes
-(:class:`WriteBehind`), so the last fsync is short and a 1 GiB file holds a
-few MiB of memory, not a gigabyte.
+Sealing, opening, hashing and the disk all release the GIL, so the work is
+spread over threads that a two-core machine runs at once (:class:`Lane`): a
+snapshot reads and seals in one, hashes in another and writes in a third; a
+save hashes in one and writes in another. Files are written around the page
+cache where the file system allows it (:class:`Writer`: O_DIRECT, about a
+tenth of the CPU), made durable behind their writer, and what goes through
+the page cache is dropped from it as it goes (:class:`WriteBehind`), so the
+last fsync is short and a 1 GiB file holds a few MiB of memory, not a
+gigabyte.
 
 Where a peer's bytes meet the file system:
 
 * a sealed store is ``<home>/files/<fid hex>.sealed``: its name comes from the
   16-byte fid, never from a peer's string, and it is opened without following
   links;
-* received chunks are opened (on the event loop, as they arrive: the AEAD
-  holds the GIL, so a thread would only take turns with the loop) before they
-  are stored, and only the ones that open come here, to be stored and handed
-  on to the save (:mod:`cove.file_save`, which writes the downloads folder).
+* received chunks are opened in the fetch's worker thread before they are
+  stored (:mod:`cove.file_state`), and only the ones that open come here, to
+  be stored and handed on to the save (:mod:`cove.file_save`, which writes
+  the downloads folder).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import logging
+import mmap
 import os
 import stat
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cove.files import STRIDE
 from crypto.errors import CoveError
@@ -53,6 +59,14 @@ _DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None) \
     if hasattr(os, "posix_fadvise") else None
 _OPEN_FLAGS = os.O_CLOEXEC | os.O_NOFOLLOW
 _fdatasync = getattr(os, "fdatasync", os.fsync)
+_O_DIRECT: int = getattr(os, "O_DIRECT", 0)
+BLOCK = 4096
+"""What O_DIRECT writes are aligned to (offset, length and memory)."""
+DIRECT_BUFFER = 4 * 2**20
+"""Bytes a :class:`Writer` copies into its aligned buffer per direct write."""
+DIRECT_AT_LEAST = 16 * BLOCK
+"""Writes with fewer whole blocks than this go through the page cache."""
+log = logging.getLogger("cove.files")
 
 
 class FileError(CoveError):
@@ -71,56 +85,84 @@ def sealed_length(size: int, idx: int) -> int:
     return chunk_length(size, idx) + (STRIDE - CHUNK_SIZE)
 
 
-class Hasher:
-    """SHA-256 (and, given a file, the write of the same bytes) in order, in a helper thread,
-    so the caller reads and seals (or stores) the next chunks meanwhile: hashing and writing
-    release the GIL, so a two-core machine hashes beside the sealing. Up to DEPTH batches
-    may wait for the helper before :meth:`feed` waits (each is a few MiB at most)."""
+class Lane:
+    """Work done in order in a helper thread of its own, beside the caller's: hashing,
+    sealing and the disk all release the GIL, so a two-core machine does two at once. Up
+    to ``depth`` items may wait before :meth:`submit` waits; an item's error is raised by
+    the next :meth:`submit` or :meth:`wait`."""
 
-    DEPTH = 3
+    def __init__(self, name: str, depth: int) -> None:
+        self._depth = depth
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: deque[Future[object]] = deque()
 
-    def __init__(self, fd: int = -1) -> None:
-        self._sha = hashlib.sha256()
-        self._fd = fd
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cove-hash")
-        self._pending: deque[Future[None]] = deque()
-        self._written = 0
-        self._behind = WriteBehind(fd) if fd >= 0 else None
-
-    def feed(self, parts: Sequence[bytes | memoryview]) -> None:
-        """Hash (and write) ``parts`` after those fed before; the caller leaves them as they
-        are until the DEPTH-th next feed (or :meth:`wait`)."""
-        while len(self._pending) >= self.DEPTH:
+    def submit(self, work: Callable[..., object], *args: Any) -> None:
+        while len(self._pending) >= self._depth:
             self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self._update, parts))
-
-    def _update(self, parts: Sequence[bytes | memoryview]) -> None:
-        for part in parts:
-            self._sha.update(part)
-        if self._behind is not None:
-            self._written += _write_all(self._fd, parts)
-            self._behind.wrote(self._written)
+        self._pending.append(self._pool.submit(work, *args))
 
     def wait(self) -> None:
         while self._pending:
             self._pending.popleft().result()
 
+    def close(self) -> None:
+        """Wait for what was submitted (its errors are not raised) and end the thread."""
+        with contextlib.suppress(OSError):
+            self.wait()
+        self._pool.shutdown(wait=True)
+
+
+class Hasher:
+    """SHA-256 in order in a helper thread (a :class:`Lane`), and, given a file, the write
+    of the same bytes in another, so the caller reads and seals (or stores) the next
+    chunks meanwhile, and the disk writes while the CPU hashes. Up to DEPTH batches may
+    wait for the hash (and WRITES for the disk) before :meth:`feed` waits; each is a few
+    MiB at most."""
+
+    DEPTH = 3
+    WRITES = 2
+
+    def __init__(self, fd: int = -1) -> None:
+        self._sha = hashlib.sha256()
+        self._lane = Lane("cove-hash", self.DEPTH)
+        self._written = 0
+        self._writer = Writer(fd) if fd >= 0 else None
+        self._writes = Lane("cove-write", self.WRITES) if fd >= 0 else None
+
+    def feed(self, parts: Sequence[bytes | memoryview]) -> None:
+        """Hash (and write) ``parts`` after those fed before; the caller leaves them as they
+        are until they are hashed and written (the file-less hasher of a snapshot: until
+        the DEPTH-th next feed; a file's: for good)."""
+        self._lane.submit(self._update, parts)
+
+    def _update(self, parts: Sequence[bytes | memoryview]) -> None:
+        for part in parts:
+            self._sha.update(part)
+        if self._writer is not None and self._writes is not None:
+            self._writes.submit(self._writer.write, parts, self._written)
+            self._written += sum(len(p) for p in parts)
+
+    def wait(self) -> None:
+        self._lane.wait()  # the last hash is done, so nothing more is sent to be written
+        if self._writes is not None:
+            self._writes.wait()
+
     def digest(self) -> bytes:
-        self.wait()
+        self._lane.wait()
         return self._sha.digest()
 
     def sync(self) -> None:
         """Every write done and on disk (the file's fsync)."""
         self.wait()
-        if self._behind is not None:
-            self._behind.sync()
+        if self._writer is not None:
+            self._writer.sync()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.wait()
-        self._pool.shutdown(wait=True)
-        if self._behind is not None:
-            self._behind.close()
+        self._lane.close()
+        if self._writes is not None:
+            self._writes.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 class WriteBehind:
@@ -212,6 +254,120 @@ def _write_all(fd: int, parts: Sequence[bytes | memoryview], offset: int | None 
     return total
 
 
+class Writer:
+    """Writes one file at any offset: the whole aligned blocks of each write go straight to
+    the disk (O_DIRECT, from an aligned buffer of the writer's own), the rest through the
+    page cache, with :class:`WriteBehind` behind it.
+
+    A gigabyte written through the page cache costs about ten times the CPU of the same
+    written directly (copying into fresh page-cache pages, then writing them back), and
+    every file written here is written once and read back later, if at all. The blocks a
+    write covers only in part (at its start and its end) go through the page cache, where
+    the neighbouring writes' parts of them meet; so every byte written can be read at once
+    by anyone, and no block is ever written both ways. Where O_DIRECT is refused (a file
+    system without it, such as tmpfs), everything goes through the page cache. One thread
+    writes a file at a time.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.behind = WriteBehind(fd)
+        self._direct = -1
+        self._buf: mmap.mmap | None = None
+        if _O_DIRECT:
+            try:  # the same file, not the name: /proc/self/fd/N opens what N holds
+                self._direct = os.open(f"/proc/self/fd/{fd}",
+                                       os.O_WRONLY | os.O_CLOEXEC | _O_DIRECT)
+            except OSError:
+                self._direct = -1
+            else:
+                self._buf = mmap.mmap(-1, DIRECT_BUFFER)
+
+    def write(self, parts: Sequence[bytes | memoryview], offset: int) -> int:
+        """Write ``parts`` at ``offset``; returns how many bytes that was."""
+        total = sum(len(p) for p in parts)
+        end = offset + total
+        first = -(-offset // BLOCK) * BLOCK  # the whole blocks: first .. whole
+        whole = end - end % BLOCK
+        if self._buf is None or whole - first < DIRECT_AT_LEAST:
+            _write_all(self.fd, parts, offset)
+        else:
+            views = [memoryview(p).cast("B") for p in parts]
+            try:
+                self._write_direct(_span(views, first - offset, whole - offset), first)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                log.info("writing around the page cache failed; writing through it")
+                self._close_direct()
+                _write_all(self.fd, parts, offset)
+            else:
+                # The partial blocks at either end go through the page cache: the next
+                # write's first block is this one's last, and there they meet.
+                for lo, hi in ((offset, first), (whole, end)):
+                    if hi > lo:
+                        _write_all(self.fd, _span(views, lo - offset, hi - offset), lo)
+        self.behind.wrote(end)
+        return total
+
+    def _write_direct(self, views: list[memoryview], offset: int) -> None:
+        """Write whole blocks (``views`` add up to a multiple of BLOCK) at ``offset``."""
+        assert self._buf is not None
+        buf = memoryview(self._buf)
+        fill = 0
+        for view in views:
+            while view:
+                n = min(len(view), len(buf) - fill)
+                buf[fill:fill + n] = view[:n]
+                fill += n
+                view = view[n:]
+                if fill == len(buf):
+                    self._pwrite_direct(buf, offset)
+                    offset += fill
+                    fill = 0
+        if fill:
+            self._pwrite_direct(buf[:fill], offset)
+
+    def _pwrite_direct(self, data: memoryview, offset: int) -> None:
+        while data:
+            n = os.pwrite(self._direct, data, offset)
+            if n <= 0 or n % BLOCK:
+                raise OSError(errno.EIO, "a short direct write")
+            data, offset = data[n:], offset + n
+
+    def _close_direct(self) -> None:
+        if self._direct >= 0:
+            os.close(self._direct)
+            self._direct = -1
+        if self._buf is not None:
+            with contextlib.suppress(BufferError):  # a view may live on in a traceback
+                self._buf.close()
+            self._buf = None
+
+    def sync(self) -> None:
+        """Every byte written on disk."""
+        self.behind.sync()
+
+    def close(self) -> None:
+        """Wait for a flush running; close the direct descriptor (not the file's own)."""
+        self.behind.close()
+        self._close_direct()
+
+
+def _span(views: list[memoryview], lo: int, hi: int) -> list[memoryview]:
+    """Bytes ``lo .. hi`` of ``views`` taken as one run, as views of them."""
+    out: list[memoryview] = []
+    pos = 0
+    for view in views:
+        start, end = max(lo, pos), min(hi, pos + len(view))
+        if start < end:
+            out.append(view[start - pos:end - pos])
+        pos += len(view)
+        if pos >= hi:
+            break
+    return out
+
+
 class SealedFile:
     """A file's sealed chunks in the home, chunk ``i`` at ``i * STRIDE``."""
 
@@ -224,12 +380,16 @@ class SealedFile:
         self.size = size
         self.count = chunk_count(size)
         self._fd = os.open(path, flags, 0o600)
-        self._behind = WriteBehind(self._fd)
+        try:
+            self._writer = Writer(self._fd)
+        except BaseException:
+            os.close(self._fd)
+            raise
 
     @property
     def flush_failed(self) -> bool:
         """A background flush of this file failed (see WriteBehind.failed)."""
-        return self._behind.failed
+        return self._writer.behind.failed
 
     def write(self, chunks: list[tuple[int, bytes]]) -> None:
         """Store sealed chunks; runs of consecutive ones go down in one call each."""
@@ -248,18 +408,18 @@ class SealedFile:
 
     def _write_run(self, run: list[bytes], start: int) -> None:
         offset = start * STRIDE
-        self._behind.wrote(offset + _write_all(self._fd, run, offset))
+        self._writer.write(run, offset)
 
     def read(self, start: int, n: int) -> list[bytes]:
         """Sealed chunks ``start .. start + n - 1`` (one read call)."""
         return read_span(self._fd, self.size, start, n)
 
     def sync(self) -> None:
-        self._behind.sync()
+        self._writer.sync()
 
     def close(self) -> None:
         if self._fd >= 0:
-            self._behind.close()
+            self._writer.close()
             fd, self._fd = self._fd, -1
             os.close(fd)
 
@@ -298,6 +458,7 @@ def snapshot(source: str, dest: Path, fid: bytes, key: bytes, *,
     except OSError as exc:
         raise FileError(f"Cove cannot read that file ({exc.strerror}).") from exc
     hasher = Hasher()
+    writes = Lane("cove-snapshot", 2)
     out: SealedFile | None = None
     try:
         info = os.fstat(fd)
@@ -322,31 +483,35 @@ def snapshot(source: str, dest: Path, fid: bytes, key: bytes, *,
             view = memoryview(blocks[step % len(blocks)])[:size - first * CHUNK_SIZE]
             _read_into(fd, view)
             hasher.feed([view])
-            out.write([(i, cipher.seal(i, i == count - 1,
-                                       bytes(view[(i - first) * CHUNK_SIZE:
-                                                  (i - first + 1) * CHUNK_SIZE])))
-                       for i in range(first, last)])
+            writes.submit(out.write, [
+                (i, cipher.seal(i, i == count - 1,
+                                view[(i - first) * CHUNK_SIZE:(i - first + 1) * CHUNK_SIZE]))
+                for i in range(first, last)])
         digest = hasher.digest()
+        writes.wait()
         out.sync()
         _sync_folder(dest.parent)
         return size, digest
     except OSError as exc:
-        if out is not None:
-            out.close()
-            with contextlib.suppress(OSError):
-                dest.unlink()
+        _drop_snapshot(writes, out, dest)
         raise FileError(f"Cove could not copy that file ({exc.strerror}).") from exc
     except BaseException:
-        if out is not None:
-            out.close()
-            with contextlib.suppress(OSError):
-                dest.unlink()
+        _drop_snapshot(writes, out, dest)
         raise
     finally:
+        writes.close()
         hasher.close()
         if out is not None:
             out.close()
         os.close(fd)
+
+
+def _drop_snapshot(writes: Lane, out: SealedFile | None, dest: Path) -> None:
+    writes.close()  # no write may run on after the file is closed and gone
+    if out is not None:
+        out.close()
+        with contextlib.suppress(OSError):
+            dest.unlink()
 
 
 def _read_into(fd: int, view: memoryview) -> None:

@@ -5,13 +5,13 @@ At most MAX_ACTIVE_FETCHES fetches run at once; the others stay in state
 ``fetching`` in the store and start, oldest first, as running ones end. A
 fetch asks one device at a time: the author's devices first, then this
 account's other devices, only over a link that is up. A chunk of the wrong
-length is refused on arrival, before it is buffered; the others are opened
-on arrival, on the loop (the AEAD holds the GIL: in the worker it would only
-take turns with the loop, and stall it). Chunks that open go to the worker
-in batches, to be stored and saved; the next window is asked for as chunks
-arrive (cove.files.FetchPlan). A chunk that fails to open (or has the
-wrong length) is asked for again; after MAX_BAD_PER_SOURCE from one device
-another is tried; a device that sends nothing asked for in STALL_S is left
+length, or one that says wrongly whether it is the last, is refused on
+arrival, before it is buffered; the others go to the fetch's worker thread in
+batches, which opens them (the AEAD releases the GIL, so that runs beside the
+loop), stores and saves those that open and reports those that do not. The
+next window is asked for as chunks arrive (cove.files.FetchPlan). A chunk
+refused or not opened is asked for again; after MAX_BAD_PER_SOURCE from one
+device another is tried; a device that sends nothing asked for in STALL_S is left
 for another. A fetch that gets no chunk for GIVE_UP_S gives its place to a
 waiting one, keeping what it holds; a link with one of its sources starts it
 again. About once a second the worker fsyncs and the count held is
@@ -38,7 +38,7 @@ from cove.files import (
     FileSaved,
     done_bytes,
 )
-from crypto.errors import CoveError, CryptoError, RemoteProtocolError
+from crypto.errors import CoveError
 from transport.link import Link
 from transport.messages import LinkMessage
 
@@ -131,7 +131,11 @@ class FetchingPart(FilesBase):
                                 "state = 'fetching'",
                                 (message[1], os.fsencode(message[2]), fetch.fid))
         elif kind == "taken" and fetch.stop in (None, "close"):
-            self._taken(fetch, message[1])
+            _, good, bad, source = message
+            self._taken(fetch, good)
+            for idx in bad:
+                if fetch.stop is None:
+                    self._bad_chunk(fetch, source, idx, asked=True)
             self._next_step(fetch)
         elif kind == "synced":  # the last sync before a close
             self._commit_have(fetch, fetch.plan.done)  # every chunk counted was written first
@@ -265,10 +269,10 @@ class FetchingPart(FilesBase):
                 self._use_source(fetch, ddk)  # on a new link, whatever was in flight is lost
 
     def _on_fchunk(self, ddk: bytes, link: Link, message: LinkMessage) -> None:
-        """A sealed chunk of a file we are fetching: opened at once and, if it opens, kept for
-        the writer's next batch. One of the wrong length (a link message may be far longer)
-        is refused before anything keeps it; it and one that fails to open count as bad
-        chunks and are asked for again."""
+        """A sealed chunk of a file we are fetching: kept for the worker's next batch, which
+        opens it. One of the wrong length (a link message may be far longer), or that says
+        wrongly whether it is the last, is refused before anything keeps it; it and one that
+        fails to open count as bad chunks and are asked for again."""
         fetch = self._rt().fetches.get(message["fid"])
         if fetch is None or fetch.source != ddk or fetch.stop is not None:
             return
@@ -282,16 +286,11 @@ class FetchingPart(FilesBase):
         if not plan.arrived(idx):
             return  # not asked for, or here already
         fetch.last_rx = fetch.last_chunk = asyncio.get_running_loop().time()
-        last = idx == plan.count - 1
-        try:
-            # A chunk that lies about being the last is as bad as one that does not open.
-            plain = fetch.cipher.open(idx, last, data) if message["last"] == last else None
-        except (CryptoError, RemoteProtocolError):
-            plain = None
-        if plain is None:
+        if message["last"] != (idx == plan.count - 1):  # as bad as one that does not open
             self._bad_chunk(fetch, ddk, idx, asked=True)
             return
-        fetch.batch.append((idx, data, plain))
+        fetch.batch.append((idx, data))
+        fetch.batch_from = ddk
         start = plan.next_ask()
         if start is not None:
             self._ask(fetch, start)
@@ -310,7 +309,7 @@ class FetchingPart(FilesBase):
             # With the count of chunks stored in order so far: the worker feeds the save
             # from the store up to there first (chunks stored while one before them was
             # asked for again), so the save never falls behind to the finish.
-            fetch.inbox.put(("take", batch, fetch.plan.done))
+            fetch.inbox.put(("take", batch, fetch.plan.done, fetch.batch_from))
 
     def _taken(self, fetch: Fetch, good: list[int]) -> None:
         """The worker stored ``good``: ask on, show progress."""
@@ -337,9 +336,9 @@ class FetchingPart(FilesBase):
         start = fetch.plan.rejected(idx)
         if fetch.stop is not None:
             return
-        if fetch.bad[source] >= MAX_BAD_PER_SOURCE:
+        if fetch.bad[source] >= MAX_BAD_PER_SOURCE and source == fetch.source:
             self._choose_source(fetch, avoid=source)
-        elif source == fetch.source:
+        elif fetch.source is not None:  # the worker's report may come after a new source
             self._ask(fetch, start)
 
     def _progress(self, fetch: Fetch, *, final: bool = False) -> None:

@@ -35,7 +35,7 @@ from cove.file_save import SaveJob, open_downloads, remove_part
 from cove.files import DEFAULT_AUTO_ACCEPT, MAX_OFFER_SIZE, FetchPlan
 from cove.home import Home
 from cove.store import Store
-from crypto.errors import CoveError
+from crypto.errors import CoveError, CryptoError, RemoteProtocolError
 from crypto.filechunk import FileCipher, chunk_count
 from transport.link import Link
 from transport.node import TransportNode
@@ -92,8 +92,8 @@ class Offer:
         return chunk_count(self.size)
 
 
-Chunks = list[tuple[int, bytes, bytes]]
-"""Received chunks that opened: (index, sealed, plaintext)."""
+Chunks = list[tuple[int, bytes]]
+"""Received chunks of the right length, not yet opened: (index, sealed)."""
 
 
 class Fetch:
@@ -123,6 +123,8 @@ class Fetch:
         self.bad: dict[bytes, int] = {}
         self.bad_total = 0
         self.batch: Chunks = []
+        self.batch_from = b""
+        """The device the chunks in ``batch`` came from (a new source flushes it first)."""
         self.inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.outbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.writer: asyncio.Task[None] | None = None
@@ -153,7 +155,7 @@ class Fetch:
                     assert self.job is not None
                     post(("opened", self.job.part, self.job.folder))
                 if item[0] == "take":
-                    post(("taken", self.take(item[1], item[2])))
+                    post(("taken", *self.take(item[1], item[2]), item[3]))
                 elif item[0] == "sync":
                     self.sync()
                     post(("synced",))
@@ -187,12 +189,21 @@ class Fetch:
         self.job = SaveJob(self.downloads, offer.name, offer.size, offer.sha256)
         self.job.catch_up(self.store, self.cipher, self.plan.done)
 
-    def take(self, chunks: Chunks, done: int) -> list[int]:
-        """Store ``chunks``; the save first catches up with the ``done`` chunks stored
-        before (one arrived out of order: those after it were stored, not saved)."""
+    def take(self, chunks: Chunks, done: int) -> tuple[list[int], list[int]]:
+        """Open ``chunks`` and store those that open; the save first catches up with the
+        ``done`` chunks stored before (one arrived out of order: those after it were
+        stored, not saved). Returns the indices stored and those that did not open."""
         assert self.store is not None and self.job is not None
         self.job.catch_up(self.store, self.cipher, done)
-        return store_chunks(self.store, self.job, chunks)
+        opened: list[tuple[int, bytes, bytes]] = []
+        bad: list[int] = []
+        last = self.offer.count - 1
+        for idx, sealed in chunks:
+            try:
+                opened.append((idx, sealed, self.cipher.open(idx, idx == last, sealed)))
+            except (CryptoError, RemoteProtocolError):
+                bad.append(idx)
+        return store_chunks(self.store, self.job, opened), bad
 
     def sync(self) -> None:
         if self.store is not None:

@@ -80,8 +80,8 @@ def _counter(index: int, is_last: bool) -> bytes:
     return index.to_bytes(INDEX_LEN, "big")
 
 
-def _check_plaintext(plaintext: bytes, is_last: bool) -> None:
-    if not isinstance(plaintext, bytes):
+def _check_plaintext(plaintext: bytes | memoryview, is_last: bool) -> None:
+    if not isinstance(plaintext, bytes | memoryview):
         raise LocalProtocolError("a chunk's plaintext must be bytes")
     if len(plaintext) > CHUNK_SIZE:
         raise LocalProtocolError(f"a chunk holds at most {CHUNK_SIZE} bytes")
@@ -187,8 +187,8 @@ class FileCipher:
         return b"\x00\x00\x00\x00" + counter, self.fid + counter + (
             b"\x01" if is_last else b"\x00")
 
-    def seal(self, index: int, is_last: bool, plaintext: bytes) -> bytes:
-        """:func:`seal_chunk` for this file."""
+    def seal(self, index: int, is_last: bool, plaintext: bytes | memoryview) -> bytes:
+        """:func:`seal_chunk` for this file (the plaintext may be a view of bytes)."""
         nonce, ad = self._nonce_and_ad(index, is_last)
         _check_plaintext(plaintext, is_last)
         return self._aead.encrypt(nonce, plaintext, ad)

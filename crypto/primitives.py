@@ -187,7 +187,7 @@ class ChaChaKey:
         _need("ChaCha20-Poly1305 key", key, AEAD_KEY_LEN)
         self._aead = _ChaCha(key)
 
-    def encrypt(self, nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:
+    def encrypt(self, nonce: bytes, plaintext: bytes | memoryview, ad: bytes) -> bytes:
         return self._aead.encrypt(nonce, plaintext, ad)
 
     def decrypt(self, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:

@@ -353,12 +353,14 @@ async def test_after_a_chunk_comes_out_of_order_the_save_catches_up_as_it_goes(
     monkeypatch.setattr(FS, "read_chunks", read)
     monkeypatch.setattr(FSV.SaveJob, "catch_up", catch_up)
     source = tmp_path / "data.bin"
-    digest = make_file(source, 200 * CHUNK_SIZE + 1)
+    digest = make_file(source, 400 * CHUNK_SIZE + 1)
     fid = await ann.send_file(bob.account_id, source)
     await wait_until(lambda: state_of(bob, fid) == "saved")
     assert sha256_of(bob.file_info(fid).path or "") == digest
     assert flipped == [5]
-    assert 0 < sum(caught_up) <= 3 * FF.BATCH_CHUNKS  # what came while 5 was away, no more
+    # What came while 5 was away (chunks are opened in the writer's thread, so a bad one is
+    # known a batch late, and what was asked for meanwhile still comes), not the whole rest.
+    assert 0 < sum(caught_up) <= (FetchPlan.BACKLOG + FetchPlan.AHEAD) * WINDOW < 400 - 5
     assert caught_up[-1] == 0  # nothing left for the finish
 
 
