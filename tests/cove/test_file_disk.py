@@ -170,3 +170,37 @@ def test_without_o_direct_every_write_goes_through_the_page_cache(
     finally:
         writer.close()
         os.close(fd)
+
+
+@pytest.mark.parametrize("size", [0, 1, FD.CHUNK_SIZE, 3 * FD.CHUNK_SIZE + 5, 40 * FD.CHUNK_SIZE])
+def test_chunks_read_for_serving_are_the_stored_ones_whichever_way_they_are_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    path = tmp_path / "store.sealed"
+    store = FD.SealedFile(path, size, create=True)
+    count = store.count
+    sealed = [os.urandom(FD.sealed_length(size, i)) for i in range(count)]
+    store.write(list(enumerate(sealed)))
+    store.sync()
+    store.close()
+    spans = [(0, count), (count - 1, 1), (count // 2, count - count // 2), (0, 1)]
+    works = _direct_works(tmp_path)
+    direct: list[int] = []
+    real = FD._read_span_direct
+
+    def spy(fd: int, size: int, start: int, n: int) -> list[bytes]:
+        direct.append(start)
+        return real(fd, size, start, n)
+
+    monkeypatch.setattr(FD, "_read_span_direct", spy)
+    for start, n in spans:
+        assert FD.read_chunks(path, size, start, n) == sealed[start:start + n]
+    assert len(direct) == (len(spans) if works else 0)
+    os.truncate(path, path.stat().st_size - 1)
+    with pytest.raises(FD.FileError):  # a store cut short is refused, not half read
+        FD.read_chunks(path, size, count - 1, 1)
+    with open(path, "ab") as f:
+        f.write(sealed[-1][-1:])
+    monkeypatch.setattr(FD, "_O_DIRECT", 0)  # through the page cache, as on tmpfs
+    for start, n in spans:
+        assert FD.read_chunks(path, size, start, n) == sealed[start:start + n]
+    assert len(direct) == (len(spans) + 1 if works else 0)  # none since the cut
