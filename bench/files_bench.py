@@ -26,9 +26,12 @@
   before the offer, then the receiver's sealed copy and its plaintext, both
   durable before the file is saved; that is the file's size written and
   fsynced once, then twice at once (two threads), with Cove's own
-  ``cove.file_disk.Writer``, no reading, no crypto, nothing else. The floor
-  pipeline writes the file once; Cove must write it three times, in two turns,
-  whatever else it does.
+  ``cove.file_disk.Writer``, no crypto, nothing else. The floor pipeline
+  writes the file once; Cove must write it three times, in two turns, whatever
+  else it does. Printed twice: without reading anything, and with the
+  snapshot read back from the disk during the second turn, as the sender
+  serves it (Cove reads it around the page cache: here every page the page
+  cache takes is fresh memory, dearer than the disk).
 
 The file is 1 GiB, or ``COVE_BENCH_FILE_MB`` MiB, fsynced before the first
 round (no writeback of it runs during one). The three are run ROUNDS times
@@ -51,8 +54,8 @@ from typing import Any
 
 from bench.child import PEER_OPTIONS, Child
 from bench.timing import report
-from cove.file_disk import WriteBehind, Writer
-from cove.files import FileFailed, FileOffered, FileSaved
+from cove.file_disk import WriteBehind, Writer, read_chunks, sealed_length
+from cove.files import STRIDE, FileFailed, FileOffered, FileSaved
 from cove.peer import Peer
 from crypto import primitives as P
 from crypto.filechunk import CHUNK_SIZE, FileCipher, chunk_count, chunk_length
@@ -164,20 +167,32 @@ def _write_durably(path: Path, size: int, block: bytes) -> None:
         os.close(fd)
 
 
-def _disk_floor(folder: Path, size: int) -> float:
-    """Seconds to make the three copies durable: one, then two at once (see the module)."""
+def _read_back(path: Path, size: int) -> None:
+    for first in range(0, chunk_count(size), 64):
+        read_chunks(path, size, first, min(64, chunk_count(size) - first))
+
+
+def _disk_floor(folder: Path, size: int, *, read_back: bool) -> float:
+    """Seconds to make the three copies durable: one, then two at once (and, if
+    ``read_back``, the first read meanwhile); see the module."""
     block = os.urandom(BLOCK)
+    count = chunk_count(size)
+    sealed = (count - 1) * STRIDE + sealed_length(size, count - 1)
     paths = [folder / f"disk{i}.out" for i in range(3)]
+    sizes = [sealed, sealed, size]  # the snapshot, the sealed copy, the plaintext
     start = time.perf_counter()
-    _write_durably(paths[0], size, block)
-    both = [threading.Thread(target=_write_durably, args=(path, size, block))
-            for path in paths[1:]]
-    for thread in both:
+    _write_durably(paths[0], sizes[0], block)
+    work = [threading.Thread(target=_write_durably, args=(path, n, block))
+            for path, n in zip(paths[1:], sizes[1:], strict=True)]
+    if read_back:
+        work.append(threading.Thread(target=_read_back, args=(paths[0], size)))
+    for thread in work:
         thread.start()
-    for thread in both:
+    for thread in work:
         thread.join()
     seconds = time.perf_counter() - start
-    if any(not path.exists() or path.stat().st_size != size for path in paths):
+    if any(not path.exists() or path.stat().st_size != n
+           for path, n in zip(paths, sizes, strict=True)):
         raise RuntimeError("the disk floor did not write its copies")
     for path in paths:
         path.unlink()
@@ -244,6 +259,7 @@ async def _main() -> None:
     size = _size()
     floors: list[float] = []
     disks: list[float] = []
+    disks_read: list[float] = []
     coves: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("COVE_BENCH_DIR")) as tmp:
         root = Path(tmp)
@@ -262,7 +278,9 @@ async def _main() -> None:
                     raise RuntimeError("the floor pipeline garbled the file")
                 dest.unlink()
                 floors.append(seconds)
-                disks.append(await asyncio.to_thread(_disk_floor, root, size))
+                disks.append(await asyncio.to_thread(_disk_floor, root, size, read_back=False))
+                disks_read.append(
+                    await asyncio.to_thread(_disk_floor, root, size, read_back=True))
                 total, snap, saved = await _cove(ann, bob, bob_id, source)
                 if await asyncio.to_thread(_sha, saved) != digest:
                     raise RuntimeError("Cove saved a different file")
@@ -279,10 +297,11 @@ async def _main() -> None:
     print(f"{'  of which the snapshot (read, hash, seal)':<44} {snap:>9.2f} s   "
           f"transfer and save {total - snap:.2f} s = {mb / (total - snap):,.0f} MB/s")
     ok = report("Cove send_file to saved, MB/s", mb / total, floor, 0.6, unit="MB/s")
-    disk = mb / min(disks)
+    disk, disk_read = mb / min(disks), mb / min(disks_read)
     print(f"{'  the least the disk takes (information)':<44} {disk:>9,.0f} MB/s   = "
           f"{disk / floor:.2f} of the floor (the file written durably once, then twice at "
-          "once, nothing else)")
+          f"once); with the snapshot read back meanwhile {disk_read:,.0f} MB/s = "
+          f"{disk_read / floor:.2f}")
     print("all goals met" if ok else "SOME GOALS NOT MET")
 
 
