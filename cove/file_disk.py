@@ -129,6 +129,7 @@ class Hasher:
         self._lane = Lane("cove-hash", self.DEPTH)
         self._written = 0
         self._writer = Writer(fd) if fd >= 0 else None
+        self._failed: OSError | None = None
         self._writes = Lane("cove-write", self.WRITES) if fd >= 0 else None
 
     def feed(self, parts: Sequence[bytes | memoryview]) -> None:
@@ -141,7 +142,13 @@ class Hasher:
         for part in parts:
             self._sha.update(part)
         if self._writer is not None and self._writes is not None:
-            self._writes.submit(self._writer.write, parts, self._written)
+            if self._failed is not None:  # the bytes after a failed write are not written
+                raise self._failed
+            try:
+                self._writes.submit(self._writer.write, parts, self._written)
+            except OSError as exc:
+                self._failed = exc
+                raise
             self._written += sum(len(p) for p in parts)
 
     def wait(self) -> None:
@@ -266,9 +273,10 @@ class Writer:
     every file written here is written once and read back later, if at all. The blocks a
     write covers only in part (at its start and its end) go through the page cache, where
     the neighbouring writes' parts of them meet; so every byte written can be read at once
-    by anyone, and no block is ever written both ways. Where O_DIRECT is refused (a file
-    system without it, such as tmpfs), everything goes through the page cache. One thread
-    writes a file at a time.
+    by anyone. A block is written both ways only when bytes are written again where they
+    were (a chunk stored once more after a restart), which the kernel keeps coherent.
+    Where O_DIRECT is refused (a file system without it, or without memory for the
+    buffer), everything goes through the page cache. One thread writes a file at a time.
     """
 
     def __init__(self, fd: int) -> None:
@@ -280,10 +288,9 @@ class Writer:
             try:  # the same file, not the name: /proc/self/fd/N opens what N holds
                 self._direct = os.open(f"/proc/self/fd/{fd}",
                                        os.O_WRONLY | os.O_CLOEXEC | _O_DIRECT)
-            except OSError:
-                self._direct = -1
-            else:
                 self._buf = mmap.mmap(-1, DIRECT_BUFFER)
+            except OSError:
+                self._close_direct()  # through the page cache, then
 
     def write(self, parts: Sequence[bytes | memoryview], offset: int) -> int:
         """Write ``parts`` at ``offset``; returns how many bytes that was."""
@@ -442,20 +449,33 @@ def read_chunks(path: Path, size: int, start: int, n: int) -> list[bytes]:
     page cache where the file system allows it, into an aligned buffer of the thread's
     own: a store is read once per device that fetches it, and through the page cache every
     byte of it would first take a page of fresh memory (most of the reading's CPU)."""
-    direct = bool(_O_DIRECT)
+    direct = bool(_O_DIRECT) and not getattr(_reading, "refused", False)
     try:
-        fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS | _O_DIRECT)
+        fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS | (_O_DIRECT if direct else 0))
     except OSError as exc:
         if not direct or exc.errno != errno.EINVAL:
             raise
         direct, fd = False, os.open(path, os.O_RDONLY | _OPEN_FLAGS)
     try:
-        return _read_span_direct(fd, size, start, n) if direct else read_span(fd, size, start, n)
+        if direct:
+            try:
+                return _read_span_direct(fd, size, start, n)
+            except OSError as exc:  # a file system that takes O_DIRECT on its own terms
+                if exc.errno != errno.EINVAL:
+                    raise
+                _reading.refused = True
+            closing, fd = fd, -1
+            os.close(closing)
+            fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+        return read_span(fd, size, start, n)
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 _reading = threading.local()
+"""Per serving thread: its aligned buffer (``buf``: kept while the thread lives, up to
+DIRECT_BUFFER or one span), and whether a direct read was refused (``refused``)."""
 
 
 def _read_span_direct(fd: int, size: int, start: int, n: int) -> list[bytes]:
@@ -581,8 +601,9 @@ def _sync_folder(folder: Path) -> None:
 
 def store_chunks(store: SealedFile, job: SaveJob | None,
                  chunks: list[tuple[int, bytes, bytes]]) -> list[int]:
-    """Store received chunks, already opened (authenticated) on arrival, sealed; hand the
-    plaintext of those that come next in order to the save. Returns their indices."""
+    """Store received chunks sealed, each given with its plaintext (the fetch's worker
+    opened, so authenticated, them first); hand the plaintext of those that come next in
+    order to the save. Returns their indices."""
     plains: list[bytes] = []
     for idx, _, plain in chunks:
         if job is not None and idx == job.next + len(plains):

@@ -133,9 +133,8 @@ class FetchingPart(FilesBase):
         elif kind == "taken" and fetch.stop in (None, "close"):
             _, good, bad, source = message
             self._taken(fetch, good)
-            for idx in bad:
-                if fetch.stop is None:
-                    self._bad_chunk(fetch, source, idx, asked=True)
+            if bad and fetch.stop is None:
+                self._bad_chunks(fetch, source, bad)
             self._next_step(fetch)
         elif kind == "synced":  # the last sync before a close
             self._commit_have(fetch, fetch.plan.done)  # every chunk counted was written first
@@ -281,13 +280,13 @@ class FetchingPart(FilesBase):
         if idx >= plan.count:
             return
         if len(data) != sealed_length(fetch.offer.size, idx):
-            self._bad_chunk(fetch, ddk, idx, asked=plan.expects(idx))
+            self._bad_chunks(fetch, ddk, [idx], asked=plan.expects(idx))
             return
         if not plan.arrived(idx):
             return  # not asked for, or here already
         fetch.last_rx = fetch.last_chunk = asyncio.get_running_loop().time()
         if message["last"] != (idx == plan.count - 1):  # as bad as one that does not open
-            self._bad_chunk(fetch, ddk, idx, asked=True)
+            self._bad_chunks(fetch, ddk, [idx])
             return
         fetch.batch.append((idx, data))
         fetch.batch_from = ddk
@@ -321,25 +320,34 @@ class FetchingPart(FilesBase):
                 self._ask(fetch, start_next)
         self._progress(fetch)
 
-    def _bad_chunk(self, fetch: Fetch, source: bytes, idx: int, *, asked: bool) -> None:
-        """Chunk ``idx`` from ``source`` failed to open or had the wrong length: count it,
-        and ask for it again (if it was ``asked`` for), from another device once ``source``
-        sent MAX_BAD_PER_SOURCE bad ones; too many in all fail the fetch."""
-        fetch.bad_total += 1
-        log.info("a file chunk was damaged; it is asked for again")
-        fetch.bad[source] = fetch.bad.get(source, 0) + 1
-        if fetch.bad_total >= MAX_BAD:
-            self._fail(fetch, "Too many damaged chunks arrived; the transfer stopped.")
+    def _bad_chunks(self, fetch: Fetch, source: bytes, indices: list[int], *,
+                    asked: bool = True) -> None:
+        """Chunks from ``source`` failed to open or had the wrong length (the worker reports
+        a batch's at once). Each counts as a bad chunk until ``source`` has sent
+        MAX_BAD_PER_SOURCE; then it is left for another device, and what else it sent bad
+        is only asked for again. MAX_BAD in all fail the fetch. Those ``asked`` for are
+        asked for again: from another device if ``source`` is left now, else from the one
+        in use, a window from each run of them."""
+        starts: list[int] = []
+        for idx in sorted(indices):
+            if fetch.bad.get(source, 0) < MAX_BAD_PER_SOURCE:
+                fetch.bad_total += 1
+                fetch.bad[source] = fetch.bad.get(source, 0) + 1
+                log.info("a file chunk was damaged; it is asked for again")
+                if fetch.bad_total >= MAX_BAD:
+                    self._fail(fetch, "Too many damaged chunks arrived; the transfer stopped.")
+                    return
+            if asked:
+                start = fetch.plan.rejected(idx)
+                if not starts or start >= starts[-1] + fetch.plan.window:
+                    starts.append(start)
+        if not asked or fetch.stop is not None:
             return
-        if not asked:
-            return
-        start = fetch.plan.rejected(idx)
-        if fetch.stop is not None:
-            return
-        if fetch.bad[source] >= MAX_BAD_PER_SOURCE and source == fetch.source:
+        if fetch.bad.get(source, 0) >= MAX_BAD_PER_SOURCE and source == fetch.source:
             self._choose_source(fetch, avoid=source)
         elif fetch.source is not None:  # the worker's report may come after a new source
-            self._ask(fetch, start)
+            for start in starts:
+                self._ask(fetch, start)
 
     def _progress(self, fetch: Fetch, *, final: bool = False) -> None:
         now = asyncio.get_running_loop().time()

@@ -95,10 +95,13 @@ class SaveJob:
                 break
             else:
                 raise FileError("The downloads folder has too many files of that name.")
+            self._hasher = Hasher(self._fd)
         except BaseException:
+            if self.part:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.part, dir_fd=self._dir)
             self._close_fds()
             raise
-        self._hasher = Hasher(self._fd)
 
     def feed(self, plains: list[bytes]) -> None:
         """Append chunks ``next ..`` (hashed and written in the helper thread)."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
@@ -43,7 +44,7 @@ def _open(path: Path) -> int:
 
 
 def _direct_works(folder: Path) -> bool:
-    """Whether this file system takes O_DIRECT (tmpfs does not)."""
+    """Whether this file system takes O_DIRECT (some do not)."""
     probe = folder / "probe"
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | FD._O_DIRECT, 0o600))
@@ -200,7 +201,93 @@ def test_chunks_read_for_serving_are_the_stored_ones_whichever_way_they_are_read
         FD.read_chunks(path, size, count - 1, 1)
     with open(path, "ab") as f:
         f.write(sealed[-1][-1:])
-    monkeypatch.setattr(FD, "_O_DIRECT", 0)  # through the page cache, as on tmpfs
+    monkeypatch.setattr(FD, "_O_DIRECT", 0)  # through the page cache, as without O_DIRECT
     for start, n in spans:
         assert FD.read_chunks(path, size, start, n) == sealed[start:start + n]
     assert len(direct) == (len(spans) + 1 if works else 0)  # none since the cut
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_without_memory_for_its_buffer_a_writer_writes_through_the_page_cache_and_leaks_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_memory(*args: object) -> mmap.mmap:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    before = _open_fds()
+    monkeypatch.setattr(FD.mmap, "mmap", no_memory)
+    path = tmp_path / "f"
+    fd = _open(path)
+    writer = FD.Writer(fd)
+    try:
+        assert writer._buf is None and writer._direct == -1
+        _apply(writer, path, [(0, [2**20 + 3], False)], random.Random(4))
+    finally:
+        writer.close()
+        os.close(fd)
+    assert _open_fds() == before
+
+
+def test_a_save_that_cannot_start_leaves_no_part_and_no_descriptor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cove.file_save as FSV
+
+    def broken(fd: int) -> FD.Hasher:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(FSV, "Hasher", broken)
+    downloads = tmp_path / "downloads"
+    before = _open_fds()
+    with pytest.raises(OSError):
+        FSV.SaveJob(downloads, "a.txt", 10, bytes(32))
+    assert os.listdir(downloads) == [] and _open_fds() == before
+
+
+def test_after_a_failed_write_a_save_writes_nothing_more(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writes: list[tuple[int, int]] = []
+
+    def fail(self: FD.Writer, parts: list[bytes], offset: int) -> int:
+        writes.append((offset, parts[0][0]))
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(FD.Writer, "write", fail)
+    fd = _open(tmp_path / "f")
+    hasher = FD.Hasher(fd)
+    try:
+        for batch in range(12):  # fed on even after errors: the queued ones run anyway
+            with contextlib.suppress(OSError):
+                hasher.feed([bytes([batch]) * BLOCK])
+        with pytest.raises(OSError):
+            hasher.sync()
+    finally:
+        hasher.close()
+        os.close(fd)
+    assert writes and writes[0] == (0, 0)
+    assert all(offset == batch * BLOCK for offset, batch in writes)  # none shifted
+    assert len(writes) <= FD.Hasher.WRITES + 1  # nothing after the failure was known
+
+
+def test_a_direct_read_refused_is_read_through_the_page_cache_from_then_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    size = 5 * FD.CHUNK_SIZE + 9
+    path = tmp_path / "store.sealed"
+    store = FD.SealedFile(path, size, create=True)
+    sealed = [os.urandom(FD.sealed_length(size, i)) for i in range(store.count)]
+    store.write(list(enumerate(sealed)))
+    store.close()
+    tried: list[int] = []
+
+    def refuse(fd: int, size: int, start: int, n: int) -> list[bytes]:
+        tried.append(start)
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(FD, "_read_span_direct", refuse)
+    monkeypatch.setattr(FD._reading, "refused", False, raising=False)
+    before = _open_fds()
+    assert FD.read_chunks(path, size, 0, 6) == sealed
+    assert FD.read_chunks(path, size, 2, 3) == sealed[2:5]
+    assert len(tried) == (1 if FD._O_DIRECT else 0)  # once, then not again in this thread
+    assert _open_fds() == before
