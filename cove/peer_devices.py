@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
@@ -380,17 +380,18 @@ class DevicesPart:
         added = [c for k, c in new.items() if k not in old]
         removed = [c for k, c in old.items() if k not in new]
         me = self.account.device.ddk
+        # What the store cannot take back (links, dialling, sending) waits for the commit
+        # of the change that brought the manifest: a rollback leaves the links as they were.
+        later = self._store.after_commit
         if owner.state == "own" and me in old and me not in new:
             # This device was unlinked: tell the person, pass on the manifest that says so
             # to whoever we are linked with, and send nothing else (§9).
             self._record(E.DeviceUnlinked(owner.aid))
-            self._push_manifest()
-            if self._node is not None:
-                for cert in before.devices:
-                    self._node.forget(cert.ddk)
+            later(self._push_manifest)
+            later(lambda: self._forget_devices(before.devices))
             return
         if owner.state == "own" and self.unlinked:
-            self._push_manifest()  # a later one, still without us: only pass it on
+            later(self._push_manifest)  # a later one, still without us: only pass it on
             return
         for cert in removed:
             # A device another account has proved its own since (this one only claimed it
@@ -399,18 +400,29 @@ class DevicesPart:
                 self._drop_device(cert)
         if owner.state == "blocked":
             return  # a blocked account's new devices are neither dialled nor shown
-        if self._node is not None:
-            for cert in added:
-                if cert.ddk != me:
-                    self._node.know(cert.ddk, self._addresses(cert.ddk))
-                    link = self._node.registry.link(cert.ddk)
-                    if link is not None:  # it came before its manifest did
-                        self._judge_again(link)
+        joined = [cert for cert in added if cert.ddk != me]
+        if joined:
+            later(lambda: self._dial_devices(joined))
         if added or removed:
             self._record(E.DevicesChanged(owner.aid, tuple(c.name for c in added),
                                           tuple(c.name for c in removed)))
         if owner.state == "own":
-            self._push_manifest()
+            later(self._push_manifest)
+
+    def _forget_devices(self, certs: Iterable[DeviceCertificate]) -> None:
+        if self._node is not None:
+            for cert in certs:
+                self._node.forget(cert.ddk)
+
+    def _dial_devices(self, certs: Iterable[DeviceCertificate]) -> None:
+        """Devices that joined an account: dialled, and judged again if linked already."""
+        if self._node is None:
+            return
+        for cert in certs:
+            self._node.know(cert.ddk, self._addresses(cert.ddk))
+            link = self._node.registry.link(cert.ddk)
+            if link is not None:  # it came before its manifest did
+                self._judge_again(link)
 
     def _drop_device(self, cert: DeviceCertificate) -> None:
         from cove.group_intake import GROUP_KEPT
@@ -427,9 +439,12 @@ class DevicesPart:
                 self._store.execute("DELETE FROM kv WHERE k LIKE ?",
                                     (f"{kind}{cert.ddk.hex()}:%",))
             self._store.execute("DELETE FROM kv WHERE k = ?", (SEEN + cert.ddk.hex(),))
+            self._store.after_commit(lambda: self._close_device(cert.ddk))
+
+    def _close_device(self, ddk: bytes) -> None:
         if self._node is not None:
-            link = self._node.registry.link(cert.ddk)
-            self._node.forget(cert.ddk)
+            link = self._node.registry.link(ddk)
+            self._node.forget(ddk)
             if link is not None:
                 link.close("that device left its account")
 

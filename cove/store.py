@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import re
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ import sqlcipher3
 
 from cove.errors import SchemaTooNew, StoreError, WrongPassphrase
 from cove.schema import MIGRATIONS, SCHEMA_VERSION
+
+log = logging.getLogger("cove.store")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -87,6 +90,7 @@ class Store:
                 "The passphrase (or key file) does not open this database; nothing was changed."
             ) from exc
         self._depth = 0
+        self._after: list[Callable[[], None]] = []
         self._memo: dict[str, dict[Hashable, Any]] = {}
         if read_only:
             self._db.execute("PRAGMA temp_store = MEMORY")
@@ -173,15 +177,31 @@ class Store:
         except BaseException:
             self._depth = 0
             self._memo.clear()
+            self._after.clear()
             if self._db.in_transaction:  # SQLite may have rolled back already (a full disk)
                 self._db.execute("ROLLBACK")
             raise
         self._depth = 0
+        after, self._after = self._after, []
         try:
             self._db.execute("COMMIT")
         except BaseException:
             self._memo.clear()
             raise
+        for do in after:
+            try:
+                do()
+            except Exception:  # one's failure must not keep the others from running
+                log.exception("an action after a commit failed")
+
+    def after_commit(self, do: Callable[[], None]) -> None:
+        """Run ``do`` once the transaction open now has committed (at once outside one);
+        never if it, or the savepoint ``do`` was asked for in, rolls back. For what the
+        store cannot undo: closing links, dialling devices, sending."""
+        if self._depth:
+            self._after.append(do)
+        else:
+            do()
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -194,10 +214,12 @@ class Store:
         name = f"part{self._depth}"
         self._db.execute(f"SAVEPOINT {name}")
         self._depth += 1
+        mark = len(self._after)
         try:
             yield
         except BaseException:
             self._memo.clear()
+            del self._after[mark:]
             self._db.execute(f"ROLLBACK TO {name}")
             raise
         finally:

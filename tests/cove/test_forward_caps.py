@@ -410,3 +410,47 @@ async def test_a_device_that_leaves_its_account_takes_its_held_owed_and_kept_row
     assert owed[0] not in owed_now and owed[1] in owed_now
     marks = ",".join("?" * len(kept))
     assert store.all(f"SELECT k FROM kv WHERE k IN ({marks})", kept) == [(kept[2],)]
+
+
+async def test_a_manifest_change_rolled_back_leaves_links_and_dialling_as_they_were(
+    tmp_path: Path,
+) -> None:
+    """Review: what a newer manifest does outside the store (closing a dropped device's
+    link, dialling a new one) waits for the commit of what brought it; a rollback (an item
+    of a batch that failed) leaves both as they were, and a retry does them once."""
+    ann, bob = await open_peer(tmp_path / "ann", "Ann"), await open_peer(tmp_path / "bob", "Bob")
+    try:
+        await introduce(ann, bob)
+        assert ann._node is not None
+        registry, bob_ddk, ver = ann._node.registry, bob.account.device.ddk, \
+            bob.account.manifest.ver
+        keys = bob.account.account_keys
+        assert keys is not None
+        new = DeviceCertificate.issue(keys, dsk=AccountKeys.generate().aik,
+                                      ddk=P.random_bytes(32), name="bob-tablet",
+                                      ts=int(time.time() * 1000))
+        with_tablet = bob_manifest(bob, ver + 1, [new])
+        issued = AccountManifest.issue(keys, ver=ver + 2, name="Bob", devices=[new],
+                                       ts=int(time.time() * 1000))  # Bob's own device left
+        # A new device: dialled only once the change commits.
+        with pytest.raises(RuntimeError), ann._store.transaction():
+            ann._remember(with_tablet, state="contact", now=ann._clock())
+            raise RuntimeError("a later step of the same item failed")
+        assert new.ddk not in registry._known and C.owner_of(ann._store, new.ddk) is None
+        with ann._store.transaction():
+            ann._remember(with_tablet, state="contact", now=ann._clock())
+            assert new.ddk not in registry._known  # not before the commit
+        assert new.ddk in registry._known
+        # Bob's own device left out: its link stays open through a rollback.
+        with pytest.raises(RuntimeError), ann._store.transaction():
+            ann._remember(issued, state="contact", now=ann._clock())
+            raise RuntimeError("a later step of the same item failed")
+        await asyncio.sleep(0.1)
+        assert registry.link(bob_ddk) is not None and bob_ddk in registry._known
+        assert C.owner_of(ann._store, bob_ddk) is not None
+        ann._remember(issued, state="contact", now=ann._clock())
+        await wait_until(lambda: registry.link(bob_ddk) is None)
+        assert bob_ddk not in registry._known and C.owner_of(ann._store, bob_ddk) is None
+    finally:
+        await bob.close()
+        await ann.close()

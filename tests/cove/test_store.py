@@ -145,6 +145,38 @@ def test_a_savepoint_undoes_its_own_part_only() -> None:
     assert store.all("SELECT k FROM kv ORDER BY k") == [("c",), ("e",)]
 
 
+def test_actions_after_a_commit_run_once_it_commits_and_never_after_a_rollback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    store = Store(None, bytes(32))
+    done: list[str] = []
+    store.after_commit(lambda: done.append("now"))  # outside a transaction: at once
+    assert done == ["now"]
+    with pytest.raises(StoreError), store.transaction():
+        store.after_commit(lambda: done.append("rolled back"))
+        store.execute("INSERT INTO kv VALUES ('a', x'01')")
+        store.execute("INSERT INTO kv VALUES ('a', x'02')")
+    with store.transaction():
+        store.after_commit(lambda: done.append("kept"))
+        with pytest.raises(StoreError), store.savepoint():
+            store.after_commit(lambda: done.append("its part undone"))
+            store.execute("INSERT INTO kv VALUES ('b', x'01')")
+            store.execute("INSERT INTO kv VALUES ('b', x'02')")
+        with store.transaction():  # nested: waits for the outer commit
+            store.after_commit(lambda: 1 / 0)  # a failure is logged, the rest still run
+            store.after_commit(lambda: done.append("nested"))
+        assert done == ["now"]
+    assert done == ["now", "kept", "nested"]
+    assert "an action after a commit failed" in caplog.text
+    def item(i: int) -> None:
+        store.after_commit(lambda: done.append(f"item {i}"))
+        if i == 2:
+            store.execute("INSERT INTO kv VALUES ('z', x'01'), ('z', x'02')")
+
+    results = store.batch([1, 2, 3], item)
+    assert isinstance(results[1], StoreError)  # the second item failed
+    assert done[3:] == ["item 1", "item 3"]  # the first try's and item 2's are dropped
+
+
 def _kv_reader(store: Store) -> tuple[list[str], object]:
     """A memoised read of kv 'a', and the list of keys it really went to the database for."""
     loads: list[str] = []
