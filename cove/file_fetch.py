@@ -339,8 +339,9 @@ class FetchingPart(FilesBase):
                     return
             if asked:
                 start = fetch.plan.rejected(idx)
-                if not starts or start >= starts[-1] + fetch.plan.window:
+                if start is not None and (not starts or start >= starts[-1] + fetch.plan.window):
                     starts.append(start)
+                    fetch.plan.reasked(start)
         if not asked or fetch.stop is not None:
             return
         if fetch.bad.get(source, 0) >= MAX_BAD_PER_SOURCE and source == fetch.source:

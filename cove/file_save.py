@@ -97,7 +97,7 @@ class SaveJob:
                 raise FileError("The downloads folder has too many files of that name.")
             self._hasher = Hasher(self._fd)
         except BaseException:
-            if self.part:
+            if self.part and self._holds_ours(self.part):
                 with contextlib.suppress(OSError):
                     os.unlink(self.part, dir_fd=self._dir)
             self._close_fds()

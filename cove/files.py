@@ -298,12 +298,19 @@ class FetchPlan:
             self.done += 1
         self._advance_front()
 
-    def rejected(self, idx: int) -> int:
-        """This chunk failed to open; returns where to ask again from (its index)."""
+    def rejected(self, idx: int) -> int | None:
+        """This chunk failed to open; returns where to ask again from (its index), or None
+        if it is not below ``asked`` (asking on in order reaches it; a late report from a
+        device left since). Call :meth:`reasked` for each window asked for again."""
         self._arrived.discard(idx)
         self.front = min(self.front, idx)
-        self.asked = max(self.asked, min(self.count, idx + self.window))
+        if idx >= self.asked:
+            return None
         return idx
+
+    def reasked(self, start: int) -> None:
+        """A window from ``start`` was asked for again: what it covers counts as asked."""
+        self.asked = max(self.asked, min(self.count, start + self.window))
 
     def _advance_front(self) -> None:
         front = max(self.front, self.done)
@@ -319,7 +326,7 @@ class FetchPlan:
             return None
         if self.front - self.done >= self.BACKLOG * self.window:
             return None  # the disk is behind: ask again once it catches up
-        start = self.asked
+        start = max(self.asked, self.front)  # a new source may start below what is held
         self.asked = min(self.count, start + self.window)
         return start
 

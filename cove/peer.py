@@ -1531,6 +1531,11 @@ class Peer(DevicesPart, ForwardPart, GroupsPart, FilesPart):
                                 (contact.acct,))
         if state == "contact" and (held is None or held.state != "contact"):
             self._record(E.ContactAdded(contact.aid, contact.name))
+        self._store.after_commit(lambda: self._synced_contact(contact, state))
+
+    def _synced_contact(self, contact: C.Contact, state: str) -> None:
+        """After a sibling's sync committed: a contact's devices are dialled, a blocked
+        account's links closed."""
         if self._node is None:
             return
         for cert in contact.manifest.devices:

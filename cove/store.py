@@ -44,6 +44,21 @@ _WRITE = re.compile(r"\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(
                     r"|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
 
 
+def _run_after(actions: list[Callable[[], None]]) -> None:
+    """Run every action; an error is logged (what was committed stays committed), and an
+    interruption (a cancel, Ctrl+C) is raised once all have run."""
+    interrupted: BaseException | None = None
+    for do in actions:
+        try:
+            do()
+        except Exception:
+            log.exception("an action after a commit failed")
+        except BaseException as exc:
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
+
+
 @functools.lru_cache(maxsize=1024)
 def _written_table(sql: str) -> str | None:
     """The table a statement writes, or None for a read ('' for a write Cove cannot name,
@@ -185,23 +200,25 @@ class Store:
         after, self._after = self._after, []
         try:
             self._db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             self._memo.clear()
+            if self._db.in_transaction:  # a commit refused (a deferred constraint) is undone
+                with contextlib.suppress(sqlcipher3.Error):
+                    self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlcipher3.Error):
+                raise StoreError(f"the database refused a change: {exc}") from exc
             raise
-        for do in after:
-            try:
-                do()
-            except Exception:  # one's failure must not keep the others from running
-                log.exception("an action after a commit failed")
+        _run_after(after)
 
     def after_commit(self, do: Callable[[], None]) -> None:
         """Run ``do`` once the transaction open now has committed (at once outside one);
         never if it, or the savepoint ``do`` was asked for in, rolls back. For what the
-        store cannot undo: closing links, dialling devices, sending."""
+        store cannot undo: closing links, dialling devices, sending. An action's error is
+        logged, and the others run all the same."""
         if self._depth:
             self._after.append(do)
         else:
-            do()
+            _run_after([do])
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -220,11 +237,14 @@ class Store:
         except BaseException:
             self._memo.clear()
             del self._after[mark:]
-            self._db.execute(f"ROLLBACK TO {name}")
+            if self._db.in_transaction:  # else SQLite undid the whole transaction (a full
+                self._db.execute(f"ROLLBACK TO {name}")  # disk): nothing left to release
+                self._db.execute(f"RELEASE {name}")
             raise
+        else:
+            self._db.execute(f"RELEASE {name}")
         finally:
             self._depth -= 1
-            self._db.execute(f"RELEASE {name}")
 
     def batch(self, items: Sequence[T], do: Callable[[T], R], *,
               retry: Callable[[], None] = lambda: None,
@@ -253,6 +273,8 @@ class Store:
                     with self.savepoint():
                         out.append(do(item))
                 except Exception as exc:  # the item's own failure, kept for its caller
+                    if not self._db.in_transaction:
+                        raise  # the whole transaction is gone with it (a full disk)
                     out.append(exc)
             finish()
         return out

@@ -678,11 +678,35 @@ def test_a_fetch_plan_asks_by_windows_and_keeps_the_backlog_small() -> None:
     plan.verified(list(range(0, 4)) + list(range(5, 32)))
     assert plan.done == 4 and plan.front == 32
     assert plan.rejected(4) == 4 and plan.front == 4 and plan.asked == 40
-    assert plan.waiting()
+    plan.reasked(4)  # a window from 4 asked again: it is inside what was asked already
+    assert plan.asked == 40 and plan.waiting()
     assert plan.arrived(4)
     plan.verified([4])
     assert plan.done == plan.front == 32 and plan.waiting()
     assert plan.next_ask() == 40
+
+
+def test_a_fetch_plan_never_asks_again_for_what_it_holds_after_a_new_source() -> None:
+    """Review: a chunk rejected far back, a new source started there, and everything after
+    it held meanwhile: the next window starts after what is held, not inside it (asking
+    for held chunks only, the fetch stalled with nothing on its way)."""
+    plan = FetchPlan(count=100, window=8)
+    plan.start()
+    while plan.next_ask() is not None:
+        pass
+    for i in range(plan.asked):
+        assert plan.arrived(i)
+    held = [i for i in range(plan.asked) if i != 2]
+    plan.verified(held)
+    assert plan.rejected(2) == 2 and plan.front == 2
+    assert plan.start() == 2 and plan.asked == 10  # the new source, from the rejected one
+    assert plan.arrived(2)
+    plan.verified([2])
+    assert plan.done == plan.front == max(held) + 1 > plan.asked
+    assert plan.next_ask() == plan.front  # after what is held
+    # A rejected chunk not yet asked in this run (a late report) is left to asking in order.
+    late = plan.asked + 3
+    assert plan.rejected(late) is None and plan.front == plan.done
 
 
 def test_a_fetch_plan_restarts_from_what_it_holds() -> None:

@@ -177,6 +177,64 @@ def test_actions_after_a_commit_run_once_it_commits_and_never_after_a_rollback(
     assert done[3:] == ["item 1", "item 3"]  # the first try's and item 2's are dropped
 
 
+def test_a_full_disk_in_a_batch_commits_nothing_and_runs_no_action(tmp_path: Path) -> None:
+    """Review: SQLite undoes the whole transaction on a full disk; a batch's second try
+    went on in autocommit, committing the later items without their actions."""
+    store = Store(tmp_path / "db", bytes(32))
+    with store.transaction():
+        for n in range(200):
+            store.execute("INSERT INTO kv VALUES (?, ?)", (f"fill{n}", bytes(3000)))
+    store.execute("DELETE FROM kv WHERE k = 'fill7'")  # a little room in a page
+    (pages,) = store.one("PRAGMA page_count") or (0,)
+    store.one(f"PRAGMA max_page_count = {pages}")
+    done: list[str] = []
+
+    def item(i: int) -> None:
+        store.after_commit(lambda: done.append(f"item {i}"))
+        if i == 1:
+            store.execute("INSERT INTO kv VALUES ('big', ?)", (bytes(400_000),))
+        else:
+            store.execute("INSERT INTO kv VALUES (?, x'01')", (f"small{i}",))
+
+    with pytest.raises(StoreError):
+        store.batch([1, 2, 3], item)
+    assert store.all("SELECT k FROM kv WHERE k LIKE 'small%' OR k = 'big'") == []
+    assert done == [] and not store.in_transaction
+    store.one(f"PRAGMA max_page_count = {pages * 2}")
+    with store.transaction():  # and the store goes on
+        store.execute("INSERT INTO kv VALUES ('after', x'01')")
+    assert store.one("SELECT 1 FROM kv WHERE k = 'after'") == (1,)
+
+
+def test_a_refused_commit_is_undone_and_the_store_goes_on() -> None:
+    store = Store(None, bytes(32))
+    store.execute("CREATE TABLE p (id INTEGER PRIMARY KEY)")
+    store.execute("CREATE TABLE c (pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)")
+    store.execute("PRAGMA foreign_keys = ON")
+    done: list[str] = []
+    with pytest.raises(StoreError), store.transaction():
+        store.after_commit(lambda: done.append("never"))
+        store.execute("INSERT INTO c VALUES (99)")  # refused only at COMMIT
+    assert done == [] and not store.in_transaction
+    with store.transaction():
+        store.execute("INSERT INTO kv VALUES ('next', x'01')")
+    assert store.one("SELECT 1 FROM kv WHERE k = 'next'") == (1,)
+
+
+def test_an_interrupted_action_lets_the_others_run_then_is_raised() -> None:
+    store = Store(None, bytes(32))
+    done: list[str] = []
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), store.transaction():
+        store.execute("INSERT INTO kv VALUES ('k', x'01')")
+        store.after_commit(interrupt)
+        store.after_commit(lambda: done.append("ran"))
+    assert store.one("SELECT 1 FROM kv WHERE k = 'k'") == (1,) and done == ["ran"]
+
+
 def _kv_reader(store: Store) -> tuple[list[str], object]:
     """A memoised read of kv 'a', and the list of keys it really went to the database for."""
     loads: list[str] = []
