@@ -159,7 +159,10 @@ class MainScreen(Screen[None]):
         return "Pick a chat on the left\n(or Ctrl+K to jump to one)."
 
     def _reloaded(self, _: object = None) -> None:
-        self.reload()
+        """A screen on top closed: redraw, unless this screen is being taken down (the app
+        quitting just as an invite finished): then there is nothing left to draw."""
+        if self.query(Sidebar):
+            self.reload()
 
     def show_status(self) -> None:
         if not self.ready:
