@@ -21,12 +21,12 @@ of one kind, which would skew the ratio.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing as mp
 import struct
 import time
 from collections.abc import Callable
 from multiprocessing.queues import Queue
 
+from bench.child import Child
 from bench.timing import report
 from crypto.identity import AccountKeys, DeviceCertificate, DeviceKeys
 from transport.frames import MAX_FRAGMENT, FrameDecoder, Reassembler, encode_frame, fragment
@@ -160,12 +160,13 @@ async def _cove_receiver(out: Queue[object], count: int) -> None:
     await serve_link(out, on_event, finished)
 
 
-def _receiver(kind: str, out: Queue[object], count: int) -> None:
+async def _receiver(out: Queue[object], commands: Queue[object], kind: str, count: int) -> None:
+    """The far side of one round, in a child process (``bench.child.Child``)."""
     if kind == "cove":
-        asyncio.run(_cove_receiver(out, count))
+        await _cove_receiver(out, count)
     else:
         counter = _inline_counter() if kind == "raw" else _codec_counter()
-        asyncio.run(_counting_receiver(out, count, counter))
+        await _counting_receiver(out, count, counter)
 
 
 # -- senders (this process) ----------------------------------------------------------
@@ -233,22 +234,16 @@ async def _cove_sender(port: int, ddk: bytes, payload: bytes, count: int) -> flo
     return count / elapsed
 
 
-def _run(kind: str, payload: bytes, count: int) -> float:
-    ctx = mp.get_context("spawn")
-    out: Queue[object] = ctx.Queue()
-    child = ctx.Process(target=_receiver, args=(kind, out, count))
-    child.start()
+async def _run(kind: str, payload: bytes, count: int) -> float:
+    child = Child(_receiver, kind, count, timeout=30)
     try:
-        got: tuple[int, bytes] = out.get(timeout=30)  # type: ignore[assignment]
-        port, ddk = got
+        port, ddk = await child.get()
         if kind == "cove":
-            return asyncio.run(_cove_sender(port, ddk, payload, count))
+            return await _cove_sender(port, ddk, payload, count)
         frames = _inline_frames if kind == "raw" else _codec_frames
-        return asyncio.run(_framed_sender(port, payload, count, frames))
+        return await _framed_sender(port, payload, count, frames)
     finally:
-        child.join(timeout=10)
-        if child.is_alive():
-            child.kill()
+        child.stop()
 
 
 def main() -> None:
@@ -259,7 +254,7 @@ def main() -> None:
         best = dict.fromkeys(KINDS, 0.0)
         for _ in range(ROUNDS):
             for kind in KINDS:  # interleaved: noise hits every kind alike
-                best[kind] = max(best[kind], _run(kind, payload, count))
+                best[kind] = max(best[kind], asyncio.run(_run(kind, payload, count)))
         raw, codec, cove = best["raw"], best["codec"], best["cove"]
         ok &= report(f"link messages/s, {label} (inline floor)", cove, raw, goal)
         report(f"link messages/s, {label} (codec floor)", cove, codec, goal)
