@@ -90,22 +90,35 @@ def sealed_length(size: int, idx: int) -> int:
 class Lane:
     """Work done in order in a helper thread of its own, beside the caller's: hashing,
     sealing and the disk all release the GIL, so a two-core machine does two at once. Up
-    to ``depth`` items may wait before :meth:`submit` waits; an item's error is raised by
-    the next :meth:`submit` or :meth:`wait`."""
+    to ``depth`` items may wait before :meth:`submit` waits. An item's error is raised by
+    the next :meth:`submit` or :meth:`wait`, and by every one after: once an item failed,
+    nothing more is done (a write after a failed one would land where it left off)."""
 
     def __init__(self, name: str, depth: int) -> None:
         self._depth = depth
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._pending: deque[Future[object]] = deque()
+        self._failed: BaseException | None = None
 
     def submit(self, work: Callable[..., object], *args: Any) -> None:
         while len(self._pending) >= self._depth:
-            self._pending.popleft().result()
+            self._settle()
+        if self._failed is not None:
+            raise self._failed
         self._pending.append(self._pool.submit(work, *args))
 
     def wait(self) -> None:
         while self._pending:
+            self._settle()
+        if self._failed is not None:
+            raise self._failed
+
+    def _settle(self) -> None:
+        try:
             self._pending.popleft().result()
+        except BaseException as exc:
+            self._failed = self._failed or exc
+            raise
 
     def close(self) -> None:
         """Wait for what was submitted (its errors are not raised) and end the thread."""
@@ -129,7 +142,6 @@ class Hasher:
         self._lane = Lane("cove-hash", self.DEPTH)
         self._written = 0
         self._writer = Writer(fd) if fd >= 0 else None
-        self._failed: OSError | None = None
         self._writes = Lane("cove-write", self.WRITES) if fd >= 0 else None
 
     def feed(self, parts: Sequence[bytes | memoryview]) -> None:
@@ -142,13 +154,7 @@ class Hasher:
         for part in parts:
             self._sha.update(part)
         if self._writer is not None and self._writes is not None:
-            if self._failed is not None:  # the bytes after a failed write are not written
-                raise self._failed
-            try:
-                self._writes.submit(self._writer.write, parts, self._written)
-            except OSError as exc:
-                self._failed = exc
-                raise
+            self._writes.submit(self._writer.write, parts, self._written)
             self._written += sum(len(p) for p in parts)
 
     def wait(self) -> None:
@@ -389,11 +395,7 @@ class SealedFile:
         self.size = size
         self.count = chunk_count(size)
         self._fd = os.open(path, flags, 0o600)
-        try:
-            self._writer = Writer(self._fd)
-        except BaseException:
-            os.close(self._fd)
-            raise
+        self._writer = Writer(self._fd)  # never fails: without O_DIRECT it writes plainly
 
     @property
     def flush_failed(self) -> bool:
@@ -434,43 +436,36 @@ class SealedFile:
 
 
 def read_span(fd: int, size: int, start: int, n: int) -> list[bytes]:
-    end = start + n
-    total = (n - 1) * STRIDE + sealed_length(size, end - 1)
-    data = os.pread(fd, total, start * STRIDE)
-    if len(data) != total:
+    """Sealed chunks ``start .. start + n - 1`` through the page cache (one read call)."""
+    lo, hi = _span_range(size, start, n)
+    data = os.pread(fd, hi - lo, lo)
+    if len(data) != hi - lo:
         raise FileError("A stored file is shorter than it should be.")
-    view = memoryview(data)
-    return [bytes(view[(i - start) * STRIDE:(i - start) * STRIDE + sealed_length(size, i)])
-            for i in range(start, end)]
+    return _cut(memoryview(data), size, start, n)
 
 
 def read_chunks(path: Path, size: int, start: int, n: int) -> list[bytes]:
     """Sealed chunks from a store, for serving: opened, read once, closed. Read around the
     page cache where the file system allows it, into an aligned buffer of the thread's
     own: a store is read once per device that fetches it, and through the page cache every
-    byte of it would first take a page of fresh memory (most of the reading's CPU)."""
-    direct = bool(_O_DIRECT) and not getattr(_reading, "refused", False)
-    try:
-        fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS | (_O_DIRECT if direct else 0))
-    except OSError as exc:
-        if not direct or exc.errno != errno.EINVAL:
-            raise
-        direct, fd = False, os.open(path, os.O_RDONLY | _OPEN_FLAGS)
-    try:
-        if direct:
+    byte of it would first take a page of fresh memory (most of the reading's CPU). A
+    file system that refuses (EINVAL) is not asked again by this thread."""
+    if _O_DIRECT and not getattr(_reading, "refused", False):
+        try:
+            fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS | _O_DIRECT)
             try:
                 return _read_span_direct(fd, size, start, n)
-            except OSError as exc:  # a file system that takes O_DIRECT on its own terms
-                if exc.errno != errno.EINVAL:
-                    raise
-                _reading.refused = True
-            closing, fd = fd, -1
-            os.close(closing)
-            fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            _reading.refused = True
+    fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+    try:
         return read_span(fd, size, start, n)
     finally:
-        if fd >= 0:
-            os.close(fd)
+        os.close(fd)
 
 
 _reading = threading.local()
@@ -478,11 +473,22 @@ _reading = threading.local()
 DIRECT_BUFFER or one span), and whether a direct read was refused (``refused``)."""
 
 
+def _span_range(size: int, start: int, n: int) -> tuple[int, int]:
+    """Where chunks ``start .. start + n - 1`` of a store lie: (first byte, end)."""
+    lo = start * STRIDE
+    return lo, lo + (n - 1) * STRIDE + sealed_length(size, start + n - 1)
+
+
+def _cut(view: memoryview, size: int, start: int, n: int) -> list[bytes]:
+    """The chunks ``start ..`` out of ``view``, which begins with chunk ``start``."""
+    return [bytes(view[(i - start) * STRIDE:(i - start) * STRIDE + sealed_length(size, i)])
+            for i in range(start, start + n)]
+
+
 def _read_span_direct(fd: int, size: int, start: int, n: int) -> list[bytes]:
     """:func:`read_span` through O_DIRECT: whole blocks into an aligned buffer, then a
     slice each."""
-    lo = start * STRIDE
-    hi = lo + (n - 1) * STRIDE + sealed_length(size, start + n - 1)
+    lo, hi = _span_range(size, start, n)
     first, last = lo - lo % BLOCK, -(-hi // BLOCK) * BLOCK
     buf: mmap.mmap | None = getattr(_reading, "buf", None)
     if buf is None or len(buf) < last - first:
@@ -496,10 +502,7 @@ def _read_span_direct(fd: int, size: int, start: int, n: int) -> list[bytes]:
                 break
         if first + got < hi:
             raise FileError("A stored file is shorter than it should be.")
-        base = lo - first
-        return [bytes(view[base + (i - start) * STRIDE:
-                           base + (i - start) * STRIDE + sealed_length(size, i)])
-                for i in range(start, start + n)]
+        return _cut(view[lo - first:], size, start, n)
 
 
 def snapshot(source: str, dest: Path, fid: bytes, key: bytes, *,
